@@ -1,0 +1,459 @@
+//! The command line: clap definitions, one function per subcommand, and all printing.
+
+use anyhow::{Context, Result};
+use chimera::engine::{Engine, GenerateOptions, LoadOptions, Output};
+use chimera::gguf::{Gguf, TensorType};
+use chimera::kv_cache::KvCache;
+use chimera::model::{size_label, Gemma3Config};
+use chimera::registry::{self, Registry};
+use chimera::sampler::SamplerOptions;
+use chimera::tokenizer::Tokenizer;
+use clap::{Args, Parser, Subcommand};
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+
+/// gemma3 GGUF inference in-process: run, show, tokenize, perplexity, pull.
+#[derive(Parser, Debug)]
+#[command(name = "chimera", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Generate text from a prompt (argument, stdin, or --prompt-ids).
+    Run(RunArgs),
+    /// Print metadata, shapes, tensor types, sizes and the offload plan.
+    Show(ShowArgs),
+    /// Print the token ids of a text (special tokens parsed).
+    Tokenize(TokenizeArgs),
+    /// llama-perplexity's method on a text file.
+    Perplexity(PerplexityArgs),
+    /// Fetch a registry model into the local store and verify it.
+    Pull {
+        /// A name from models.toml (e.g. gemma3:270m).
+        name: String,
+    },
+    /// List registry models and whether each is present locally.
+    List,
+}
+
+/// Options fixed at load (Ollama's runner options).
+#[derive(Args, Debug, Clone)]
+pub struct LoadArgs {
+    /// Context size in tokens.
+    #[arg(long, default_value_t = 4096)]
+    pub num_ctx: usize,
+    /// Layers offloaded to the GPU: −1 automatic, 0 CPU, N the last N blocks, N > blocks the head too.
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    pub num_gpu: i64,
+    /// CPU threads (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    pub num_thread: usize,
+    /// Prompt tokens evaluated per forward.
+    #[arg(long, default_value_t = 512)]
+    pub num_batch: usize,
+}
+
+impl LoadArgs {
+    fn options(&self) -> LoadOptions {
+        LoadOptions {
+            num_ctx: self.num_ctx,
+            num_batch: self.num_batch,
+            num_thread: self.num_thread,
+            num_gpu: self.num_gpu,
+        }
+    }
+}
+
+/// Sampling and generation options with Ollama's names and defaults.
+#[derive(Args, Debug, Clone)]
+pub struct GenArgs {
+    /// Tokens to generate (−1 = until a stop).
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    pub num_predict: i64,
+    /// Tokens kept from the start on truncation and context shift.
+    #[arg(long, default_value_t = 4)]
+    pub num_keep: usize,
+    /// Temperature (0 = greedy).
+    #[arg(long, default_value_t = 0.8, allow_negative_numbers = true)]
+    pub temperature: f32,
+    /// Keep the k most likely tokens (0 = off).
+    #[arg(long, default_value_t = 40, allow_negative_numbers = true)]
+    pub top_k: i32,
+    /// Nucleus sampling threshold (1 = off).
+    #[arg(long, default_value_t = 0.9, allow_negative_numbers = true)]
+    pub top_p: f32,
+    /// Minimum probability relative to the top token (0 = off).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub min_p: f32,
+    /// Repeat penalty (1 = off).
+    #[arg(long, default_value_t = 1.1, allow_negative_numbers = true)]
+    pub repeat_penalty: f32,
+    /// Tokens the penalties look back over (−1 = num_ctx, 0 = off).
+    #[arg(long, default_value_t = 64, allow_negative_numbers = true)]
+    pub repeat_last_n: i32,
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub presence_penalty: f32,
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub frequency_penalty: f32,
+    /// RNG seed (−1 = random).
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    pub seed: i64,
+    /// Stop string (repeatable).
+    #[arg(long)]
+    pub stop: Vec<String>,
+    /// Fail instead of truncating a prompt longer than num_ctx.
+    #[arg(long)]
+    pub no_truncate: bool,
+    /// Stop with `length` instead of shifting the context when it fills.
+    #[arg(long)]
+    pub no_shift: bool,
+}
+
+impl GenArgs {
+    fn options(&self, logprobs: usize) -> GenerateOptions {
+        GenerateOptions {
+            num_predict: self.num_predict,
+            num_keep: self.num_keep,
+            stop: self.stop.clone(),
+            truncate: !self.no_truncate,
+            shift: !self.no_shift,
+            logprobs,
+            sampler: SamplerOptions {
+                temperature: self.temperature,
+                top_k: self.top_k,
+                top_p: self.top_p,
+                min_p: self.min_p,
+                repeat_penalty: self.repeat_penalty,
+                repeat_last_n: self.repeat_last_n,
+                presence_penalty: self.presence_penalty,
+                frequency_penalty: self.frequency_penalty,
+                seed: self.seed,
+            },
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// A .gguf path or a models.toml name.
+    pub model: String,
+    /// The prompt (read from stdin when absent).
+    pub prompt: Option<String>,
+    /// The prompt as a JSON array of token ids (no template, no BOS added).
+    #[arg(long, conflicts_with = "prompt")]
+    pub prompt_ids: Option<String>,
+    /// Do not apply the chat template.
+    #[arg(long)]
+    pub raw: bool,
+    /// Print Ollama's statistics block to stderr.
+    #[arg(long)]
+    pub verbose: bool,
+    /// `json`: print one JSON object at the end instead of streaming text.
+    #[arg(long, value_parser = ["json"])]
+    pub format: Option<String>,
+    /// With --format json: per generated token, its logprob and the top-N alternatives.
+    #[arg(long, default_value_t = 0)]
+    pub logprobs: usize,
+    #[command(flatten)]
+    pub load: LoadArgs,
+    #[command(flatten)]
+    pub gen: GenArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ShowArgs {
+    pub model: String,
+    #[arg(long, default_value_t = 4096)]
+    pub num_ctx: usize,
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    pub num_gpu: i64,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct TokenizeArgs {
+    pub model: String,
+    /// The text (or use --file).
+    pub text: Option<String>,
+    #[arg(long, conflicts_with = "text")]
+    pub file: Option<PathBuf>,
+    /// Do not add BOS.
+    #[arg(long)]
+    pub no_bos: bool,
+    /// Print ids and pieces as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PerplexityArgs {
+    pub model: String,
+    pub file: PathBuf,
+    #[arg(long, default_value_t = 512)]
+    pub num_ctx: usize,
+    #[arg(long, default_value_t = 0)]
+    pub num_thread: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Dispatches a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Run(a) => run_cmd(a),
+        Command::Show(a) => show(a),
+        Command::Tokenize(a) => tokenize(a),
+        Command::Perplexity(a) => perplexity(a),
+        Command::Pull { name } => pull(&name),
+        Command::List => list(),
+    }
+}
+
+/// A stderr progress bar for fetches and hashing (hidden when stderr is not a terminal).
+fn progress_printer() -> impl FnMut(&str, u64, Option<u64>) {
+    let bar = indicatif::ProgressBar::new(0);
+    if !std::io::stderr().is_terminal() {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut last = String::new();
+    move |what: &str, done: u64, total: Option<u64>| {
+        if what != last {
+            if !std::io::stderr().is_terminal() {
+                eprintln!("chimera: {what}");
+            }
+            bar.set_message(what.to_string());
+            last = what.to_string();
+        }
+        if let Some(t) = total {
+            bar.set_length(t);
+        }
+        bar.set_position(done);
+    }
+}
+
+fn resolve(model: &str) -> Result<PathBuf> {
+    Ok(registry::resolve(model, &mut progress_printer())?)
+}
+
+fn load(model: &str, opts: LoadOptions) -> Result<Engine> {
+    let path = resolve(model)?;
+    let engine = Engine::load(&path, opts)?;
+    for w in &engine.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(engine)
+}
+
+fn run_cmd(a: RunArgs) -> Result<()> {
+    let opts = a.gen.options(a.logprobs);
+    opts.sampler.validate()?;
+    a.load.options().validate()?;
+    let prompt_ids: Option<Vec<u32>> = match &a.prompt_ids {
+        Some(s) => Some(
+            serde_json::from_str(s)
+                .map_err(|e| anyhow::anyhow!("invalid value for --prompt-ids: {e}"))?,
+        ),
+        None => None,
+    };
+    let text = match (&prompt_ids, &a.prompt) {
+        (Some(_), _) => None,
+        (None, Some(p)) => Some(p.clone()),
+        (None, None) => {
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s).context("reading the prompt from stdin")?;
+            Some(s)
+        }
+    };
+    let mut engine = load(&a.model, a.load.options())?;
+    let ids = match (prompt_ids, text) {
+        (Some(ids), _) => ids,
+        (None, Some(t)) => engine.prompt_ids(&t, a.raw)?,
+        (None, None) => unreachable!("one of the two is set above"),
+    };
+    let json = a.format.is_some();
+    let mut stdout = std::io::stdout().lock();
+    let out = engine.generate(&ids, &opts, &mut |piece| {
+        if !json {
+            let _ = stdout.write_all(piece.as_bytes());
+            let _ = stdout.flush();
+        }
+    })?;
+    for w in &out.warnings {
+        eprintln!("warning: {w}");
+    }
+    if json {
+        serde_json::to_writer(&mut stdout, &out)?;
+        writeln!(stdout)?;
+    } else {
+        writeln!(stdout)?;
+    }
+    if a.verbose {
+        eprint!("{}", stats_block(&out));
+    }
+    Ok(())
+}
+
+/// Ollama's `--verbose` block (ref: ollama api/types.go Metrics.Summary).
+pub fn stats_block(o: &Output) -> String {
+    let t = &o.timings;
+    let d = |ns: u64| format!("{:?}", std::time::Duration::from_nanos(ns));
+    format!(
+        "total duration:       {}\nload duration:        {}\nprompt eval count:    {} token(s)\nprompt eval duration: {}\nprompt eval rate:     {:.2} tokens/s\neval count:           {} token(s)\neval duration:        {}\neval rate:            {:.2} tokens/s\ntime to first token:  {}\n",
+        d(t.total_duration),
+        d(t.load_duration),
+        t.prompt_eval_count,
+        d(t.prompt_eval_duration),
+        t.prompt_rate(),
+        t.eval_count,
+        d(t.eval_duration),
+        t.eval_rate(),
+        d(t.ttft),
+    )
+}
+
+fn show(a: ShowArgs) -> Result<()> {
+    chimera::engine::LoadOptions { num_ctx: a.num_ctx, num_gpu: a.num_gpu, ..Default::default() }
+        .validate()?;
+    let path = resolve(&a.model)?;
+    let g = Gguf::open(&path)?;
+    let cfg = Gemma3Config::from_gguf(&g)?;
+    let sizes = chimera::engine::sizes(&g)?;
+    let plan = chimera::offload::plan(&sizes, a.num_gpu, None)?;
+    let mut hist: std::collections::BTreeMap<TensorType, (usize, u64)> = Default::default();
+    for t in &g.tensors {
+        let e = hist.entry(t.ty).or_default();
+        e.0 += 1;
+        e.1 += t.bytes;
+    }
+    let n_params: u64 = g.tensors.iter().map(|t| t.n_elements()).sum();
+    let num_ctx = a.num_ctx.min(cfg.context_length);
+    let kv = KvCache::bytes_for(&cfg, num_ctx, 512.min(num_ctx));
+    if a.json {
+        let v = serde_json::json!({
+            "file": path, "file_size": g.file_size, "gguf_version": g.version,
+            "config": cfg, "n_params": n_params, "size_label": size_label(cfg.n_layer),
+            "tensor_types": hist.iter().map(|(t, (n, b))| (t.name().to_string(), serde_json::json!({"count": n, "bytes": b}))).collect::<serde_json::Map<_, _>>(),
+            "num_ctx": num_ctx, "kv_bytes": kv, "offload": plan,
+            "metadata": g.metadata.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.brief()))).collect::<serde_json::Map<_, _>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("file          {}", path.display());
+    println!("size          {} bytes (GGUF v{})", g.file_size, g.version);
+    println!("model         gemma3 {} ({} parameters)", size_label(cfg.n_layer), n_params);
+    println!(
+        "shape         {} blocks, n_embd {}, n_ff {}, heads {}/{} kv, head_dim {}, vocab {}",
+        cfg.n_layer, cfg.n_embd, cfg.n_ff, cfg.n_head, cfg.n_head_kv, cfg.head_dim, cfg.n_vocab
+    );
+    println!(
+        "attention     sliding window {:?}, rope base {} global / {} local, scale {}",
+        cfg.sliding_window, cfg.rope_base_global, cfg.rope_base_local, cfg.rope_scale_global
+    );
+    println!(
+        "context       {} trained, num_ctx {num_ctx}: KV cache {:.1} MiB",
+        cfg.context_length,
+        kv as f64 / 1048576.0
+    );
+    println!("tensor types");
+    for (t, (n, b)) in &hist {
+        println!("  {:<6} {:>4} tensors {:>12} bytes", t.name(), n, b);
+    }
+    println!("offload       num_gpu {}: {plan}", a.num_gpu);
+    println!("metadata");
+    for (k, v) in &g.metadata {
+        println!("  {k} = {}", v.brief());
+    }
+    Ok(())
+}
+
+fn tokenize(a: TokenizeArgs) -> Result<()> {
+    let text = match (&a.text, &a.file) {
+        (Some(t), _) => t.clone(),
+        (None, Some(f)) => {
+            std::fs::read_to_string(f).with_context(|| format!("{}", f.display()))?
+        }
+        (None, None) => {
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s)?;
+            s
+        }
+    };
+    let path = resolve(&a.model)?;
+    let g = Gguf::open(&path)?;
+    let tok = Tokenizer::from_gguf(&g)?;
+    let ids = tok.encode(&text, !a.no_bos, true)?;
+    if a.json {
+        let pieces: Vec<String> = ids.iter().map(|&i| tok.token_text(i)).collect();
+        println!("{}", serde_json::json!({"ids": ids, "pieces": pieces, "n_tokens": ids.len()}));
+    } else {
+        println!("{}", serde_json::to_string(&ids)?);
+    }
+    Ok(())
+}
+
+fn perplexity(a: PerplexityArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&a.file).with_context(|| format!("{}", a.file.display()))?;
+    let opts = LoadOptions {
+        num_ctx: a.num_ctx,
+        num_batch: a.num_ctx,
+        num_thread: a.num_thread,
+        num_gpu: -1,
+    };
+    opts.validate()?;
+    let mut engine = load(&a.model, opts)?;
+    let json = a.json;
+    let p = chimera::perplexity::run(&mut engine, &text, &mut |i, _n, ppl| {
+        if !json {
+            eprint!("[{i}]{ppl:.4},");
+        }
+    })?;
+    if json {
+        println!("{}", serde_json::to_string(&p)?);
+    } else {
+        eprintln!();
+        println!(
+            "Final estimate: PPL = {:.4} +/- {:.5} ({} chunks of {})",
+            p.ppl, p.ppl_error, p.n_chunks, p.n_ctx
+        );
+    }
+    Ok(())
+}
+
+fn pull(name: &str) -> Result<()> {
+    let reg = Registry::load()?;
+    let spec = reg.get(name).ok_or_else(|| {
+        anyhow::anyhow!(
+            "model '{name}' is not in the registry (known: {})",
+            reg.models.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
+        )
+    })?;
+    let p = registry::pull(spec, &mut progress_printer())?;
+    println!("{}", p.display());
+    Ok(())
+}
+
+fn list() -> Result<()> {
+    let reg = Registry::load()?;
+    println!("{:<16} {:<8} {:>12}  {}", "NAME", "QUANT", "SIZE", "LOCAL");
+    for m in &reg.models {
+        let local = registry::store_dir().join(&m.file);
+        let mark = if local.is_file() { local.display().to_string() } else { "-".into() };
+        let d = if m.name == reg.default { " (default)" } else { "" };
+        println!(
+            "{:<16} {:<8} {:>12}  {mark}{d}",
+            m.name,
+            m.quant.as_deref().unwrap_or("?"),
+            m.size.map_or("?".into(), |s| s.to_string())
+        );
+    }
+    Ok(())
+}

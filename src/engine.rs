@@ -1,0 +1,449 @@
+//! The engine: a loaded model, its tokenizer and state, and generation with Ollama's options,
+//! context policy, stop handling and timing fields.
+
+use crate::error::{Error, Result};
+use crate::gguf::Gguf;
+use crate::model::{Model, State};
+use crate::offload::{self, Placement, Plan};
+use crate::sampler::{Sampler, SamplerOptions};
+use crate::timing::{since, Timings};
+use crate::tokenizer::{gemma_chat_prompt, TextStream, Tokenizer};
+use std::ops::Range;
+use std::path::Path;
+use std::time::Instant;
+
+/// Options fixed at load (Ollama's "runner" options).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LoadOptions {
+    /// Context size in tokens (clamped to the model's context_length).
+    pub num_ctx: usize,
+    /// Prompt tokens per forward.
+    pub num_batch: usize,
+    /// CPU threads; 0 = all available cores.
+    pub num_thread: usize,
+    /// Slots offloaded to the GPU (−1 = automatic).
+    pub num_gpu: i64,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        // ref: Ollama: num_ctx 4096 below 24 GiB of VRAM, num_batch 512, num_gpu −1, num_thread 0
+        LoadOptions { num_ctx: 4096, num_batch: 512, num_thread: 0, num_gpu: -1 }
+    }
+}
+
+impl LoadOptions {
+    /// Checks value domains; the error names the option.
+    pub fn validate(&self) -> Result<()> {
+        if self.num_ctx == 0 {
+            return Err(Error::option("num_ctx", 0, "must be ≥ 1"));
+        }
+        if self.num_batch == 0 {
+            return Err(Error::option("num_batch", 0, "must be ≥ 1"));
+        }
+        if self.num_gpu < -1 {
+            return Err(Error::option("num_gpu", self.num_gpu, "must be ≥ −1 (−1 = automatic)"));
+        }
+        Ok(())
+    }
+
+    /// Threads to use.
+    pub fn threads(&self) -> usize {
+        if self.num_thread > 0 {
+            self.num_thread
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+}
+
+/// Per-request options.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct GenerateOptions {
+    /// Tokens to generate; −1 = until a stop (capped at 10 × num_ctx, as Ollama).
+    pub num_predict: i64,
+    /// Tokens kept from the start of the context on truncation and context shift.
+    pub num_keep: usize,
+    pub stop: Vec<String>,
+    /// Truncate a prompt longer than num_ctx (else an error).
+    pub truncate: bool,
+    /// Shift the context when it fills during generation (else stop with `length`).
+    pub shift: bool,
+    /// Top-N log-probabilities per generated token (0 = none).
+    pub logprobs: usize,
+    pub sampler: SamplerOptions,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        // ref: Ollama api/types.go DefaultOptions: num_predict −1, num_keep 4
+        GenerateOptions {
+            num_predict: -1,
+            num_keep: 4,
+            stop: vec![],
+            truncate: true,
+            shift: true,
+            logprobs: 0,
+            sampler: SamplerOptions::default(),
+        }
+    }
+}
+
+/// Why generation ended, in Ollama's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DoneReason {
+    Stop,
+    Length,
+}
+
+/// A generated token's log-probability and the top alternatives, from the raw logits.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TokenLogprob {
+    pub id: u32,
+    pub logprob: f32,
+    pub top: Vec<(u32, f32)>,
+}
+
+/// The result of one request.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Output {
+    pub response: String,
+    pub prompt_ids: Vec<u32>,
+    pub ids: Vec<u32>,
+    pub done_reason: DoneReason,
+    #[serde(flatten)]
+    pub timings: Timings,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub logprobs: Vec<TokenLogprob>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// A model ready to generate.
+pub struct Engine {
+    pub model: Model,
+    pub tokenizer: Tokenizer,
+    pub plan: Plan,
+    pub opts: LoadOptions,
+    /// Notes from loading (clamped values, GPU requests on a CPU-only build).
+    pub warnings: Vec<String>,
+    state: State,
+    logits: Vec<f32>,
+    /// Tokens whose K/V are in the cache, in position order.
+    ctx: Vec<u32>,
+    /// Load time, reported by the first request only (later ones find the model loaded).
+    pending_load_ns: Option<u64>,
+    pub load_ns: u64,
+}
+
+impl Engine {
+    /// Opens, checks and loads a GGUF, allocates the cache and runs one warm-up forward.
+    pub fn load(path: &Path, mut opts: LoadOptions) -> Result<Engine> {
+        let t0 = Instant::now();
+        opts.validate()?;
+        let gguf = Gguf::open(path)?;
+        let tokenizer = Tokenizer::from_gguf(&gguf)?;
+        let sizes = sizes(&gguf)?;
+        let model = Model::load(gguf)?;
+        let mut warnings = vec![];
+        if opts.num_ctx > model.cfg.context_length {
+            warnings.push(format!(
+                "num_ctx {} exceeds the model's context_length {}; using {}",
+                opts.num_ctx, model.cfg.context_length, model.cfg.context_length
+            ));
+            opts.num_ctx = model.cfg.context_length;
+        }
+        opts.num_batch = opts.num_batch.min(opts.num_ctx);
+        let plan = offload::plan(&sizes, opts.num_gpu, None)?;
+        if opts.num_gpu > 0 {
+            warnings.push(format!(
+                "num_gpu {} requested, but this build has no GPU backend (build with --features cuda); running on CPU",
+                opts.num_gpu
+            ));
+        }
+        let state = State::new(&model.cfg, opts.num_ctx, opts.num_batch, opts.threads());
+        let mut engine = Engine {
+            logits: vec![0.0; model.cfg.n_vocab],
+            model,
+            tokenizer,
+            plan,
+            opts,
+            warnings,
+            state,
+            ctx: vec![],
+            pending_load_ns: None,
+            load_ns: 0,
+        };
+        // Warm-up: touch every weight page and the code paths once, as llama.cpp does at load.
+        let bos = engine.tokenizer.specials().bos.unwrap_or(0);
+        engine.model.forward(&mut engine.state, &[bos], 0)?;
+        engine.model.logits(&mut engine.state, 0..1, &mut engine.logits);
+        engine.load_ns = since(t0);
+        engine.pending_load_ns = Some(engine.load_ns);
+        Ok(engine)
+    }
+
+    /// Bytes of the KV cache.
+    pub fn kv_bytes(&self) -> u64 {
+        self.state.kv.bytes()
+    }
+
+    /// Token ids for a user prompt: the gemma turn format when the model has a chat template and
+    /// `raw` is off; BOS added and special tokens parsed.
+    pub fn prompt_ids(&self, text: &str, raw: bool) -> Result<Vec<u32>> {
+        let templated;
+        let text = if !raw && self.tokenizer.chat_template().is_some() {
+            templated = gemma_chat_prompt(text);
+            &templated
+        } else {
+            text
+        };
+        self.tokenizer.encode(text, true, true)
+    }
+
+    /// Evaluates `tokens` from position 0 (in num_batch pieces) and keeps them as the context.
+    fn eval_from_start(&mut self, tokens: &[u32]) -> Result<()> {
+        self.ctx.clear();
+        for chunk in tokens.chunks(self.opts.num_batch) {
+            self.model.forward(&mut self.state, chunk, self.ctx.len())?;
+            self.ctx.extend_from_slice(chunk);
+        }
+        Ok(())
+    }
+
+    /// Evaluates `tokens` from position 0 and writes the logits of hidden rows `rows` of the
+    /// *last* batch into `out` (used by perplexity; `tokens.len()` ≤ num_batch).
+    pub fn eval_logits(
+        &mut self,
+        tokens: &[u32],
+        rows: Range<usize>,
+        out: &mut [f32],
+    ) -> Result<()> {
+        if tokens.len() > self.opts.num_batch {
+            return Err(Error::option(
+                "num_batch",
+                self.opts.num_batch,
+                "smaller than the chunk to score",
+            ));
+        }
+        self.eval_from_start(tokens)?;
+        self.model.logits(&mut self.state, rows, out);
+        Ok(())
+    }
+
+    /// Logits of more hidden rows of the last evaluated batch.
+    pub fn logits_rows(&mut self, rows: Range<usize>, out: &mut [f32]) {
+        self.model.logits(&mut self.state, rows, out);
+    }
+
+    /// Generates from prompt token ids, calling `on_text` with each piece of text as it becomes
+    /// final (stop strings are held back while they may still match, and trimmed).
+    pub fn generate(
+        &mut self,
+        prompt: &[u32],
+        opts: &GenerateOptions,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Output> {
+        let t0 = Instant::now();
+        let load_ns = self.pending_load_ns.take().unwrap_or(0);
+        let num_ctx = self.opts.num_ctx;
+        let n_vocab = self.model.cfg.n_vocab;
+        let mut sampler = Sampler::new(opts.sampler.clone(), n_vocab, num_ctx)?;
+        if prompt.is_empty() {
+            return Err(Error::option("prompt", "\"\"", "it has no tokens"));
+        }
+        if let Some(&bad) = prompt.iter().find(|&&t| t as usize >= n_vocab) {
+            return Err(Error::TokenId { id: bad, n_vocab });
+        }
+        let mut warnings = vec![];
+        let mut prompt = prompt.to_vec();
+        if prompt.len() > num_ctx {
+            if !opts.truncate {
+                return Err(Error::PromptTooLong { n_prompt: prompt.len(), num_ctx });
+            }
+            // ref: Ollama runner NewSequence: keep num_keep, drop the oldest of the rest
+            let keep = opts.num_keep.min(num_ctx - 1);
+            let drop = prompt.len() - num_ctx;
+            warnings.push(format!(
+                "the prompt has {} tokens, more than num_ctx {num_ctx}; kept the first {keep} and dropped the next {drop}",
+                prompt.len()
+            ));
+            prompt.drain(keep..keep + drop);
+        }
+        prompt.iter().for_each(|&t| sampler.accept(t));
+        let mut t = Timings {
+            load_duration: load_ns,
+            prompt_eval_count: prompt.len() as u64,
+            ..Default::default()
+        };
+
+        let t_prompt = Instant::now();
+        self.eval_from_start(&prompt)?;
+        let last = (prompt.len() - 1) % self.opts.num_batch;
+        self.model.logits(&mut self.state, last..last + 1, &mut self.logits);
+        t.prompt_eval_duration = since(t_prompt);
+
+        let t_eval = Instant::now();
+        let max_new =
+            if opts.num_predict < 0 { 10 * num_ctx as u64 } else { opts.num_predict as u64 };
+        let mut ids = vec![];
+        let mut logprobs = vec![];
+        let mut stream = TextStream::default();
+        let mut held = String::new();
+        let mut response = String::new();
+        let mut done = DoneReason::Length;
+        while (ids.len() as u64) < max_new {
+            if opts.logprobs > 0 {
+                logprobs.push(top_logprobs(&self.logits, opts.logprobs));
+            }
+            let id = sampler.sample(&self.logits);
+            sampler.accept(id);
+            if ids.is_empty() {
+                t.ttft = load_ns + since(t0);
+            }
+            ids.push(id);
+            if let Some(lp) = logprobs.last_mut() {
+                lp.id = id;
+                lp.logprob = log_softmax_at(&self.logits, id);
+            }
+            if self.tokenizer.is_eog(id) {
+                done = DoneReason::Stop;
+                break;
+            }
+            held.push_str(&stream.push(&self.tokenizer, id));
+            if let Some(cut) = opts.stop.iter().filter_map(|s| held.find(s.as_str())).min() {
+                held.truncate(cut);
+                let n = held.len();
+                emit(&mut held, n, &mut response, on_text);
+                done = DoneReason::Stop;
+                break;
+            }
+            let hold = opts.stop.iter().map(|s| partial_suffix(&held, s)).max().unwrap_or(0);
+            let n = held.len() - hold;
+            emit(&mut held, n, &mut response, on_text);
+            if ids.len() as u64 >= max_new {
+                break;
+            }
+            if self.ctx.len() == num_ctx {
+                if !opts.shift {
+                    break;
+                }
+                // ref: llama-server context shift: keep n_keep, discard half of the rest
+                let keep = opts.num_keep.min(num_ctx - 1);
+                let discard = ((self.ctx.len() - keep) / 2).max(1);
+                let mut kept = self.ctx.clone();
+                kept.drain(keep..keep + discard);
+                self.eval_from_start(&kept)?;
+            }
+            self.model.forward(&mut self.state, &[id], self.ctx.len())?;
+            self.ctx.push(id);
+            self.model.logits(&mut self.state, 0..1, &mut self.logits);
+        }
+        if done == DoneReason::Length || !held.is_empty() {
+            held.push_str(&stream.finish());
+            if !opts.stop.iter().any(|s| held.contains(s.as_str())) {
+                let n = held.len();
+                emit(&mut held, n, &mut response, on_text);
+            }
+        }
+        t.eval_count = ids.len() as u64;
+        t.eval_duration = since(t_eval);
+        t.total_duration = load_ns + since(t0);
+        Ok(Output {
+            response,
+            prompt_ids: prompt,
+            ids,
+            done_reason: done,
+            timings: t,
+            logprobs,
+            warnings,
+        })
+    }
+
+    /// Placement of every block.
+    pub fn placements(&self) -> &[Placement] {
+        &self.plan.blocks
+    }
+}
+
+/// Moves the first `n` bytes of `held` to the response and the callback.
+fn emit(held: &mut String, n: usize, response: &mut String, on_text: &mut dyn FnMut(&str)) {
+    if n == 0 {
+        return;
+    }
+    let n = (0..=n).rev().find(|&i| held.is_char_boundary(i)).unwrap_or(0);
+    on_text(&held[..n]);
+    response.push_str(&held[..n]);
+    held.drain(..n);
+}
+
+/// Length of the longest suffix of `text` that is a proper prefix of `stop`.
+fn partial_suffix(text: &str, stop: &str) -> usize {
+    (1..stop.len().min(text.len() + 1))
+        .rev()
+        .find(|&k| stop.is_char_boundary(k) && text.ends_with(&stop[..k]))
+        .unwrap_or(0)
+}
+
+fn log_softmax_at(logits: &[f32], id: u32) -> f32 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits.iter().map(|&l| ((l - max) as f64).exp()).sum();
+    logits[id as usize] - max - sum.ln() as f32
+}
+
+/// The top-N `(id, logprob)` pairs of the raw logits (softmax over the whole vocabulary).
+pub fn top_logprobs(logits: &[f32], n: usize) -> TokenLogprob {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let lse = max + logits.iter().map(|&l| ((l - max) as f64).exp()).sum::<f64>().ln() as f32;
+    let mut top: Vec<(u32, f32)> = Vec::with_capacity(n + 1);
+    for (i, &l) in logits.iter().enumerate() {
+        if top.len() < n || l > top[top.len() - 1].1 {
+            let at = top.partition_point(|x| x.1 >= l);
+            top.insert(at, (i as u32, l));
+            top.truncate(n);
+        }
+    }
+    top.iter_mut().for_each(|x| x.1 -= lse);
+    TokenLogprob { id: 0, logprob: 0.0, top }
+}
+
+/// Sizes for the offload planner, read from tensor headers alone (no weights touched).
+pub fn sizes(g: &Gguf) -> Result<offload::Sizes> {
+    let n_layer = crate::model::Gemma3Config::from_gguf(g)?.n_layer;
+    let embd = g.tensor("token_embd.weight").map_or(0, |t| t.bytes);
+    let head = g.tensor("output.weight").map_or(embd, |t| t.bytes)
+        + g.tensor("output_norm.weight").map_or(0, |t| t.bytes);
+    Ok(offload::Sizes {
+        block_bytes: (0..n_layer).map(|l| Model::layer_bytes(g, l)).collect(),
+        head_bytes: head,
+        embd_bytes: embd,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_stop_suffixes_are_held_back() {
+        assert_eq!(partial_suffix("hello wor", "world"), 3);
+        assert_eq!(partial_suffix("hello", "world"), 0);
+        assert_eq!(partial_suffix("ab<end", "<end_of_turn>"), 4);
+    }
+
+    #[test]
+    fn top_logprobs_are_sorted_and_normalised() {
+        let l = [0.0f32, 2.0, 1.0, -1.0];
+        let t = top_logprobs(&l, 2);
+        assert_eq!(t.top.iter().map(|x| x.0).collect::<Vec<_>>(), vec![1, 2]);
+        let total: f32 = l.iter().map(|&x| (x - 2.0).exp()).sum();
+        assert!((t.top[0].1 + total.ln()).abs() < 1e-5);
+    }
+
+    #[test]
+    fn load_options_reject_zero_context() {
+        let e = LoadOptions { num_ctx: 0, ..Default::default() }.validate().unwrap_err();
+        assert!(e.to_string().contains("num_ctx"));
+    }
+}

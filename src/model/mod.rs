@@ -1,0 +1,515 @@
+//! The gemma3 forward pass on the CPU over buffers allocated at load.
+//!
+//! Architecture (ref: llama.cpp src/models/gemma3.cpp; HF transformers modeling_gemma3.py):
+//! token embedding × √n_embd; per block a "sandwich" of RMSNorms around attention and the MLP;
+//! grouped-query attention with RMS-normed Q and K (QK-norm) and NEOX rope, base 10000 on sliding
+//! layers and `rope.freq_base` (optionally linearly scaled) on every sixth, global layer; sliding
+//! layers see the last `sliding_window` positions; GELU-tanh gated MLP; output head tied to the
+//! embedding unless `output.weight` exists; optional final logit soft-cap.
+
+mod config;
+
+pub use config::{size_label, Gemma3Config};
+
+use crate::error::{Error, Result};
+use crate::gguf::{Gguf, TensorInfo, TensorType};
+use crate::kv_cache::KvCache;
+use crate::pool::{split, Pool};
+use crate::quant::{self, MatmulScratch, QWeight};
+use std::ops::Range;
+
+/// Where a 2-D weight lives in the file.
+#[derive(Debug, Clone, Copy)]
+struct WRef {
+    ty: TensorType,
+    rows: usize,
+    cols: usize,
+    offset: usize,
+    bytes: usize,
+}
+
+struct Layer {
+    attn_norm: Vec<f32>,
+    q_norm: Vec<f32>,
+    k_norm: Vec<f32>,
+    post_attn_norm: Vec<f32>,
+    ffn_norm: Vec<f32>,
+    post_ffw_norm: Vec<f32>,
+    wq: WRef,
+    wk: WRef,
+    wv: WRef,
+    wo: WRef,
+    w_gate: WRef,
+    w_up: WRef,
+    w_down: WRef,
+}
+
+/// A loaded gemma3 model: config, the mapped file and typed views of its weights.
+pub struct Model {
+    pub cfg: Gemma3Config,
+    pub gguf: Gguf,
+    layers: Vec<Layer>,
+    embd: WRef,
+    output: WRef,
+    output_norm: Vec<f32>,
+    /// gelu(x) for every f16 bit pattern x (ref: ggml-cpu vec.h GGML_GELU_FP16 table).
+    gelu_table: Vec<f32>,
+}
+
+impl Model {
+    /// Builds typed views over an opened GGUF; checks every tensor's presence, type and shape.
+    pub fn load(gguf: Gguf) -> Result<Model> {
+        let cfg = Gemma3Config::from_gguf(&gguf)?;
+        let c = &cfg;
+        let find = |name: &str| -> Result<&TensorInfo> {
+            gguf.tensor(name).ok_or_else(|| Error::Tensor {
+                path: gguf.path.clone(),
+                name: name.into(),
+                what: "missing".into(),
+            })
+        };
+        let shape_err = |t: &TensorInfo, want: &[usize]| Error::Tensor {
+            path: gguf.path.clone(),
+            name: t.name.clone(),
+            what: format!("shape {:?}, expected {want:?}", t.dims),
+        };
+        let mat = |name: &str, cols: usize, rows: usize| -> Result<WRef> {
+            let t = find(name)?;
+            if t.dims != [cols as u64, rows as u64] {
+                return Err(shape_err(t, &[cols, rows]));
+            }
+            Ok(WRef { ty: t.ty, rows, cols, offset: t.offset as usize, bytes: t.bytes as usize })
+        };
+        let vec = |name: &str, n: usize| -> Result<Vec<f32>> {
+            let t = find(name)?;
+            if t.dims != [n as u64] {
+                return Err(shape_err(t, &[n]));
+            }
+            let mut out = vec![0f32; n];
+            quant::dequantize(t.ty, gguf.data(t), &mut out);
+            Ok(out)
+        };
+        let (e, hd) = (c.n_embd, c.head_dim);
+        let mut layers = Vec::with_capacity(c.n_layer);
+        for i in 0..c.n_layer {
+            let n = |s: &str| format!("blk.{i}.{s}.weight");
+            layers.push(Layer {
+                attn_norm: vec(&n("attn_norm"), e)?,
+                q_norm: vec(&n("attn_q_norm"), hd)?,
+                k_norm: vec(&n("attn_k_norm"), hd)?,
+                post_attn_norm: vec(&n("post_attention_norm"), e)?,
+                ffn_norm: vec(&n("ffn_norm"), e)?,
+                post_ffw_norm: vec(&n("post_ffw_norm"), e)?,
+                wq: mat(&n("attn_q"), e, c.q_dim())?,
+                wk: mat(&n("attn_k"), e, c.kv_dim())?,
+                wv: mat(&n("attn_v"), e, c.kv_dim())?,
+                wo: mat(&n("attn_output"), c.q_dim(), e)?,
+                w_gate: mat(&n("ffn_gate"), e, c.n_ff)?,
+                w_up: mat(&n("ffn_up"), e, c.n_ff)?,
+                w_down: mat(&n("ffn_down"), c.n_ff, e)?,
+            });
+        }
+        let embd = mat("token_embd.weight", e, c.n_vocab)?;
+        let output = if c.tied_output { embd } else { mat("output.weight", e, c.n_vocab)? };
+        let output_norm = vec("output_norm.weight", e)?;
+        let gelu_table = (0..=u16::MAX)
+            .map(|bits| {
+                let x = half::f16::from_bits(bits).to_f32();
+                half::f16::from_f32(gelu_tanh(x)).to_f32()
+            })
+            .collect();
+        Ok(Model { cfg, gguf, layers, embd, output, output_norm, gelu_table })
+    }
+
+    fn w(&self, r: &WRef) -> QWeight<'_> {
+        QWeight {
+            ty: r.ty,
+            rows: r.rows,
+            cols: r.cols,
+            data: &self.gguf.bytes()[r.offset..r.offset + r.bytes],
+        }
+    }
+
+    /// Bytes of weights in block `l` (for the offload planner).
+    pub fn layer_bytes(g: &Gguf, l: usize) -> u64 {
+        let prefix = format!("blk.{l}.");
+        g.tensors.iter().filter(|t| t.name.starts_with(&prefix)).map(|t| t.bytes).sum()
+    }
+
+    /// Runs `tokens` at positions `pos0..` through every block, writing K/V into `st.kv`, and
+    /// leaves the final-normed hidden state of each token in `st.hidden`.
+    pub fn forward(&self, st: &mut State, tokens: &[u32], pos0: usize) -> Result<()> {
+        let c = &self.cfg;
+        let n = tokens.len();
+        assert!(n <= st.max_batch, "invariant: the engine splits prompts into n_batch pieces");
+        assert!(pos0 + n <= st.kv.num_ctx, "invariant: the engine keeps positions below num_ctx");
+        let (e, hd, qd, kvd) = (c.n_embd, c.head_dim, c.q_dim(), c.kv_dim());
+        // embedding × √n_embd (ref: gemma3.cpp: ggml_scale(inpL, sqrtf(n_embd)))
+        let emb = self.w(&self.embd);
+        let scale = (e as f32).sqrt();
+        for (b, &t) in tokens.iter().enumerate() {
+            if t as usize >= c.n_vocab {
+                return Err(Error::TokenId { id: t, n_vocab: c.n_vocab });
+            }
+            let x = &mut st.x[b * e..(b + 1) * e];
+            emb.row(t as usize, x);
+            x.iter_mut().for_each(|v| *v *= scale);
+        }
+        st.fill_rope(c, pos0, n);
+        for (l, layer) in self.layers.iter().enumerate() {
+            let global = c.is_global(l);
+            // attention
+            for b in 0..n {
+                rms_norm(
+                    &st.x[b * e..(b + 1) * e],
+                    &layer.attn_norm,
+                    c.rms_eps,
+                    &mut st.xn[b * e..(b + 1) * e],
+                );
+            }
+            quant::matmul_many(
+                &st.pool,
+                &mut st.mm,
+                &st.xn,
+                n,
+                e,
+                &mut [
+                    (self.w(&layer.wq), &mut st.q[..]),
+                    (self.w(&layer.wk), &mut st.k[..]),
+                    (self.w(&layer.wv), &mut st.v[..]),
+                ],
+            );
+            let (cos, sin) = if global { (&st.cos_g, &st.sin_g) } else { (&st.cos_l, &st.sin_l) };
+            for b in 0..n {
+                let cs = &cos[b * hd / 2..(b + 1) * hd / 2];
+                let sn = &sin[b * hd / 2..(b + 1) * hd / 2];
+                for h in st.q[b * qd..(b + 1) * qd].chunks_exact_mut(hd) {
+                    rms_norm_inplace(h, &layer.q_norm, c.rms_eps);
+                    rope_neox(h, cs, sn);
+                    // ref: gemma3.cpp: Qcur = ggml_scale(Qcur, f_attention_scale), kq_scale 1.0
+                    h.iter_mut().for_each(|v| *v *= c.attn_scale);
+                }
+                for h in st.k[b * kvd..(b + 1) * kvd].chunks_exact_mut(hd) {
+                    rms_norm_inplace(h, &layer.k_norm, c.rms_eps);
+                    rope_neox(h, cs, sn);
+                }
+                let cell = st.kv.cell(l, pos0 + b);
+                let lc = &mut st.kv.layers[l];
+                lc.k[cell * kvd..(cell + 1) * kvd].copy_from_slice(&st.k[b * kvd..(b + 1) * kvd]);
+                lc.v[cell * kvd..(cell + 1) * kvd].copy_from_slice(&st.v[b * kvd..(b + 1) * kvd]);
+            }
+            let window = if global { None } else { c.sliding_window };
+            st.attention(c, l, pos0, n, window);
+            quant::matmul(&st.pool, &mut st.mm, &st.att, n, self.w(&layer.wo), &mut st.o);
+            for b in 0..n {
+                let o = &mut st.o[b * e..(b + 1) * e];
+                rms_norm_inplace(o, &layer.post_attn_norm, c.rms_eps);
+                st.x[b * e..(b + 1) * e].iter_mut().zip(o.iter()).for_each(|(x, o)| *x += o);
+            }
+            // MLP: down(gelu(gate(x)) * up(x))
+            for b in 0..n {
+                rms_norm(
+                    &st.x[b * e..(b + 1) * e],
+                    &layer.ffn_norm,
+                    c.rms_eps,
+                    &mut st.xn[b * e..(b + 1) * e],
+                );
+            }
+            quant::matmul_many(
+                &st.pool,
+                &mut st.mm,
+                &st.xn,
+                n,
+                e,
+                &mut [
+                    (self.w(&layer.w_gate), &mut st.gate[..]),
+                    (self.w(&layer.w_up), &mut st.up[..]),
+                ],
+            );
+            self.geglu(st, n * c.n_ff);
+            quant::matmul(&st.pool, &mut st.mm, &st.gate, n, self.w(&layer.w_down), &mut st.o);
+            for b in 0..n {
+                let o = &mut st.o[b * e..(b + 1) * e];
+                rms_norm_inplace(o, &layer.post_ffw_norm, c.rms_eps);
+                st.x[b * e..(b + 1) * e].iter_mut().zip(o.iter()).for_each(|(x, o)| *x += o);
+            }
+        }
+        for b in 0..n {
+            rms_norm(
+                &st.x[b * e..(b + 1) * e],
+                &self.output_norm,
+                c.rms_eps,
+                &mut st.hidden[b * e..(b + 1) * e],
+            );
+        }
+        Ok(())
+    }
+
+    /// Logits for hidden rows `rows` of the last forward, into `out` (`rows.len() × n_vocab`).
+    pub fn logits(&self, st: &mut State, rows: Range<usize>, out: &mut [f32]) {
+        let e = self.cfg.n_embd;
+        let n = rows.len();
+        let x = &st.hidden[rows.start * e..rows.end * e];
+        quant::matmul(
+            &st.pool,
+            &mut st.mm,
+            x,
+            n,
+            self.w(&self.output),
+            &mut out[..n * self.cfg.n_vocab],
+        );
+        if let Some(cap) = self.cfg.final_softcap {
+            // ref: gemma3.cpp: logits = tanh(logits / cap) * cap when final_logit_softcapping is set
+            out[..n * self.cfg.n_vocab].iter_mut().for_each(|v| *v = (*v / cap).tanh() * cap);
+        }
+    }
+
+    /// gate ← gelu(gate) ⊙ up over the first `len` values, split across the pool.
+    fn geglu(&self, st: &mut State, len: usize) {
+        let table = &self.gelu_table;
+        let gate = SendPtr(st.gate.as_mut_ptr());
+        let up = &st.up;
+        st.pool.run(&|t, nt| {
+            let r = split(len, t, nt, 64);
+            // SAFETY: each thread owns the disjoint range r of gate.
+            let g = unsafe { std::slice::from_raw_parts_mut(gate.get().add(r.start), r.len()) };
+            for (g, u) in g.iter_mut().zip(&up[r]) {
+                let x = *g;
+                // ref: ggml-cpu vec.h ggml_vec_geglu_f32 (GGML_GELU_FP16 branch)
+                let y = if x <= -10.0 {
+                    0.0
+                } else if x >= 10.0 {
+                    x
+                } else {
+                    table[half::f16::from_f32(x).to_bits() as usize]
+                };
+                *g = y * u;
+            }
+        });
+    }
+
+    /// Embedding rows in the file (the vocabulary size).
+    pub fn n_vocab(&self) -> usize {
+        self.cfg.n_vocab
+    }
+}
+
+struct SendPtr(*mut f32);
+// SAFETY: users hand each thread a disjoint range.
+unsafe impl Sync for SendPtr {}
+impl SendPtr {
+    /// The pointer (a method, so closures capture the Sync wrapper rather than the raw field).
+    fn get(&self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// The tanh approximation of GELU (ref: ggml GELU_COEF_A, SQRT_2_OVER_PI).
+pub fn gelu_tanh(x: f32) -> f32 {
+    const A: f32 = 0.044715;
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + A * x * x)).tanh())
+}
+
+/// y = x / sqrt(mean(x²) + eps) · w (ref: ggml_compute_forward_rms_norm; the sum in f64 as ggml).
+pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, y: &mut [f32]) {
+    let ss: f64 = x.iter().map(|v| (*v as f64) * (*v as f64)).sum();
+    let s = 1.0 / ((ss / x.len() as f64) as f32 + eps).sqrt();
+    for ((y, x), w) in y.iter_mut().zip(x).zip(w) {
+        *y = x * s * w;
+    }
+}
+
+fn rms_norm_inplace(x: &mut [f32], w: &[f32], eps: f32) {
+    let ss: f64 = x.iter().map(|v| (*v as f64) * (*v as f64)).sum();
+    let s = 1.0 / ((ss / x.len() as f64) as f32 + eps).sqrt();
+    x.iter_mut().zip(w).for_each(|(x, w)| *x = *x * s * w);
+}
+
+/// NEOX rope: element i pairs with i + d/2 (ref: ggml rope_yarn, mode GGML_ROPE_TYPE_NEOX).
+fn rope_neox(x: &mut [f32], cos: &[f32], sin: &[f32]) {
+    let half = x.len() / 2;
+    for i in 0..half {
+        let (a, b) = (x[i], x[i + half]);
+        x[i] = a * cos[i] - b * sin[i];
+        x[i + half] = a * sin[i] + b * cos[i];
+    }
+}
+
+/// Per-sequence state: KV cache, activations and scratch, all sized at load.
+pub struct State {
+    pub pool: Pool,
+    pub kv: KvCache,
+    pub max_batch: usize,
+    mm: MatmulScratch,
+    x: Vec<f32>,      // (batch, n_embd) residual stream
+    xn: Vec<f32>,     // (batch, n_embd) normed input of a sub-block
+    q: Vec<f32>,      // (batch, n_head·head_dim)
+    k: Vec<f32>,      // (batch, n_head_kv·head_dim)
+    v: Vec<f32>,      // (batch, n_head_kv·head_dim)
+    att: Vec<f32>,    // (batch, n_head·head_dim) attention output
+    o: Vec<f32>,      // (batch, n_embd) sub-block output
+    gate: Vec<f32>,   // (batch, n_ff)
+    up: Vec<f32>,     // (batch, n_ff)
+    hidden: Vec<f32>, // (batch, n_embd) final-normed states
+    cos_g: Vec<f32>,  // (batch, head_dim/2) rope tables of this batch's positions
+    sin_g: Vec<f32>,
+    cos_l: Vec<f32>,
+    sin_l: Vec<f32>,
+    scores: Vec<f32>, // (threads, num_ctx) attention weights
+}
+
+impl State {
+    /// Allocates everything a forward over up to `max_batch` tokens in `num_ctx` positions needs.
+    pub fn new(cfg: &Gemma3Config, num_ctx: usize, max_batch: usize, threads: usize) -> State {
+        let z = |n: usize| vec![0f32; n];
+        let nb = max_batch;
+        let max_k = cfg.n_embd.max(cfg.n_ff).max(cfg.q_dim());
+        State {
+            pool: Pool::new(threads),
+            kv: KvCache::new(cfg, num_ctx, nb),
+            max_batch: nb,
+            mm: MatmulScratch::new(nb, max_k),
+            x: z(nb * cfg.n_embd),
+            xn: z(nb * cfg.n_embd),
+            q: z(nb * cfg.q_dim()),
+            k: z(nb * cfg.kv_dim()),
+            v: z(nb * cfg.kv_dim()),
+            att: z(nb * cfg.q_dim()),
+            o: z(nb * cfg.n_embd),
+            gate: z(nb * cfg.n_ff),
+            up: z(nb * cfg.n_ff),
+            hidden: z(nb * cfg.n_embd),
+            cos_g: z(nb * cfg.head_dim / 2),
+            sin_g: z(nb * cfg.head_dim / 2),
+            cos_l: z(nb * cfg.head_dim / 2),
+            sin_l: z(nb * cfg.head_dim / 2),
+            scores: z(threads.max(1) * num_ctx),
+        }
+    }
+
+    /// Bytes of host memory this state holds (KV cache included).
+    pub fn bytes(&self) -> u64 {
+        let v = [
+            &self.x,
+            &self.xn,
+            &self.q,
+            &self.k,
+            &self.v,
+            &self.att,
+            &self.o,
+            &self.gate,
+            &self.up,
+            &self.hidden,
+            &self.scores,
+        ];
+        self.kv.bytes() + v.iter().map(|b| b.len() as u64 * 4).sum::<u64>()
+    }
+
+    fn fill_rope(&mut self, c: &Gemma3Config, pos0: usize, n: usize) {
+        let half = c.head_dim / 2;
+        for b in 0..n {
+            let p = (pos0 + b) as f64;
+            for i in 0..half {
+                // theta_i = p · scale · base^(-2i/d) (ref: ggml rope: theta_scale = base^(-2/n_dims))
+                let inv = |base: f32| (base as f64).powf(-2.0 * i as f64 / c.head_dim as f64);
+                let tg = p * c.rope_scale_global as f64 * inv(c.rope_base_global);
+                let tl = p * inv(c.rope_base_local);
+                self.cos_g[b * half + i] = tg.cos() as f32;
+                self.sin_g[b * half + i] = tg.sin() as f32;
+                self.cos_l[b * half + i] = tl.cos() as f32;
+                self.sin_l[b * half + i] = tl.sin() as f32;
+            }
+        }
+    }
+
+    /// Causal attention of the batch's queries over the cache; a query at p sees keys
+    /// p − window < k ≤ p on sliding layers (ref: llama-hparams.cpp is_masked_swa).
+    fn attention(
+        &mut self,
+        c: &Gemma3Config,
+        l: usize,
+        pos0: usize,
+        n: usize,
+        window: Option<usize>,
+    ) {
+        let (hd, qd, kvd) = (c.head_dim, c.q_dim(), c.kv_dim());
+        let group = c.n_head / c.n_head_kv;
+        let num_ctx = self.kv.num_ctx;
+        let lc = &self.kv.layers[l];
+        let cells = lc.cells;
+        let q = &self.q;
+        let att = SendPtr(self.att.as_mut_ptr());
+        let scores = SendPtr(self.scores.as_mut_ptr());
+        let tasks = n * c.n_head;
+        self.pool.run(&|t, nt| {
+            // SAFETY: thread t owns scores row t and the att rows of its tasks.
+            let sc =
+                unsafe { std::slice::from_raw_parts_mut(scores.get().add(t * num_ctx), num_ctx) };
+            for task in split(tasks, t, nt, 1) {
+                let (b, h) = (task / c.n_head, task % c.n_head);
+                let p = pos0 + b;
+                let start = window.map_or(0, |w| (p + 1).saturating_sub(w));
+                let qh = &q[b * qd + h * hd..b * qd + (h + 1) * hd];
+                let g = h / group;
+                let mut max = f32::NEG_INFINITY;
+                for (j, pos) in (start..=p).enumerate() {
+                    let cell = pos % cells;
+                    let s =
+                        quant::dot_f32(qh, &lc.k[cell * kvd + g * hd..cell * kvd + (g + 1) * hd]);
+                    sc[j] = s;
+                    max = max.max(s);
+                }
+                let len = p + 1 - start;
+                let mut sum = 0f32;
+                for s in &mut sc[..len] {
+                    *s = (*s - max).exp();
+                    sum += *s;
+                }
+                let inv = 1.0 / sum;
+                let out =
+                    unsafe { std::slice::from_raw_parts_mut(att.get().add(b * qd + h * hd), hd) };
+                out.fill(0.0);
+                for (j, pos) in (start..=p).enumerate() {
+                    let cell = pos % cells;
+                    let w = sc[j] * inv;
+                    let vr = &lc.v[cell * kvd + g * hd..cell * kvd + (g + 1) * hd];
+                    out.iter_mut().zip(vr).for_each(|(o, v)| *o += w * v);
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gelu_tanh_reference_points() {
+        assert_eq!(gelu_tanh(0.0), 0.0);
+        assert!((gelu_tanh(1.0) - 0.841_192).abs() < 1e-5);
+        assert!((gelu_tanh(-1.0) + 0.158_808).abs() < 1e-5);
+    }
+
+    #[test]
+    fn rms_norm_unit_weights_gives_unit_rms() {
+        let x = [3.0f32, -4.0, 0.0, 5.0];
+        let mut y = [0f32; 4];
+        rms_norm(&x, &[1.0; 4], 0.0, &mut y);
+        let rms = (y.iter().map(|v| v * v).sum::<f32>() / 4.0).sqrt();
+        assert!((rms - 1.0).abs() < 1e-6);
+    }
+
+    /// NEOX pairs i with i + d/2; a rotation by θ then −θ is the identity.
+    #[test]
+    fn rope_neox_rotates_halves() {
+        let mut x = [1.0f32, 0.0, 0.0, 1.0];
+        let (c, s) = ((0.5f32).cos(), (0.5f32).sin());
+        rope_neox(&mut x, &[c, 1.0], &[s, 0.0]);
+        assert!((x[0] - c).abs() < 1e-6 && (x[2] - s).abs() < 1e-6);
+        assert_eq!((x[1], x[3]), (0.0, 1.0));
+        rope_neox(&mut x, &[c, 1.0], &[-s, 0.0]);
+        assert!((x[0] - 1.0).abs() < 1e-6 && x[2].abs() < 1e-6);
+    }
+}

@@ -1,0 +1,456 @@
+//! Quantized weights on the CPU: dequantization, activation quantization and matrix products.
+//!
+//! Block formats and their reference arithmetic come from candle's `k_quants` (bit-identical to
+//! ggml's). chimera adds what candle lacks for gemma3's Q4_K_M mix: an AVX2 Q5_0·Q8_0 dot product
+//! (candle's is scalar, and most of this model's non-embedding weights are Q5_0), batched products
+//! that keep a weight row in L1 across every token of a prompt, and one pool dispatch for several
+//! matrices that read the same input (Q/K/V, gate/up).
+
+use crate::gguf::TensorType;
+use crate::pool::{split, Pool};
+use candle_core::quantized::k_quants::{
+    BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
+    BlockQ8_0, GgmlType,
+};
+use half::{bf16, f16};
+
+/// Expands `$body` with `$T` bound to the candle block type of `$ty`.
+macro_rules! with_block {
+    ($ty:expr, $T:ident => $body:expr) => {
+        match $ty {
+            TensorType::F32 => {
+                type $T = f32;
+                $body
+            }
+            TensorType::F16 => {
+                type $T = f16;
+                $body
+            }
+            TensorType::BF16 => {
+                type $T = bf16;
+                $body
+            }
+            TensorType::Q4_0 => {
+                type $T = BlockQ4_0;
+                $body
+            }
+            TensorType::Q4_1 => {
+                type $T = BlockQ4_1;
+                $body
+            }
+            TensorType::Q5_0 => {
+                type $T = BlockQ5_0;
+                $body
+            }
+            TensorType::Q5_1 => {
+                type $T = BlockQ5_1;
+                $body
+            }
+            TensorType::Q8_0 => {
+                type $T = BlockQ8_0;
+                $body
+            }
+            TensorType::Q2K => {
+                type $T = BlockQ2K;
+                $body
+            }
+            TensorType::Q3K => {
+                type $T = BlockQ3K;
+                $body
+            }
+            TensorType::Q4K => {
+                type $T = BlockQ4K;
+                $body
+            }
+            TensorType::Q5K => {
+                type $T = BlockQ5K;
+                $body
+            }
+            TensorType::Q6K => {
+                type $T = BlockQ6K;
+                $body
+            }
+        }
+    };
+}
+
+/// Views raw bytes as blocks. The GGUF reader guarantees whole blocks; the alignment holds because
+/// tensor data is 32-byte aligned in the file and the map is page aligned.
+fn blocks<T>(bytes: &[u8]) -> &[T] {
+    let n = bytes.len() / std::mem::size_of::<T>();
+    assert!(
+        bytes.as_ptr() as usize % std::mem::align_of::<T>() == 0,
+        "invariant: aligned tensor data"
+    );
+    // SAFETY: candle's block types are repr(C) plain data valid for any bit pattern, the length is
+    // in whole blocks and the alignment was asserted above.
+    unsafe { std::slice::from_raw_parts(bytes.as_ptr() as *const T, n) }
+}
+
+fn blocks_mut<T>(words: &mut [u64], n: usize) -> &mut [T] {
+    assert!(n * std::mem::size_of::<T>() <= words.len() * 8, "invariant: scratch sized at load");
+    // SAFETY: u64 storage is 8-byte aligned (enough for every block type), the length was checked
+    // above, and every block is written by `from_float` before it is read.
+    unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr() as *mut T, n) }
+}
+
+/// Dequantizes `out.len()` elements from the start of `bytes` (a whole number of blocks).
+pub fn dequantize(ty: TensorType, bytes: &[u8], out: &mut [f32]) {
+    with_block!(ty, T => {
+        let nb = out.len() / T::BLCK_SIZE;
+        T::to_float(&blocks::<T>(bytes)[..nb], out)
+    })
+}
+
+/// Quantizes f32 values into `ty`'s blocks (the reference quantizer, as llama-quantize's).
+pub fn quantize(ty: TensorType, xs: &[f32]) -> Vec<u8> {
+    with_block!(ty, T => {
+        let nb = xs.len() / T::BLCK_SIZE;
+        let mut out = vec![0u8; nb * std::mem::size_of::<T>()];
+        // SAFETY: `out` holds exactly nb blocks; block types are plain data. Vec<u8> is 1-aligned,
+        // so the blocks are built in an aligned scratch first and copied.
+        let mut scratch = vec![0u64; (out.len()).div_ceil(8)];
+        let ys = blocks_mut::<T>(&mut scratch, nb);
+        T::from_float(xs, ys);
+        let src = unsafe { std::slice::from_raw_parts(ys.as_ptr() as *const u8, out.len()) };
+        out.copy_from_slice(src);
+        out
+    })
+}
+
+/// The activation format a weight type's dot product consumes, as a small key.
+fn act_kind(ty: TensorType) -> usize {
+    with_block!(ty, T => <T as GgmlType>::VecDotType::DTYPE as usize)
+}
+
+/// Bytes of activation scratch for one row of `k` inputs against a weight of type `ty`.
+fn act_row_bytes(ty: TensorType, k: usize) -> usize {
+    with_block!(ty, T => k / T::BLCK_SIZE * std::mem::size_of::<<T as GgmlType>::VecDotType>())
+}
+
+/// A 2-D weight used in place from the model file: `rows` outputs of `cols` inputs each.
+#[derive(Debug, Clone, Copy)]
+pub struct QWeight<'a> {
+    pub ty: TensorType,
+    pub rows: usize,
+    pub cols: usize,
+    pub data: &'a [u8],
+}
+
+impl QWeight<'_> {
+    fn row_bytes(&self) -> usize {
+        let (be, bb) = self.ty.block();
+        self.cols / be * bb
+    }
+    /// Dequantizes row `r` into `out` (length `cols`).
+    pub fn row(&self, r: usize, out: &mut [f32]) {
+        let rb = self.row_bytes();
+        dequantize(self.ty, &self.data[r * rb..(r + 1) * rb], out)
+    }
+}
+
+/// Reusable buffers for products: quantized activations, one slot per activation kind.
+pub struct MatmulScratch {
+    /// One buffer per activation kind in use at once (at most 3: Q/K/V may mix Q8_0 and Q8_K).
+    acts: Vec<(usize, Vec<u64>)>,
+}
+
+impl MatmulScratch {
+    /// Sizes scratch for `max_rows` activation rows of at most `max_k` inputs.
+    pub fn new(max_rows: usize, max_k: usize) -> Self {
+        // f32 activations (for F32 weights) are the widest form: 4 bytes per element.
+        let words = (max_rows * max_k * 4).div_ceil(8) + 64;
+        MatmulScratch { acts: (0..3).map(|_| (usize::MAX, vec![0u64; words])).collect() }
+    }
+}
+
+struct SyncPtr(*mut f32);
+// SAFETY: threads write disjoint row ranges (see `matmul_many`).
+unsafe impl Sync for SyncPtr {}
+impl SyncPtr {
+    fn get(&self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// Rows of weights processed together, so that they stay in L1 while a batch streams past.
+const ROW_TILE: usize = 16;
+
+/// For each `(w, out)`: `out[b * w.rows + r] = dot(w.row(r), x[b])` for every row `b` of `x`
+/// (`n` rows of `k` values). All products share one quantization of `x` per activation kind and
+/// one pool dispatch.
+pub fn matmul_many(
+    pool: &Pool,
+    scratch: &mut MatmulScratch,
+    x: &[f32],
+    n: usize,
+    k: usize,
+    ops: &mut [(QWeight, &mut [f32])],
+) {
+    debug_assert!(x.len() >= n * k);
+    // Quantize the input once per distinct activation kind.
+    let mut slot_of = [usize::MAX; 3];
+    let mut used = 0;
+    for (i, (w, _)) in ops.iter().enumerate() {
+        assert_eq!(w.cols, k, "invariant: weight and input widths agree");
+        let kind = act_kind(w.ty);
+        let slot = match scratch.acts[..used].iter().position(|(kk, _)| *kk == kind) {
+            Some(s) => s,
+            None => {
+                let s = used;
+                used += 1;
+                scratch.acts[s].0 = kind;
+                quantize_acts(pool, w.ty, x, n, k, &mut scratch.acts[s].1);
+                s
+            }
+        };
+        slot_of[i] = slot;
+    }
+    let total_rows: usize = ops.iter().map(|(w, _)| w.rows).sum();
+    let outs: Vec<(QWeight, SyncPtr, &[u64], usize)> = ops
+        .iter_mut()
+        .zip(slot_of)
+        .map(|((w, o), s)| {
+            assert!(o.len() >= n * w.rows, "invariant: output sized for the batch");
+            (*w, SyncPtr(o.as_mut_ptr()), scratch.acts[s].1.as_slice(), act_row_bytes(w.ty, k))
+        })
+        .collect();
+    pool.run(&|t, nt| {
+        let range = split(total_rows, t, nt, ROW_TILE);
+        let mut base = 0;
+        for (w, out, act, act_stride) in &outs {
+            let lo = range.start.max(base);
+            let hi = range.end.min(base + w.rows);
+            if lo < hi {
+                // SAFETY: this thread owns rows lo-base..hi-base of this output for every batch row.
+                unsafe { rows_kernel(w, lo - base..hi - base, act, *act_stride, n, out.get()) };
+            }
+            base += w.rows;
+        }
+    });
+}
+
+/// Single-matrix convenience form of [`matmul_many`].
+pub fn matmul(
+    pool: &Pool,
+    scratch: &mut MatmulScratch,
+    x: &[f32],
+    n: usize,
+    w: QWeight,
+    out: &mut [f32],
+) {
+    matmul_many(pool, scratch, x, n, w.cols, &mut [(w, out)]);
+}
+
+fn quantize_acts(pool: &Pool, ty: TensorType, x: &[f32], n: usize, k: usize, buf: &mut [u64]) {
+    with_block!(ty, T => {
+        type A = <T as GgmlType>::VecDotType;
+        let per_row = k / A::BLCK_SIZE;
+        let acts = blocks_mut::<A>(buf, n * per_row);
+        if n == 1 {
+            A::from_float(&x[..k], acts);
+            return;
+        }
+        let ptr = acts.as_mut_ptr() as usize;
+        pool.run(&|t, nt| {
+            for b in split(n, t, nt, 1) {
+                // SAFETY: each thread writes the disjoint block range of its own batch rows.
+                let dst = unsafe { std::slice::from_raw_parts_mut((ptr as *mut A).add(b * per_row), per_row) };
+                A::from_float(&x[b * k..(b + 1) * k], dst);
+            }
+        });
+    })
+}
+
+/// # Safety
+/// `out` must hold `n * w.rows` floats and no other thread may write `rows` of it.
+unsafe fn rows_kernel(
+    w: &QWeight,
+    rows: std::ops::Range<usize>,
+    act: &[u64],
+    act_stride: usize,
+    n: usize,
+    out: *mut f32,
+) {
+    let rb = w.row_bytes();
+    let act_bytes = std::slice::from_raw_parts(act.as_ptr() as *const u8, act.len() * 8);
+    let mut r0 = rows.start;
+    while r0 < rows.end {
+        let r1 = (r0 + ROW_TILE).min(rows.end);
+        for b in 0..n {
+            let a = &act_bytes[b * act_stride..(b + 1) * act_stride];
+            for r in r0..r1 {
+                let wr = &w.data[r * rb..(r + 1) * rb];
+                *out.add(b * w.rows + r) = dot(w.ty, w.cols, wr, a);
+            }
+        }
+        r0 = r1;
+    }
+}
+
+/// One weight row against one quantized activation row.
+#[inline]
+fn dot(ty: TensorType, k: usize, w: &[u8], a: &[u8]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if ty == TensorType::Q5_0 && has_avx2() {
+        // SAFETY: AVX2/FMA presence was checked; both slices hold k/32 blocks.
+        return unsafe { avx2::dot_q5_0_q8_0(k / 32, w.as_ptr(), a.as_ptr()) };
+    }
+    with_block!(ty, T => T::vec_dot(k, blocks::<T>(w), blocks::<<T as GgmlType>::VecDotType>(a)))
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx2() -> bool {
+    use std::sync::OnceLock;
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use half::f16;
+    use std::arch::x86_64::*;
+
+    /// Q5_0 weights · Q8_0 activations, `nb` blocks of 32 (ref: ggml-cpu/arch/x86/quants.c
+    /// ggml_vec_dot_q5_0_q8_0, AVX2 branch).
+    ///
+    /// # Safety
+    /// AVX2 and FMA must be available; `x` must point at `nb` 22-byte Q5_0 blocks and `y` at `nb`
+    /// 34-byte Q8_0 blocks.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_q5_0_q8_0(nb: usize, x: *const u8, y: *const u8) -> f32 {
+        let mut acc = _mm256_setzero_ps();
+        let low = _mm256_set1_epi8(0x0F);
+        let high = _mm256_set1_epi8(0xF0u8 as i8);
+        let shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+        let bitm = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe);
+        let all = _mm256_set1_epi64x(-1);
+        let ones = _mm256_set1_epi16(1);
+        for i in 0..nb {
+            let xb = x.add(i * 22);
+            let yb = y.add(i * 34);
+            let dx = f16::from_bits(std::ptr::read_unaligned(xb as *const u16)).to_f32();
+            let dy = f16::from_bits(std::ptr::read_unaligned(yb as *const u16)).to_f32();
+            let d = _mm256_set1_ps(dx * dy);
+            // low nibbles are elements 0..16, high nibbles 16..32
+            let tmp = _mm_loadu_si128(xb.add(6) as *const __m128i);
+            let bytes =
+                _mm256_insertf128_si256(_mm256_castsi128_si256(tmp), _mm_srli_epi16(tmp, 4), 1);
+            let qx = _mm256_and_si256(low, bytes);
+            // fifth bits: byte j is 0xFF when bit j of qh is set
+            let qh = std::ptr::read_unaligned(xb.add(2) as *const u32);
+            let bh = _mm256_shuffle_epi8(_mm256_set1_epi32(qh as i32), shuf);
+            let bh = _mm256_cmpeq_epi8(_mm256_or_si256(bh, bitm), all);
+            // value = (nibble | bit << 4) - 16 = nibble | (bit ? 0 : 0xF0) as i8
+            let qx = _mm256_or_si256(qx, _mm256_andnot_si256(bh, high));
+            let qy = _mm256_loadu_si256(yb.add(2) as *const __m256i);
+            let ax = _mm256_sign_epi8(qx, qx);
+            let sy = _mm256_sign_epi8(qy, qx);
+            let dot = _mm256_madd_epi16(ones, _mm256_maddubs_epi16(ax, sy));
+            acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot), acc);
+        }
+        let s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+        _mm_cvtss_f32(s)
+    }
+}
+
+/// f32 dot product (the compiler vectorises the 8-lane accumulation).
+pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(1664525).wrapping_add(1013904223);
+                ((s >> 8) as f32 / (1u32 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// Every type's batched product equals the dequantized reference within quantization noise.
+    #[test]
+    fn matmul_matches_dequantized_reference() {
+        let (rows, k, n) = (37, 512, 3);
+        let pool = Pool::new(2);
+        let mut scratch = MatmulScratch::new(n, k);
+        let x = data(n * k, 7);
+        for ty in [
+            TensorType::F32,
+            TensorType::F16,
+            TensorType::BF16,
+            TensorType::Q4_0,
+            TensorType::Q4_1,
+            TensorType::Q5_0,
+            TensorType::Q5_1,
+            TensorType::Q8_0,
+            TensorType::Q2K,
+            TensorType::Q3K,
+            TensorType::Q4K,
+            TensorType::Q5K,
+            TensorType::Q6K,
+        ] {
+            let wf = data(rows * k, 3);
+            let bytes = quantize(ty, &wf);
+            // keep the bytes 8-aligned like file data
+            let mut aligned = vec![0u64; bytes.len().div_ceil(8)];
+            let ab = unsafe {
+                std::slice::from_raw_parts_mut(aligned.as_mut_ptr() as *mut u8, bytes.len())
+            };
+            ab.copy_from_slice(&bytes);
+            let w = QWeight { ty, rows, cols: k, data: ab };
+            let mut out = vec![0f32; n * rows];
+            matmul(&pool, &mut scratch, &x, n, w, &mut out);
+            let mut row = vec![0f32; k];
+            for r in 0..rows {
+                w.row(r, &mut row);
+                for b in 0..n {
+                    let want = dot_f32(&row, &x[b * k..(b + 1) * k]);
+                    let got = out[b * rows + r];
+                    // activation quantization (8-bit) adds ~1% of the row norm at most
+                    let tol = 0.02 * (k as f32).sqrt() * 0.6;
+                    assert!((want - got).abs() < tol, "{ty:?} row {r} batch {b}: {got} vs {want}");
+                }
+            }
+        }
+    }
+
+    /// The AVX2 Q5_0 kernel agrees with candle's scalar reference to float rounding.
+    #[test]
+    fn q5_0_kernel_matches_scalar() {
+        let k = 640;
+        let w = quantize(TensorType::Q5_0, &data(k, 11));
+        let a = quantize(TensorType::Q8_0, &data(k, 12));
+        let mut wa = vec![0u64; w.len().div_ceil(8)];
+        let mut aa = vec![0u64; a.len().div_ceil(8)];
+        let wb = unsafe { std::slice::from_raw_parts_mut(wa.as_mut_ptr() as *mut u8, w.len()) };
+        let ab = unsafe { std::slice::from_raw_parts_mut(aa.as_mut_ptr() as *mut u8, a.len()) };
+        wb.copy_from_slice(&w);
+        ab.copy_from_slice(&a);
+        let reference = BlockQ5_0::vec_dot_unopt(k, blocks(wb), blocks(ab));
+        let fast = dot(TensorType::Q5_0, k, wb, ab);
+        assert!(
+            (reference - fast).abs() <= 1e-4 * reference.abs().max(1.0),
+            "{fast} vs {reference}"
+        );
+    }
+}
