@@ -1,1 +1,10 @@
+//! One integration-test binary (ripgrep's layout): each module's subject is in its first line.
 
+/// Shared helpers: the real model, the built binary, a tiny generated gemma3 GGUF.
+mod util;
+
+/// Parity with llama.cpp's goldens on the real model (tokenizer, logits, perplexity).
+mod golden;
+
+/// The built `chimera` binary: bad inputs, options, run behaviour.
+mod cli;

