@@ -274,10 +274,33 @@ unsafe fn rows_kernel(
 ) {
     let rb = w.row_bytes();
     let act_bytes = std::slice::from_raw_parts(act.as_ptr() as *const u8, act.len() * 8);
+    // Q5_0 and Q8_0 weights against four tokens at once: each weight block is unpacked once.
+    #[cfg(target_arch = "x86_64")]
+    let quad = n >= 4 && matches!(w.ty, TensorType::Q5_0 | TensorType::Q8_0) && has_avx2();
+    #[cfg(not(target_arch = "x86_64"))]
+    let quad = false;
     let mut r0 = rows.start;
     while r0 < rows.end {
         let r1 = (r0 + ROW_TILE).min(rows.end);
-        for b in 0..n {
+        let mut b = 0;
+        while quad && b + 4 <= n {
+            let a: [*const u8; 4] =
+                std::array::from_fn(|j| act_bytes[(b + j) * act_stride..].as_ptr());
+            for r in r0..r1 {
+                let wr = w.data[r * rb..(r + 1) * rb].as_ptr();
+                #[cfg(target_arch = "x86_64")]
+                {
+                    // SAFETY: AVX2 checked; the row holds cols/32 blocks and each activation row
+                    // cols/32 Q8_0 blocks.
+                    let d = avx2::dot4_q8_0(w.ty == TensorType::Q5_0, w.cols / 32, wr, a);
+                    for (j, v) in d.iter().enumerate() {
+                        *out.add((b + j) * w.rows + r) = *v;
+                    }
+                }
+            }
+            b += 4;
+        }
+        for b in b..n {
             let a = &act_bytes[b * act_stride..(b + 1) * act_stride];
             for r in r0..r1 {
                 let wr = &w.data[r * rb..(r + 1) * rb];
@@ -349,10 +372,59 @@ mod avx2 {
             let dot = _mm256_madd_epi16(ones, _mm256_maddubs_epi16(ax, sy));
             acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot), acc);
         }
+        hsum(acc)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn hsum(acc: __m256) -> f32 {
         let s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
         let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
         let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
         _mm_cvtss_f32(s)
+    }
+
+    /// One Q5_0 (`q5`) or Q8_0 weight row against four Q8_0 activation rows: the weight block is
+    /// unpacked once and reused (same arithmetic per pair as the single-row kernels).
+    ///
+    /// # Safety
+    /// AVX2 and FMA must be available; `x` points at `nb` weight blocks, each `y[j]` at `nb` Q8_0
+    /// blocks.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot4_q8_0(q5: bool, nb: usize, x: *const u8, y: [*const u8; 4]) -> [f32; 4] {
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let low = _mm256_set1_epi8(0x0F);
+        let high = _mm256_set1_epi8(0xF0u8 as i8);
+        let shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+        let bitm = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe);
+        let all = _mm256_set1_epi64x(-1);
+        let ones = _mm256_set1_epi16(1);
+        let wb = if q5 { 22 } else { 34 };
+        for i in 0..nb {
+            let xb = x.add(i * wb);
+            let dx = f16::from_bits(std::ptr::read_unaligned(xb as *const u16)).to_f32();
+            let qx = if q5 {
+                let tmp = _mm_loadu_si128(xb.add(6) as *const __m128i);
+                let bytes =
+                    _mm256_insertf128_si256(_mm256_castsi128_si256(tmp), _mm_srli_epi16(tmp, 4), 1);
+                let qx = _mm256_and_si256(low, bytes);
+                let qh = std::ptr::read_unaligned(xb.add(2) as *const u32);
+                let bh = _mm256_shuffle_epi8(_mm256_set1_epi32(qh as i32), shuf);
+                let bh = _mm256_cmpeq_epi8(_mm256_or_si256(bh, bitm), all);
+                _mm256_or_si256(qx, _mm256_andnot_si256(bh, high))
+            } else {
+                _mm256_loadu_si256(xb.add(2) as *const __m256i)
+            };
+            let ax = _mm256_sign_epi8(qx, qx);
+            for j in 0..4 {
+                let yb = y[j].add(i * 34);
+                let dy = f16::from_bits(std::ptr::read_unaligned(yb as *const u16)).to_f32();
+                let qy = _mm256_loadu_si256(yb.add(2) as *const __m256i);
+                let sy = _mm256_sign_epi8(qy, qx);
+                let dot = _mm256_madd_epi16(ones, _mm256_maddubs_epi16(ax, sy));
+                acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dx * dy), _mm256_cvtepi32_ps(dot), acc[j]);
+            }
+        }
+        [hsum(acc[0]), hsum(acc[1]), hsum(acc[2]), hsum(acc[3])]
     }
 }
 
@@ -390,7 +462,7 @@ mod tests {
     /// Every type's batched product equals the dequantized reference within quantization noise.
     #[test]
     fn matmul_matches_dequantized_reference() {
-        let (rows, k, n) = (37, 512, 3);
+        let (rows, k, n) = (37, 512, 6);
         let pool = Pool::new(2);
         let mut scratch = MatmulScratch::new(n, k);
         let x = data(n * k, 7);

@@ -159,14 +159,7 @@ impl Model {
         for (l, layer) in self.layers.iter().enumerate() {
             let global = c.is_global(l);
             // attention
-            for b in 0..n {
-                rms_norm(
-                    &st.x[b * e..(b + 1) * e],
-                    &layer.attn_norm,
-                    c.rms_eps,
-                    &mut st.xn[b * e..(b + 1) * e],
-                );
-            }
+            st.norm_input(&layer.attn_norm, c.rms_eps, e, n);
             quant::matmul_many(
                 &st.pool,
                 &mut st.mm,
@@ -201,20 +194,9 @@ impl Model {
             let window = if global { None } else { c.sliding_window };
             st.attention(c, l, pos0, n, window);
             quant::matmul(&st.pool, &mut st.mm, &st.att, n, self.w(&layer.wo), &mut st.o);
-            for b in 0..n {
-                let o = &mut st.o[b * e..(b + 1) * e];
-                rms_norm_inplace(o, &layer.post_attn_norm, c.rms_eps);
-                st.x[b * e..(b + 1) * e].iter_mut().zip(o.iter()).for_each(|(x, o)| *x += o);
-            }
+            st.add_normed_output(&layer.post_attn_norm, c.rms_eps, e, n);
             // MLP: down(gelu(gate(x)) * up(x))
-            for b in 0..n {
-                rms_norm(
-                    &st.x[b * e..(b + 1) * e],
-                    &layer.ffn_norm,
-                    c.rms_eps,
-                    &mut st.xn[b * e..(b + 1) * e],
-                );
-            }
+            st.norm_input(&layer.ffn_norm, c.rms_eps, e, n);
             quant::matmul_many(
                 &st.pool,
                 &mut st.mm,
@@ -228,11 +210,7 @@ impl Model {
             );
             self.geglu(st, n * c.n_ff);
             quant::matmul(&st.pool, &mut st.mm, &st.gate, n, self.w(&layer.w_down), &mut st.o);
-            for b in 0..n {
-                let o = &mut st.o[b * e..(b + 1) * e];
-                rms_norm_inplace(o, &layer.post_ffw_norm, c.rms_eps);
-                st.x[b * e..(b + 1) * e].iter_mut().zip(o.iter()).for_each(|(x, o)| *x += o);
-            }
+            st.add_normed_output(&layer.post_ffw_norm, c.rms_eps, e, n);
         }
         for b in 0..n {
             rms_norm(
@@ -404,6 +382,21 @@ impl State {
             &self.scores,
         ];
         self.kv.bytes() + v.iter().map(|b| b.len() as u64 * 4).sum::<u64>()
+    }
+
+    /// xn ← RMSNorm(x)·w for each of the first `n` rows (the pre-norm of a sub-block).
+    fn norm_input(&mut self, w: &[f32], eps: f32, e: usize, n: usize) {
+        for (x, xn) in self.x.chunks_exact(e).zip(self.xn.chunks_exact_mut(e)).take(n) {
+            rms_norm(x, w, eps, xn);
+        }
+    }
+
+    /// x += RMSNorm(o)·w for each of the first `n` rows (the post-norm and residual add).
+    fn add_normed_output(&mut self, w: &[f32], eps: f32, e: usize, n: usize) {
+        for (x, o) in self.x.chunks_exact_mut(e).zip(self.o.chunks_exact_mut(e)).take(n) {
+            rms_norm_inplace(o, w, eps);
+            x.iter_mut().zip(o.iter()).for_each(|(x, o)| *x += o);
+        }
     }
 
     fn fill_rope(&mut self, c: &Gemma3Config, pos0: usize, n: usize) {
