@@ -5,6 +5,7 @@
 //! load); [`engine::Engine`] ties model, [`tokenizer::Tokenizer`] and [`sampler::Sampler`] together
 //! and generates with Ollama's options and timing fields.
 
+pub mod agent;
 pub mod engine;
 pub mod error;
 pub mod gguf;

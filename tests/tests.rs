@@ -8,3 +8,6 @@ mod golden;
 
 /// The built `chimera` binary: bad inputs, options, run behaviour.
 mod cli;
+
+/// `ingest` facts on examples/artifacts, and robustness to random bytes.
+mod ingest;

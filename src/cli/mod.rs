@@ -12,6 +12,14 @@ use clap::{Args, Parser, Subcommand};
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 
+/// `println!` that returns the write error (a closed pipe ends the command cleanly in `main`)
+/// instead of panicking.
+macro_rules! outln {
+    ($($t:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($t)*)?
+    };
+}
+
 /// gemma3 GGUF inference in-process: run, show, tokenize, perplexity, pull.
 #[derive(Parser, Debug)]
 #[command(name = "chimera", version, about)]
@@ -37,6 +45,20 @@ pub enum Command {
     },
     /// List registry models and whether each is present locally.
     List,
+    /// Extract facts from a folder of benchmark artifacts (CSV, JSON, Markdown); no model needed.
+    Ingest(IngestArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct IngestArgs {
+    /// The folder to walk (reports/, csv_data/, artifacts/ and anything else under it).
+    pub dir: PathBuf,
+    /// Print the facts as JSON (the default prints a summary).
+    #[arg(long)]
+    pub json: bool,
+    /// Skip files larger than this many bytes.
+    #[arg(long, default_value_t = 64 << 20)]
+    pub max_file_bytes: u64,
 }
 
 /// Options fixed at load (Ollama's runner options).
@@ -210,6 +232,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Perplexity(a) => perplexity(a),
         Command::Pull { name } => pull(&name),
         Command::List => list(),
+        Command::Ingest(a) => ingest(a),
     }
 }
 
@@ -344,33 +367,42 @@ fn show(a: ShowArgs) -> Result<()> {
             "num_ctx": num_ctx, "kv_bytes": kv, "offload": plan,
             "metadata": g.metadata.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.brief()))).collect::<serde_json::Map<_, _>>(),
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    println!("file          {}", path.display());
-    println!("size          {} bytes (GGUF v{})", g.file_size, g.version);
-    println!("model         gemma3 {} ({} parameters)", size_label(cfg.n_layer), n_params);
-    println!(
+    outln!("file          {}", path.display());
+    outln!("size          {} bytes (GGUF v{})", g.file_size, g.version);
+    outln!("model         gemma3 {} ({} parameters)", size_label(cfg.n_layer), n_params);
+    outln!(
         "shape         {} blocks, n_embd {}, n_ff {}, heads {}/{} kv, head_dim {}, vocab {}",
-        cfg.n_layer, cfg.n_embd, cfg.n_ff, cfg.n_head, cfg.n_head_kv, cfg.head_dim, cfg.n_vocab
+        cfg.n_layer,
+        cfg.n_embd,
+        cfg.n_ff,
+        cfg.n_head,
+        cfg.n_head_kv,
+        cfg.head_dim,
+        cfg.n_vocab
     );
-    println!(
+    outln!(
         "attention     sliding window {:?}, rope base {} global / {} local, scale {}",
-        cfg.sliding_window, cfg.rope_base_global, cfg.rope_base_local, cfg.rope_scale_global
+        cfg.sliding_window,
+        cfg.rope_base_global,
+        cfg.rope_base_local,
+        cfg.rope_scale_global
     );
-    println!(
+    outln!(
         "context       {} trained, num_ctx {num_ctx}: KV cache {:.1} MiB",
         cfg.context_length,
         kv as f64 / 1048576.0
     );
-    println!("tensor types");
+    outln!("tensor types");
     for (t, (n, b)) in &hist {
-        println!("  {:<6} {:>4} tensors {:>12} bytes", t.name(), n, b);
+        outln!("  {:<6} {:>4} tensors {:>12} bytes", t.name(), n, b);
     }
-    println!("offload       num_gpu {}: {plan}", a.num_gpu);
-    println!("metadata");
+    outln!("offload       num_gpu {}: {plan}", a.num_gpu);
+    outln!("metadata");
     for (k, v) in &g.metadata {
-        println!("  {k} = {}", v.brief());
+        outln!("  {k} = {}", v.brief());
     }
     Ok(())
 }
@@ -393,9 +425,9 @@ fn tokenize(a: TokenizeArgs) -> Result<()> {
     let ids = tok.encode(&text, !a.no_bos, true)?;
     if a.json {
         let pieces: Vec<String> = ids.iter().map(|&i| tok.token_text(i)).collect();
-        println!("{}", serde_json::json!({"ids": ids, "pieces": pieces, "n_tokens": ids.len()}));
+        outln!("{}", serde_json::json!({"ids": ids, "pieces": pieces, "n_tokens": ids.len()}));
     } else {
-        println!("{}", serde_json::to_string(&ids)?);
+        outln!("{}", serde_json::to_string(&ids)?);
     }
     Ok(())
 }
@@ -417,12 +449,15 @@ fn perplexity(a: PerplexityArgs) -> Result<()> {
         }
     })?;
     if json {
-        println!("{}", serde_json::to_string(&p)?);
+        outln!("{}", serde_json::to_string(&p)?);
     } else {
         eprintln!();
-        println!(
+        outln!(
             "Final estimate: PPL = {:.4} +/- {:.5} ({} chunks of {})",
-            p.ppl, p.ppl_error, p.n_chunks, p.n_ctx
+            p.ppl,
+            p.ppl_error,
+            p.n_chunks,
+            p.n_ctx
         );
     }
     Ok(())
@@ -437,22 +472,61 @@ fn pull(name: &str) -> Result<()> {
         )
     })?;
     let p = registry::pull(spec, &mut progress_printer())?;
-    println!("{}", p.display());
+    outln!("{}", p.display());
     Ok(())
 }
 
 fn list() -> Result<()> {
     let reg = Registry::load()?;
-    println!("{:<16} {:<8} {:>12}  LOCAL", "NAME", "QUANT", "SIZE");
+    outln!("{:<16} {:<8} {:>12}  LOCAL", "NAME", "QUANT", "SIZE");
     for m in &reg.models {
         let local = registry::store_dir().join(&m.file);
         let mark = if local.is_file() { local.display().to_string() } else { "-".into() };
         let d = if m.name == reg.default { " (default)" } else { "" };
-        println!(
+        outln!(
             "{:<16} {:<8} {:>12}  {mark}{d}",
             m.name,
             m.quant.as_deref().unwrap_or("?"),
             m.size.map_or("?".into(), |s| s.to_string())
+        );
+    }
+    Ok(())
+}
+
+fn ingest(a: IngestArgs) -> Result<()> {
+    let opts = chimera::agent::ingest::IngestOptions { max_file_bytes: a.max_file_bytes };
+    let f = chimera::agent::ingest::ingest(&a.dir, &opts)?;
+    if a.json {
+        outln!("{}", serde_json::to_string_pretty(&f)?);
+        return Ok(());
+    }
+    let t = &f.files;
+    outln!(
+        "{}: {} artifacts ({} csv, {} json, {} md), {} bytes; {} ignored, {} skipped, {} unreadable",
+        f.root, t.total, t.by_type.csv, t.by_type.json, t.by_type.md, t.bytes, t.ignored, t.skipped.len(), t.unreadable.len()
+    );
+    for u in &t.unreadable {
+        outln!("  unreadable {}: {}", u.path, u.reason);
+    }
+    outln!(
+        "{} series, {} sweeps, {} cold-start tables, {} gaps",
+        f.series.len(),
+        f.sweeps.len(),
+        f.cold_starts.len(),
+        f.gaps.len()
+    );
+    for s in &f.series {
+        outln!(
+            "  {} {} [{}]: n={} failed={} mean={:.4} sd={:.4} min={} max={}",
+            s.file,
+            s.column,
+            s.unit.as_deref().unwrap_or("-"),
+            s.n,
+            s.n_failed,
+            s.mean,
+            s.sd,
+            s.min,
+            s.max
         );
     }
     Ok(())
