@@ -11,3 +11,6 @@ mod cli;
 
 /// `ingest` facts on examples/artifacts, and robustness to random bytes.
 mod ingest;
+
+/// `analyze`: the report agent end to end, its refusals and its grounding check.
+mod agent;

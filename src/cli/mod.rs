@@ -12,6 +12,8 @@ use clap::{Args, Parser, Subcommand};
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 
+mod analyze;
+
 /// `println!` that returns the write error (a closed pipe ends the command cleanly in `main`)
 /// instead of panicking.
 macro_rules! outln {
@@ -47,6 +49,42 @@ pub enum Command {
     List,
     /// Extract facts from a folder of benchmark artifacts (CSV, JSON, Markdown); no model needed.
     Ingest(IngestArgs),
+    /// The Chimera agent: ingest a folder, then write a grounded technical report with the model.
+    Analyze(AnalyzeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct AnalyzeArgs {
+    /// The artifact folder.
+    pub dir: PathBuf,
+    /// A .gguf path or a models.toml name.
+    #[arg(long, default_value = "gemma3:270m")]
+    pub model: String,
+    /// Agent runs (each: collector then insight), after one warm-up call.
+    #[arg(long, default_value_t = 1)]
+    pub runs: usize,
+    /// Also run Ollama's defaults as the baseline and write a comparison report.
+    #[arg(long)]
+    pub compare: bool,
+    /// Output folder (default reports/chimera-<UTC timestamp>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Allow the output folder inside the analysed folder.
+    #[arg(long)]
+    pub allow_inside: bool,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// The agent label in report titles.
+    #[arg(long, default_value = "Chimera")]
+    pub label: String,
+    /// Skip artifact files larger than this many bytes.
+    #[arg(long, default_value_t = 64 << 20)]
+    pub max_file_bytes: u64,
+    #[command(flatten)]
+    pub load: LoadArgs,
+    #[command(flatten)]
+    pub gen: GenArgs,
 }
 
 #[derive(Args, Debug)]
@@ -233,6 +271,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Pull { name } => pull(&name),
         Command::List => list(),
         Command::Ingest(a) => ingest(a),
+        Command::Analyze(a) => analyze::run(a),
     }
 }
 
