@@ -61,7 +61,8 @@ fn ms(x: f64) -> String {
 }
 
 fn stat_line(s: &Stat, unit: &str) -> String {
-    let mut t = format!("{} ± {} {unit} (n = {})", fmt(round2(s.mean)), fmt(round2(s.sd)), s.n);
+    let unit = if unit.is_empty() { String::new() } else { format!(" {unit}") };
+    let mut t = format!("{} ± {}{unit} (n = {})", fmt(round2(s.mean)), fmt(round2(s.sd)), s.n);
     if let Some((lo, hi)) = s.ci95 {
         let _ = write!(t, ", 95 % CI [{}, {}]", fmt(round2(lo)), fmt(round2(hi)));
     }
