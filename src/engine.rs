@@ -212,6 +212,29 @@ impl Engine {
         Ok(())
     }
 
+    /// Evaluates `tokens` at positions `pos0..` (in num_batch pieces) after the first `pos0`
+    /// context tokens, and computes the logits of the last one: the unit llama-bench times.
+    pub fn eval_at(&mut self, tokens: &[u32], pos0: usize) -> Result<()> {
+        if pos0 + tokens.len() > self.opts.num_ctx {
+            return Err(Error::option(
+                "num_ctx",
+                self.opts.num_ctx,
+                "smaller than the test's tokens",
+            ));
+        }
+        self.ctx.truncate(pos0);
+        let mut last = 0;
+        for chunk in tokens.chunks(self.opts.num_batch) {
+            self.model.forward(&mut self.state, chunk, self.ctx.len())?;
+            self.ctx.extend_from_slice(chunk);
+            last = chunk.len();
+        }
+        if last > 0 {
+            self.model.logits(&mut self.state, last - 1..last, &mut self.logits);
+        }
+        Ok(())
+    }
+
     /// Evaluates `tokens` from position 0 and writes the logits of hidden rows `rows` of the
     /// *last* batch into `out` (used by perplexity; `tokens.len()` ≤ num_batch).
     pub fn eval_logits(

@@ -14,3 +14,6 @@ mod ingest;
 
 /// `analyze`: the report agent end to end, its refusals and its grounding check.
 mod agent;
+
+/// `bench`: llama-bench's method, formats and plot on a tiny model.
+mod bench;

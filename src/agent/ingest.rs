@@ -161,6 +161,11 @@ const MEASURE: &[&str] = &[
     "p50",
     "p95",
     "p99",
+    "avg_ts",
+    "stddev_ts",
+    "avg_ns",
+    "stddev_ns",
+    "t/s",
 ];
 /// Configuration columns of a sweep.
 const CONFIG: &[&str] = &["num_gpu", "num_ctx", "temperature", "config_name", "top_p", "top_k"];
@@ -181,6 +186,9 @@ pub fn unit_of(name: &str) -> Option<String> {
         "tokens per second",
         "tokens_per_second",
         "throughput",
+        "avg_ts",
+        "stddev_ts",
+        "t/s",
     ]
     .iter()
     .any(|k| n.contains(k))
@@ -192,6 +200,8 @@ pub fn unit_of(name: &str) -> Option<String> {
         || n.contains("_ms_")
     {
         "ms"
+    } else if n.ends_with("_ns") {
+        "ns"
     } else if n.ends_with("_s") || n.contains("(s)") {
         "s"
     } else if n.ends_with("count") || n == "tokens" {

@@ -51,6 +51,67 @@ pub enum Command {
     Ingest(IngestArgs),
     /// The Chimera agent: ingest a folder, then write a grounded technical report with the model.
     Analyze(AnalyzeArgs),
+    /// llama-bench's method: prompt (pp) and generation (tg) throughput over a grid of settings.
+    Bench(BenchArgs),
+}
+
+fn pairs(s: &str) -> std::result::Result<(usize, usize), String> {
+    let (a, b) = s.split_once(',').ok_or_else(|| format!("'{s}' is not PP,TG"))?;
+    Ok((
+        a.trim().parse().map_err(|_| format!("'{a}'"))?,
+        b.trim().parse().map_err(|_| format!("'{b}'"))?,
+    ))
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Models (.gguf paths or registry names), comma-separated or repeated.
+    #[arg(short = 'm', long = "model", value_delimiter = ',', required = true)]
+    pub models: Vec<String>,
+    /// Prompt lengths (pp tests).
+    #[arg(short = 'p', long = "n-prompt", value_delimiter = ',', default_value = "512")]
+    pub n_prompt: Vec<usize>,
+    /// Generation lengths (tg tests).
+    #[arg(short = 'n', long = "n-gen", value_delimiter = ',', default_value = "128")]
+    pub n_gen: Vec<usize>,
+    /// Prompt + generation pairs PP,TG timed together (repeatable; `-pg` works too).
+    #[arg(long = "pg", value_parser = pairs)]
+    pub pg: Vec<(usize, usize)>,
+    /// Context depths prefilled (untimed) before each test.
+    #[arg(short = 'd', long = "n-depth", value_delimiter = ',', default_value = "0")]
+    pub depth: Vec<usize>,
+    /// Offloaded layers, Ollama's num_gpu (`-ngl` works too).
+    #[arg(
+        long = "num-gpu",
+        alias = "ngl",
+        value_delimiter = ',',
+        default_value = "-1",
+        allow_negative_numbers = true
+    )]
+    pub num_gpu: Vec<i64>,
+    /// Threads (0 = all cores).
+    #[arg(short = 't', long = "threads", value_delimiter = ',', default_value = "0")]
+    pub threads: Vec<usize>,
+    /// Prompt tokens per forward.
+    #[arg(short = 'b', long = "batch-size", value_delimiter = ',', default_value = "512")]
+    pub n_batch: Vec<usize>,
+    /// Context size (0 = what each test needs).
+    #[arg(short = 'c', long = "num-ctx", default_value_t = 0)]
+    pub num_ctx: usize,
+    /// Repetitions per test.
+    #[arg(short = 'r', long = "repetitions", default_value_t = 5)]
+    pub reps: usize,
+    #[arg(long)]
+    pub no_warmup: bool,
+    /// Output format: md, csv, json, jsonl.
+    #[arg(short = 'o', long = "output", default_value = "md")]
+    pub output: String,
+    /// Also print this format to stderr (`-oe` works too).
+    #[arg(long = "oe")]
+    pub output_err: Option<String>,
+    /// Draw t/s per configuration as an SVG file.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -261,6 +322,18 @@ pub struct PerplexityArgs {
     pub json: bool,
 }
 
+/// Rewrites llama-bench's multi-letter short flags (`-pg`, `-ngl`, `-oe`) to their long forms,
+/// which clap can parse.
+pub fn normalize_args(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    args.map(|a| match a.to_str() {
+        Some("-pg") => "--pg".into(),
+        Some("-ngl") => "--ngl".into(),
+        Some("-oe") => "--oe".into(),
+        _ => a,
+    })
+    .collect()
+}
+
 /// Dispatches a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
@@ -272,6 +345,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::List => list(),
         Command::Ingest(a) => ingest(a),
         Command::Analyze(a) => analyze::run(a),
+        Command::Bench(a) => bench(a),
     }
 }
 
@@ -567,6 +641,52 @@ fn ingest(a: IngestArgs) -> Result<()> {
             s.min,
             s.max
         );
+    }
+    Ok(())
+}
+
+fn bench(a: BenchArgs) -> Result<()> {
+    use chimera::bench::{self, Format, Grid};
+    let format: Format = a.output.parse()?;
+    let err_format: Option<Format> = a.output_err.as_deref().map(str::parse).transpose()?;
+    let grid = Grid {
+        models: a.models.clone(),
+        n_prompt: a.n_prompt.clone(),
+        n_gen: a.n_gen.clone(),
+        pg: a.pg.clone(),
+        depth: a.depth.clone(),
+        num_gpu: a.num_gpu.clone(),
+        threads: a.threads.clone(),
+        n_batch: a.n_batch.clone(),
+        num_ctx: a.num_ctx,
+        reps: a.reps,
+        warmup: !a.no_warmup,
+    };
+    let total = bench::expand(&grid)?.len() as u64;
+    let bar = indicatif::ProgressBar::new(total);
+    if !std::io::stderr().is_terminal() {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let env = bench::Env::detect(env!("CHIMERA_GIT_HASH"));
+    let records = bench::run(
+        &grid,
+        &env,
+        &mut |m| Ok((registry::resolve(m, &mut progress_printer())?, false)),
+        &mut |p| match p {
+            bench::Progress::Loading(m) => bar.set_message(format!("loading {m}")),
+            bench::Progress::Test { index, name, .. } => {
+                bar.set_position(index as u64 - 1);
+                bar.set_message(name.to_string());
+            }
+        },
+    )?;
+    bar.finish_and_clear();
+    bench::write(&records, format, &mut std::io::stdout().lock())?;
+    if let Some(f) = err_format {
+        bench::write(&records, f, &mut std::io::stderr().lock())?;
+    }
+    if let Some(p) = &a.plot {
+        chimera::atomic_write(p, |w| w.write_all(bench::plot(&records).as_bytes()))?;
     }
     Ok(())
 }

@@ -1,0 +1,81 @@
+//! `chimera bench`: grid runs on a tiny model, every output format, the plot, and ingest reading
+//! the CSV back.
+
+use crate::util::*;
+use chimera::gguf::TensorType;
+
+fn tiny() -> (tempfile::TempDir, String) {
+    let d = tempdir();
+    let p = d.path().join("tiny.gguf");
+    tiny_model(&p, TensorType::Q8_0, |_| {});
+    let s = p.to_str().unwrap().to_string();
+    (d, s)
+}
+
+fn bench(model: &str, extra: &[&str]) -> std::process::Output {
+    let mut a =
+        vec!["bench", "-m", model, "-p", "16,32", "-n", "4", "-pg", "8,2", "-r", "2", "-t", "1,2"];
+    a.extend_from_slice(extra);
+    chimera(&a)
+}
+
+#[test]
+fn json_records_carry_every_parameter_and_sample() {
+    let (_d, m) = tiny();
+    let o = bench(&m, &["-o", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v.len(), 8, "2 thread settings × (pp16, pp32, tg4, pp8+tg2)");
+    let tests: Vec<&str> = v.iter().take(4).map(|r| r["test"].as_str().unwrap()).collect();
+    assert_eq!(tests, vec!["pp16", "pp32", "tg4", "pp8+tg2"]);
+    for r in &v {
+        for k in
+            ["build_commit", "cpu_info", "model_filename", "model_type", "test_time", "backends"]
+        {
+            assert!(r[k].is_string(), "{k}");
+        }
+        assert_eq!(r["samples_ns"].as_array().unwrap().len(), 2);
+        let ts: Vec<f64> =
+            r["samples_ts"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+        let n = (r["n_prompt"].as_u64().unwrap() + r["n_gen"].as_u64().unwrap()) as f64;
+        let ns = r["samples_ns"][0].as_f64().unwrap();
+        assert!(
+            (ts[0] - n * 1e9 / ns).abs() < 1e-6 * ts[0],
+            "t/s is tokens / seconds per repetition"
+        );
+        assert!((r["avg_ts"].as_f64().unwrap() - (ts[0] + ts[1]) / 2.0).abs() < 1e-9);
+        assert_eq!(r["synthetic"], false);
+    }
+    assert_eq!(v[0]["n_threads"], 1);
+    assert_eq!(v[4]["n_threads"], 2);
+}
+
+#[test]
+fn csv_jsonl_md_and_plot() {
+    let (d, m) = tiny();
+    let plot = d.path().join("t.svg");
+    let o = bench(&m, &["-o", "csv", "-oe", "md", "--plot", plot.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut rd = csv::Reader::from_reader(o.stdout.as_slice());
+    assert_eq!(rd.headers().unwrap().iter().collect::<Vec<_>>(), chimera::bench::csv_header());
+    assert_eq!(rd.records().count(), 8);
+    let e = stderr(&o);
+    assert!(e.contains("| model |") && e.contains("| pp8+tg2 |") && e.contains("build: "), "{e}");
+    assert!(std::fs::read_to_string(&plot).unwrap().starts_with("<svg"));
+    // the CSV is an artifact ingest understands
+    let art = d.path().join("art");
+    std::fs::create_dir(&art).unwrap();
+    std::fs::write(art.join("bench.csv"), &o.stdout).unwrap();
+    let f = chimera::agent::ingest::ingest(&art, &Default::default()).unwrap();
+    let s = f.series.iter().find(|s| s.column == "avg_ts").expect("avg_ts series");
+    assert_eq!((s.n, s.unit.as_deref()), (8, Some("tok/s")));
+    let o = chimera(&["bench", "-m", &m, "-p", "8", "-n", "0", "-r", "1", "-o", "jsonl"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 1);
+}
+
+#[test]
+fn bad_bench_flags() {
+    let (_d, m) = tiny();
+    assert_user_error(&chimera(&["bench", "-m", &m, "-o", "xml"]), "-o");
+    assert_user_error(&chimera(&["bench", "-m", &m, "-r", "0"]), "-r");
+}
