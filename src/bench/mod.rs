@@ -201,6 +201,14 @@ impl Lcg {
     }
 }
 
+/// The model loaded for the current load setting.
+struct Loaded {
+    key: (String, i64, usize, usize),
+    engine: Engine,
+    path: std::path::PathBuf,
+    synthetic: bool,
+}
+
 /// Runs every case; a model is loaded once per load setting. `resolve` maps a model name to a
 /// file; `synthetic` says whether it is a synthetic model.
 pub fn run(
@@ -211,11 +219,11 @@ pub fn run(
 ) -> Result<Vec<BenchRecord>> {
     let cases = expand(grid)?;
     let mut out = vec![];
-    let mut loaded: Option<((String, i64, usize, usize), Engine, std::path::PathBuf, bool)> = None;
+    let mut loaded: Option<Loaded> = None;
     for (i, c) in cases.iter().enumerate() {
         let key = c.load_key();
         let key_owned = (key.0.to_string(), key.1, key.2, key.3);
-        if loaded.as_ref().is_none_or(|(k, ..)| *k != key_owned) {
+        if loaded.as_ref().is_none_or(|l| l.key != key_owned) {
             // free the previous model before loading the next
             drop(loaded.take());
             progress(Progress::Loading(&c.model));
@@ -235,12 +243,12 @@ pub fn run(
                 num_gpu: c.num_gpu,
             };
             let engine = Engine::load(&path, opts)?;
-            loaded = Some((key_owned, engine, path, synthetic));
+            loaded = Some(Loaded { key: key_owned, engine, path, synthetic });
         }
-        let (_, engine, path, synthetic) = loaded.as_mut().expect("invariant: loaded above");
+        let l = loaded.as_mut().expect("invariant: loaded above");
         let name = c.test_name();
         progress(Progress::Test { index: i + 1, total: cases.len(), name: &name });
-        out.push(run_case(engine, c, grid, env, path, *synthetic, &name)?);
+        out.push(run_case(&mut l.engine, c, grid, env, &l.path, l.synthetic, &name)?);
     }
     Ok(out)
 }
