@@ -22,11 +22,21 @@ bench="$CACHE/build/bin/llama-bench"
 if [ ! -x "$bench" ]; then
   echo "building llama-bench (llama-cpp-python $PIN) in $CACHE" >&2
   mkdir -p "$CACHE"
-  python3 -m pip install -q --target "$CACHE/py" cmake
-  python3 -m pip download -q --no-deps --no-binary :all: -d "$CACHE" "llama-cpp-python==$PIN"
+  [ -d "$CACHE/py/cmake" ] || python3 -m pip install -q --target "$CACHE/py" cmake
+  # the sdist file itself (pip download would build its metadata, and with it cmake from source)
+  python3 - "$PIN" "$CACHE" <<'PY'
+import json, sys, urllib.request
+pin, cache = sys.argv[1], sys.argv[2]
+# PyPI's simple index (the JSON form), which mirrors and proxies serve
+req = urllib.request.Request("https://pypi.org/simple/llama-cpp-python/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+files = json.load(urllib.request.urlopen(req, timeout=120))["files"]
+url = next(f["url"] for f in files if f["filename"] == f"llama_cpp_python-{pin}.tar.gz")
+urllib.request.urlretrieve(url, f"{cache}/llama_cpp_python-{pin}.tar.gz")
+PY
   tar -xzf "$CACHE/llama_cpp_python-$PIN.tar.gz" -C "$CACHE"
   src="$CACHE/llama_cpp_python-$PIN/vendor/llama.cpp"
   cmake="$CACHE/py/bin/cmake"
+  export PYTHONPATH="$CACHE/py${PYTHONPATH:+:$PYTHONPATH}"
   "$cmake" -S "$src" -B "$CACHE/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DBUILD_SHARED_LIBS=OFF >&2
   "$cmake" --build "$CACHE/build" --target llama-bench -j"$(nproc)" >&2

@@ -16,6 +16,7 @@ pub mod offload;
 pub mod perplexity;
 pub mod pool;
 pub mod quant;
+pub mod quantize;
 pub mod registry;
 pub mod sampler;
 pub mod timing;

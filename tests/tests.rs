@@ -17,3 +17,6 @@ mod agent;
 
 /// `bench`: llama-bench's method, formats and plot on a tiny model.
 mod bench;
+
+/// `quantize`: llama.cpp's per-tensor choices, sizes and perplexity of requants.
+mod quantize;

@@ -53,6 +53,22 @@ pub enum Command {
     Analyze(AnalyzeArgs),
     /// llama-bench's method: prompt (pp) and generation (tg) throughput over a grid of settings.
     Bench(BenchArgs),
+    /// Requantize a GGUF with llama.cpp's per-tensor type choices.
+    Quantize(QuantizeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct QuantizeArgs {
+    /// The input GGUF (a path or a registry name).
+    pub input: String,
+    /// The output GGUF path.
+    pub output: PathBuf,
+    /// F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q4_K_M or Q5_K_M.
+    #[arg(value_name = "TYPE")]
+    pub ty: String,
+    /// Allow an already quantized input.
+    #[arg(long)]
+    pub allow_requantize: bool,
 }
 
 fn pairs(s: &str) -> std::result::Result<(usize, usize), String> {
@@ -346,6 +362,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Ingest(a) => ingest(a),
         Command::Analyze(a) => analyze::run(a),
         Command::Bench(a) => bench(a),
+        Command::Quantize(a) => quantize(a),
     }
 }
 
@@ -688,5 +705,25 @@ fn bench(a: BenchArgs) -> Result<()> {
     if let Some(p) = &a.plot {
         chimera::atomic_write(p, |w| w.write_all(bench::plot(&records).as_bytes()))?;
     }
+    Ok(())
+}
+
+fn quantize(a: QuantizeArgs) -> Result<()> {
+    let target: chimera::quantize::Target = a.ty.parse()?;
+    let input = resolve(&a.input)?;
+    let t0 = std::time::Instant::now();
+    chimera::quantize::run(&input, &a.output, target, a.allow_requantize, &mut |i, n| {
+        if std::io::stderr().is_terminal() {
+            eprint!("\rchimera: quantize: tensor {i}/{n}");
+        }
+    })?;
+    let size = std::fs::metadata(&a.output).map(|m| m.len()).unwrap_or(0);
+    eprintln!(
+        "\rchimera: quantize: {} → {} ({size} bytes) in {:.1} s",
+        input.display(),
+        a.output.display(),
+        t0.elapsed().as_secs_f64()
+    );
+    outln!("{}", a.output.display());
     Ok(())
 }
