@@ -74,7 +74,8 @@ impl Target {
 
 /// ref: llama-quant.cpp use_more_bits: the first and last eighth, and every third layer between.
 pub fn use_more_bits(i: usize, n: usize) -> bool {
-    i < n / 8 || i >= 7 * n / 8 || (i >= n / 8 && (i - n / 8) % 3 == 2)
+    // past the first test i ≥ n/8, so the subtraction cannot underflow
+    i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2
 }
 
 /// The fallback for rows that are not whole 256-element super-blocks.
@@ -108,18 +109,12 @@ pub fn tensor_type(
     let base = target.base();
     let is_output = name == "output.weight" || (tied && name == "token_embd.weight");
     let mixed = matches!(target, Target::Q4KM | Target::Q5KM);
-    let t = if is_output
-        && !matches!(target, Target::Type(TensorType::F16 | TensorType::BF16 | TensorType::Q8_0))
-    {
-        TensorType::Q6K
-    } else if mixed
+    let keeps_output =
+        matches!(target, Target::Type(TensorType::F16 | TensorType::BF16 | TensorType::Q8_0));
+    let more_bits = mixed
         && (name.ends_with("attn_v.weight") || name.ends_with("ffn_down.weight"))
-        && layer.is_some_and(|i| use_more_bits(i, n_layer))
-    {
-        TensorType::Q6K
-    } else {
-        base
-    };
+        && layer.is_some_and(|i| use_more_bits(i, n_layer));
+    let t = if (is_output && !keeps_output) || more_bits { TensorType::Q6K } else { base };
     fallback(t, row)
 }
 
