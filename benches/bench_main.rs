@@ -1,5 +1,7 @@
-//! criterion benches of the CPU hot paths that need no model file: the sampler over gemma3's
-//! 262,144 logits and quantized matrix products at gemma-3-270m's shapes.
+//! criterion benches: one decode step and a 512-token prefill on the real gemma-3-270m file,
+//! tokenizer throughput, the sampler over 262,144 logits, and quantized matrix × vector products
+//! at the model's shapes. The CPU engine's results are complete when a call returns, so timing
+//! needs no device synchronization.
 
 use chimera::gguf::TensorType;
 use chimera::pool::Pool;
@@ -52,5 +54,44 @@ fn matvec(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, sampler, matvec);
+fn real_model() -> std::path::PathBuf {
+    chimera::registry::resolve("gemma3:270m", &mut |_, _, _| {})
+        .expect("the real model (chimera pull gemma3:270m)")
+}
+
+fn engine(c: &mut Criterion) {
+    use chimera::engine::{Engine, LoadOptions};
+    let mut e = Engine::load(
+        &real_model(),
+        LoadOptions { num_ctx: 1024, num_thread: 2, ..Default::default() },
+    )
+    .unwrap();
+    let n_vocab = e.model.n_vocab() as u32;
+    let prompt: Vec<u32> =
+        std::iter::once(2).chain((1..512).map(|i| (i * 7919) % n_vocab)).collect();
+    let mut g = c.benchmark_group("gemma3_270m_q4_k_m_2_threads");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(512));
+    g.bench_function("prefill_512", |b| b.iter(|| e.eval_at(&prompt, 0).unwrap()));
+    e.eval_at(&prompt[..100], 0).unwrap();
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("decode_step_at_100", |b| b.iter(|| e.eval_at(&[506], 100).unwrap()));
+    g.finish();
+}
+
+fn tokenizer(c: &mut Criterion) {
+    let gguf = chimera::gguf::Gguf::open(&real_model()).unwrap();
+    let tok = chimera::tokenizer::Tokenizer::from_gguf(&gguf).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/goldens/perplexity-corpus-GPL-3.txt"
+    ))
+    .unwrap_or_else(|_| "The quick brown fox jumps over the lazy dog. ".repeat(800));
+    let mut g = c.benchmark_group("tokenizer");
+    g.throughput(Throughput::Bytes(text.len() as u64));
+    g.bench_function("encode_corpus", |b| b.iter(|| tok.encode(&text, true, true).unwrap()));
+    g.finish();
+}
+
+criterion_group!(benches, sampler, matvec, tokenizer, engine);
 criterion_main!(benches);

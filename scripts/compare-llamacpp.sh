@@ -44,7 +44,7 @@ fi
 
 cargo build --release --quiet --manifest-path "$root/Cargo.toml"
 chimera="$root/target/release/chimera"
-file=$("$chimera" pull "$MODEL")
+if [ -f "$MODEL" ]; then file=$MODEL; else file=$("$chimera" pull "$MODEL"); fi
 out=$(mktemp -d)
 for r in $(seq "$ROUNDS"); do
   for t in $THREADS; do

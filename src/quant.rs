@@ -274,9 +274,11 @@ unsafe fn rows_kernel(
 ) {
     let rb = w.row_bytes();
     let act_bytes = std::slice::from_raw_parts(act.as_ptr() as *const u8, act.len() * 8);
-    // Q5_0 and Q8_0 weights against four tokens at once: each weight block is unpacked once.
+    // Q4_0, Q5_0 and Q8_0 weights against four tokens at once: each block is unpacked once.
     #[cfg(target_arch = "x86_64")]
-    let quad = n >= 4 && matches!(w.ty, TensorType::Q5_0 | TensorType::Q8_0) && has_avx2();
+    let quad = n >= 4
+        && matches!(w.ty, TensorType::Q4_0 | TensorType::Q5_0 | TensorType::Q8_0)
+        && has_avx2();
     #[cfg(not(target_arch = "x86_64"))]
     let quad = false;
     let mut r0 = rows.start;
@@ -292,7 +294,7 @@ unsafe fn rows_kernel(
                 {
                     // SAFETY: AVX2 checked; the row holds cols/32 blocks and each activation row
                     // cols/32 Q8_0 blocks.
-                    let d = avx2::dot4_q8_0(w.ty == TensorType::Q5_0, w.cols / 32, wr, a);
+                    let d = avx2::dot4_q8_0(w.ty, w.cols / 32, wr, a);
                     for (j, v) in d.iter().enumerate() {
                         *out.add((b + j) * w.rows + r) = *v;
                     }
@@ -331,6 +333,7 @@ fn has_avx2() -> bool {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
+    use crate::gguf::TensorType;
     use half::f16;
     use std::arch::x86_64::*;
 
@@ -383,14 +386,19 @@ mod avx2 {
         _mm_cvtss_f32(s)
     }
 
-    /// One Q5_0 (`q5`) or Q8_0 weight row against four Q8_0 activation rows: the weight block is
-    /// unpacked once and reused (same arithmetic per pair as the single-row kernels).
+    /// One Q4_0, Q5_0 or Q8_0 weight row against four Q8_0 activation rows: the weight block is
+    /// unpacked once and reused (same arithmetic per pair as ggml's single-row kernels).
     ///
     /// # Safety
     /// AVX2 and FMA must be available; `x` points at `nb` weight blocks, each `y[j]` at `nb` Q8_0
     /// blocks.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot4_q8_0(q5: bool, nb: usize, x: *const u8, y: [*const u8; 4]) -> [f32; 4] {
+    pub unsafe fn dot4_q8_0(
+        ty: TensorType,
+        nb: usize,
+        x: *const u8,
+        y: [*const u8; 4],
+    ) -> [f32; 4] {
         let mut acc = [_mm256_setzero_ps(); 4];
         let low = _mm256_set1_epi8(0x0F);
         let high = _mm256_set1_epi8(0xF0u8 as i8);
@@ -398,11 +406,18 @@ mod avx2 {
         let bitm = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe);
         let all = _mm256_set1_epi64x(-1);
         let ones = _mm256_set1_epi16(1);
-        let wb = if q5 { 22 } else { 34 };
+        let wb = ty.block().1;
+        let eight = _mm256_set1_epi8(8);
         for i in 0..nb {
             let xb = x.add(i * wb);
             let dx = f16::from_bits(std::ptr::read_unaligned(xb as *const u16)).to_f32();
-            let qx = if q5 {
+            let qx = if ty == TensorType::Q4_0 {
+                // ref: ggml_vec_dot_q4_0_q8_0 (AVX2): nibbles minus 8
+                let tmp = _mm_loadu_si128(xb.add(2) as *const __m128i);
+                let bytes =
+                    _mm256_insertf128_si256(_mm256_castsi128_si256(tmp), _mm_srli_epi16(tmp, 4), 1);
+                _mm256_sub_epi8(_mm256_and_si256(low, bytes), eight)
+            } else if ty == TensorType::Q5_0 {
                 let tmp = _mm_loadu_si128(xb.add(6) as *const __m128i);
                 let bytes =
                     _mm256_insertf128_si256(_mm256_castsi128_si256(tmp), _mm_srli_epi16(tmp, 4), 1);

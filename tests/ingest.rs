@@ -64,6 +64,7 @@ fn counts_and_unreadable_files() {
     assert_eq!(t.unreadable[0].path, "reports/profiling/ncu_ollama_raw.csv");
     assert_eq!(t.unreadable[0].reason, "not UTF-8 or UTF-16 text");
     assert_eq!(t.bytes, 6703);
+    assert_eq!(t.md_headings, 6, "1 + 2 (one mid-line, newlines collapsed) + 3");
     assert_eq!(f.series.len(), 68);
 }
 

@@ -50,6 +50,8 @@ pub struct FileFacts {
     pub unreadable: Vec<PathReason>,
     /// Bytes of the artifacts.
     pub bytes: u64,
+    /// Markdown headings, those stranded mid-line by collapsed newlines included.
+    pub md_headings: usize,
 }
 
 #[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
@@ -625,8 +627,22 @@ fn csv_facts(file: &str, text: &str, facts: &mut Facts) -> Result<(), String> {
     Ok(())
 }
 
+/// Headings in a Markdown line: one at its start, and any ` ## ` left mid-line when newlines
+/// collapsed.
+fn headings_in(line: &str) -> usize {
+    let is_mark = |t: &str| {
+        let hashes = t.len() - t.trim_start_matches('#').len();
+        (1..=6).contains(&hashes) && t[hashes..].starts_with(' ')
+    };
+    let t = line.trim_start();
+    let first = usize::from(is_mark(t));
+    let rest = t.match_indices(" #").filter(|(i, _)| is_mark(&t[i + 1..])).count();
+    first + rest
+}
+
 fn md_facts(file: &str, text: &str, facts: &mut Facts) {
     let lines: Vec<&str> = text.lines().collect();
+    facts.files.md_headings += lines.iter().map(|l| headings_in(l)).sum::<usize>();
     // a header row may sit at the end of a line whose newlines collapsed ("# Title | a | b |")
     let cells = |l: &str| -> Vec<String> {
         let l = l.find('|').map_or(l, |i| &l[i..]);
