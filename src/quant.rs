@@ -337,6 +337,50 @@ mod avx2 {
     use half::f16;
     use std::arch::x86_64::*;
 
+    /// The 32 signed values of a Q4_0, Q5_0 or Q8_0 block as bytes (ref: ggml-cpu/arch/x86
+    /// quants.c bytes_from_nibbles_32, bytes_from_bits_32).
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn block_bytes(ty: TensorType, xb: *const u8) -> __m256i {
+        if ty == TensorType::Q8_0 {
+            return _mm256_loadu_si256(xb.add(2) as *const __m256i);
+        }
+        // low nibbles are elements 0..16, high nibbles 16..32
+        let at = if ty == TensorType::Q4_0 { 2 } else { 6 };
+        let tmp = _mm_loadu_si128(xb.add(at) as *const __m128i);
+        let bytes = _mm256_insertf128_si256(_mm256_castsi128_si256(tmp), _mm_srli_epi16(tmp, 4), 1);
+        let nib = _mm256_and_si256(_mm256_set1_epi8(0x0F), bytes);
+        if ty == TensorType::Q4_0 {
+            return _mm256_sub_epi8(nib, _mm256_set1_epi8(8));
+        }
+        // Q5_0 fifth bits: byte j is 0xFF when bit j of qh is set
+        let qh = std::ptr::read_unaligned(xb.add(2) as *const u32);
+        let shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+        let bh = _mm256_shuffle_epi8(_mm256_set1_epi32(qh as i32), shuf);
+        let bh = _mm256_cmpeq_epi8(
+            _mm256_or_si256(bh, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe)),
+            _mm256_set1_epi64x(-1),
+        );
+        // value = (nibble | bit << 4) - 16 = nibble | (bit ? 0 : 0xF0) as i8
+        _mm256_or_si256(nib, _mm256_andnot_si256(bh, _mm256_set1_epi8(0xF0u8 as i8)))
+    }
+
+    /// Σ x·y of one block's signed bytes against a Q8_0 block's, as eight i32 partial sums in f32
+    /// (ref: ggml mul_sum_i8_pairs_float: the sign trick makes maddubs' unsigned operand |x|).
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn block_dot(qx: __m256i, yb: *const u8) -> __m256 {
+        let qy = _mm256_loadu_si256(yb.add(2) as *const __m256i);
+        let dot = _mm256_maddubs_epi16(_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(qy, qx));
+        _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_set1_epi16(1), dot))
+    }
+
+    #[inline]
+    fn scale(p: *const u8) -> f32 {
+        // SAFETY (callers): p points at a block, whose first two bytes are its f16 scale.
+        f16::from_bits(unsafe { std::ptr::read_unaligned(p as *const u16) }).to_f32()
+    }
+
     /// Q5_0 weights · Q8_0 activations, `nb` blocks of 32 (ref: ggml-cpu/arch/x86/quants.c
     /// ggml_vec_dot_q5_0_q8_0, AVX2 branch).
     ///
@@ -346,34 +390,10 @@ mod avx2 {
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn dot_q5_0_q8_0(nb: usize, x: *const u8, y: *const u8) -> f32 {
         let mut acc = _mm256_setzero_ps();
-        let low = _mm256_set1_epi8(0x0F);
-        let high = _mm256_set1_epi8(0xF0u8 as i8);
-        let shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
-        let bitm = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe);
-        let all = _mm256_set1_epi64x(-1);
-        let ones = _mm256_set1_epi16(1);
         for i in 0..nb {
-            let xb = x.add(i * 22);
-            let yb = y.add(i * 34);
-            let dx = f16::from_bits(std::ptr::read_unaligned(xb as *const u16)).to_f32();
-            let dy = f16::from_bits(std::ptr::read_unaligned(yb as *const u16)).to_f32();
-            let d = _mm256_set1_ps(dx * dy);
-            // low nibbles are elements 0..16, high nibbles 16..32
-            let tmp = _mm_loadu_si128(xb.add(6) as *const __m128i);
-            let bytes =
-                _mm256_insertf128_si256(_mm256_castsi128_si256(tmp), _mm_srli_epi16(tmp, 4), 1);
-            let qx = _mm256_and_si256(low, bytes);
-            // fifth bits: byte j is 0xFF when bit j of qh is set
-            let qh = std::ptr::read_unaligned(xb.add(2) as *const u32);
-            let bh = _mm256_shuffle_epi8(_mm256_set1_epi32(qh as i32), shuf);
-            let bh = _mm256_cmpeq_epi8(_mm256_or_si256(bh, bitm), all);
-            // value = (nibble | bit << 4) - 16 = nibble | (bit ? 0 : 0xF0) as i8
-            let qx = _mm256_or_si256(qx, _mm256_andnot_si256(bh, high));
-            let qy = _mm256_loadu_si256(yb.add(2) as *const __m256i);
-            let ax = _mm256_sign_epi8(qx, qx);
-            let sy = _mm256_sign_epi8(qy, qx);
-            let dot = _mm256_madd_epi16(ones, _mm256_maddubs_epi16(ax, sy));
-            acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot), acc);
+            let (xb, yb) = (x.add(i * 22), y.add(i * 34));
+            let qx = block_bytes(TensorType::Q5_0, xb);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(scale(xb) * scale(yb)), block_dot(qx, yb), acc);
         }
         hsum(acc)
     }
@@ -400,43 +420,13 @@ mod avx2 {
         y: [*const u8; 4],
     ) -> [f32; 4] {
         let mut acc = [_mm256_setzero_ps(); 4];
-        let low = _mm256_set1_epi8(0x0F);
-        let high = _mm256_set1_epi8(0xF0u8 as i8);
-        let shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
-        let bitm = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe);
-        let all = _mm256_set1_epi64x(-1);
-        let ones = _mm256_set1_epi16(1);
         let wb = ty.block().1;
-        let eight = _mm256_set1_epi8(8);
         for i in 0..nb {
             let xb = x.add(i * wb);
-            let dx = f16::from_bits(std::ptr::read_unaligned(xb as *const u16)).to_f32();
-            let qx = if ty == TensorType::Q4_0 {
-                // ref: ggml_vec_dot_q4_0_q8_0 (AVX2): nibbles minus 8
-                let tmp = _mm_loadu_si128(xb.add(2) as *const __m128i);
-                let bytes =
-                    _mm256_insertf128_si256(_mm256_castsi128_si256(tmp), _mm_srli_epi16(tmp, 4), 1);
-                _mm256_sub_epi8(_mm256_and_si256(low, bytes), eight)
-            } else if ty == TensorType::Q5_0 {
-                let tmp = _mm_loadu_si128(xb.add(6) as *const __m128i);
-                let bytes =
-                    _mm256_insertf128_si256(_mm256_castsi128_si256(tmp), _mm_srli_epi16(tmp, 4), 1);
-                let qx = _mm256_and_si256(low, bytes);
-                let qh = std::ptr::read_unaligned(xb.add(2) as *const u32);
-                let bh = _mm256_shuffle_epi8(_mm256_set1_epi32(qh as i32), shuf);
-                let bh = _mm256_cmpeq_epi8(_mm256_or_si256(bh, bitm), all);
-                _mm256_or_si256(qx, _mm256_andnot_si256(bh, high))
-            } else {
-                _mm256_loadu_si256(xb.add(2) as *const __m256i)
-            };
-            let ax = _mm256_sign_epi8(qx, qx);
+            let (dx, qx) = (scale(xb), block_bytes(ty, xb));
             for j in 0..4 {
                 let yb = y[j].add(i * 34);
-                let dy = f16::from_bits(std::ptr::read_unaligned(yb as *const u16)).to_f32();
-                let qy = _mm256_loadu_si256(yb.add(2) as *const __m256i);
-                let sy = _mm256_sign_epi8(qy, qx);
-                let dot = _mm256_madd_epi16(ones, _mm256_maddubs_epi16(ax, sy));
-                acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dx * dy), _mm256_cvtepi32_ps(dot), acc[j]);
+                acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dx * scale(yb)), block_dot(qx, yb), acc[j]);
             }
         }
         [hsum(acc[0]), hsum(acc[1]), hsum(acc[2]), hsum(acc[3])]
