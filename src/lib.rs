@@ -19,6 +19,7 @@ pub mod quant;
 pub mod quantize;
 pub mod registry;
 pub mod sampler;
+pub mod synthetic;
 pub mod timing;
 pub mod tokenizer;
 

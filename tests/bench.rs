@@ -79,3 +79,47 @@ fn bad_bench_flags() {
     assert_user_error(&chimera(&["bench", "-m", &m, "-o", "xml"]), "-o");
     assert_user_error(&chimera(&["bench", "-m", &m, "-r", "0"]), "-r");
 }
+
+/// A synthetic model (random weights, real shapes) is written once, benches as synthetic, and
+/// generates.
+#[test]
+fn synthetic_model_loads_benches_and_generates() {
+    let d = tempdir();
+    let bin = env!("CARGO_BIN_EXE_chimera");
+    let run = |args: &[&str]| {
+        std::process::Command::new(bin).env("CHIMERA_HOME", d.path()).args(args).output().unwrap()
+    };
+    let o = run(&[
+        "bench",
+        "--synthetic",
+        "gemma3:270m",
+        "--quant",
+        "Q4_K_M",
+        "-p",
+        "16",
+        "-n",
+        "4",
+        "-r",
+        "1",
+        "-o",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v.len(), 2);
+    assert!(v
+        .iter()
+        .all(|r| r["synthetic"] == true && r["model_type"] == "gemma3 270M Q4_K - Medium"));
+    let p = d.path().join("synthetic/gemma3-270m-q4_k_m-synthetic.gguf");
+    let g = chimera::gguf::Gguf::open(&p).unwrap();
+    assert_eq!(
+        g.tensor("blk.0.attn_q.weight").unwrap().ty,
+        TensorType::Q5_0,
+        "llama.cpp's fallback for 640-wide rows"
+    );
+    let o = run(&["run", p.to_str().unwrap(), "hello", "--num-predict", "4", "--format", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["ids"].as_array().unwrap().len(), 4);
+    assert_user_error(&run(&["bench", "--synthetic", "gemma3:7b"]), "--synthetic");
+}

@@ -294,6 +294,8 @@ fn run_case(
     let (avg_ts, sd_ts) = mean_sd(&samples_ts);
     let g_ = &e.model.gguf;
     let ty = model_type(e);
+    let synthetic =
+        synthetic || g_.metadata.get("chimera.synthetic").and_then(|v| v.as_bool()) == Some(true);
     Ok(BenchRecord {
         build_commit: env.build_commit.clone(),
         build_target: env.build_target.clone(),

@@ -82,8 +82,19 @@ fn pairs(s: &str) -> std::result::Result<(usize, usize), String> {
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// Models (.gguf paths or registry names), comma-separated or repeated.
-    #[arg(short = 'm', long = "model", value_delimiter = ',', required = true)]
+    #[arg(
+        short = 'm',
+        long = "model",
+        value_delimiter = ',',
+        required_unless_present = "synthetic"
+    )]
     pub models: Vec<String>,
+    /// Synthetic models of these sizes (gemma3:270m, 1b, 4b, 12b, 27b): random weights, real shapes.
+    #[arg(long, value_delimiter = ',')]
+    pub synthetic: Vec<String>,
+    /// The quantization of synthetic models (llama.cpp's per-tensor mix for the _M types).
+    #[arg(long, default_value = "Q4_K_M")]
+    pub quant: String,
     /// Prompt lengths (pp tests).
     #[arg(short = 'p', long = "n-prompt", value_delimiter = ',', default_value = "512")]
     pub n_prompt: Vec<usize>,
@@ -666,8 +677,23 @@ fn bench(a: BenchArgs) -> Result<()> {
     use chimera::bench::{self, Format, Grid};
     let format: Format = a.output.parse()?;
     let err_format: Option<Format> = a.output_err.as_deref().map(str::parse).transpose()?;
+    let mut models = a.models.clone();
+    if !a.synthetic.is_empty() {
+        let quant: chimera::quantize::Target = a.quant.parse()?;
+        let dir = registry::store_dir().with_file_name("synthetic");
+        for size in &a.synthetic {
+            eprintln!(
+                "chimera: synthetic {size} {} (written once, then cached in {})",
+                a.quant,
+                dir.display()
+            );
+            models.push(
+                chimera::synthetic::ensure(&dir, size, quant, &a.quant)?.display().to_string(),
+            );
+        }
+    }
     let grid = Grid {
-        models: a.models.clone(),
+        models,
         n_prompt: a.n_prompt.clone(),
         n_gen: a.n_gen.clone(),
         pg: a.pg.clone(),

@@ -1,0 +1,239 @@
+//! Synthetic gemma3 models: deterministic random weights with the real shapes and llama.cpp's
+//! per-tensor type mix, for "how fast would a 4B be here" without the weights.
+//!
+//! Quantized blocks are random bytes with their scale fields set to small finite f16 values, so
+//! generation is fast at any size and the arithmetic is exactly that of a real file of the type.
+//! Files carry `chimera.synthetic = true`, which bench records report.
+
+use crate::error::{Error, Result};
+use crate::gguf::{self, Array, TensorType, Value, WriteTensor};
+use crate::quantize::{tensor_type, Target};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// A gemma3 size's shape (ref: ollama-llamacpp-semantics.md §5.2, HF config.json).
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    pub label: &'static str,
+    pub n_layer: usize,
+    pub n_embd: usize,
+    pub n_ff: usize,
+    pub n_head: usize,
+    pub n_head_kv: usize,
+    pub head_dim: usize,
+    pub window: usize,
+    pub context_length: usize,
+    /// Linear rope scaling on global layers (4B and up).
+    pub rope_scale: Option<f32>,
+}
+
+/// The five published sizes.
+pub fn shape(name: &str) -> Result<Shape> {
+    let s = |label,
+             n_layer,
+             n_embd,
+             n_ff,
+             n_head,
+             n_head_kv,
+             head_dim,
+             window,
+             context_length,
+             rope_scale| Shape {
+        label,
+        n_layer,
+        n_embd,
+        n_ff,
+        n_head,
+        n_head_kv,
+        head_dim,
+        window,
+        context_length,
+        rope_scale,
+    };
+    Ok(match name.trim_start_matches("gemma3:").to_ascii_lowercase().as_str() {
+        "270m" => s("270M", 18, 640, 2048, 4, 1, 256, 512, 32768, None),
+        "1b" => s("1B", 26, 1152, 6912, 4, 1, 256, 512, 32768, None),
+        "4b" => s("4B", 34, 2560, 10240, 8, 4, 256, 1024, 131072, Some(8.0)),
+        "12b" => s("12B", 48, 3840, 15360, 16, 8, 256, 1024, 131072, Some(8.0)),
+        "27b" => s("27B", 62, 5376, 21504, 32, 16, 128, 1024, 131072, Some(8.0)),
+        _ => {
+            return Err(Error::option("--synthetic", name, "one of gemma3:270m, 1b, 4b, 12b, 27b"))
+        }
+    })
+}
+
+/// gemma3's vocabulary size (ref: llama-model.cpp; the converter trims to the tokenizer).
+const N_VOCAB: usize = 262_144;
+
+struct Rng(u64);
+impl Rng {
+    fn fill(&mut self, b: &mut [u8]) {
+        for c in b.chunks_mut(8) {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            let v = self.0.to_le_bytes();
+            c.copy_from_slice(&v[..c.len()]);
+        }
+    }
+}
+
+/// Offsets of the f16 scale fields in one block of `ty` (ref: ggml-common.h block layouts).
+fn scale_offsets(ty: TensorType) -> &'static [usize] {
+    match ty {
+        TensorType::Q4_0 | TensorType::Q5_0 | TensorType::Q8_0 => &[0],
+        TensorType::Q4_1 | TensorType::Q5_1 | TensorType::Q4K | TensorType::Q5K => &[0, 2],
+        TensorType::Q2K => &[80, 82],
+        TensorType::Q3K => &[108],
+        TensorType::Q6K => &[208],
+        TensorType::F32 | TensorType::F16 | TensorType::BF16 => &[],
+    }
+}
+
+/// `n` elements of random weights of type `ty` with scales near `scale`.
+fn random_tensor(ty: TensorType, n: usize, scale: f32, rng: &mut Rng) -> Vec<u8> {
+    match ty {
+        TensorType::F32 => (0..n)
+            .flat_map(|i| (scale * (((i * 2654435761) % 1000) as f32 / 500.0 - 1.0)).to_le_bytes())
+            .collect(),
+        _ => {
+            let (be, bb) = ty.block();
+            let mut out = vec![0u8; n / be * bb];
+            rng.fill(&mut out);
+            if matches!(ty, TensorType::F16 | TensorType::BF16) {
+                // keep every element finite: clear the top exponent bit of each 16-bit value
+                out.chunks_mut(2).for_each(|c| c[1] &= 0x3F);
+                return out;
+            }
+            let d = half::f16::from_f32(scale).to_bits().to_le_bytes();
+            for block in out.chunks_mut(bb) {
+                for &o in scale_offsets(ty) {
+                    block[o..o + 2].copy_from_slice(&d);
+                }
+            }
+            out
+        }
+    }
+}
+
+/// Writes a synthetic model of `size` and quantization `quant` to `path` (deterministic).
+pub fn write(path: &Path, size: &str, quant: Target) -> Result<()> {
+    let sh = shape(size)?;
+    let mut md = BTreeMap::new();
+    let u = |v: usize| Value::U32(v as u32);
+    md.insert("general.architecture".into(), Value::String("gemma3".into()));
+    md.insert("general.name".into(), Value::String(format!("synthetic gemma3 {}", sh.label)));
+    md.insert("general.file_type".into(), Value::U32(quant.ftype()));
+    md.insert("chimera.synthetic".into(), Value::Bool(true));
+    md.insert("gemma3.context_length".into(), u(sh.context_length));
+    md.insert("gemma3.embedding_length".into(), u(sh.n_embd));
+    md.insert("gemma3.block_count".into(), u(sh.n_layer));
+    md.insert("gemma3.feed_forward_length".into(), u(sh.n_ff));
+    md.insert("gemma3.attention.head_count".into(), u(sh.n_head));
+    md.insert("gemma3.attention.head_count_kv".into(), u(sh.n_head_kv));
+    md.insert("gemma3.attention.key_length".into(), u(sh.head_dim));
+    md.insert("gemma3.attention.value_length".into(), u(sh.head_dim));
+    md.insert("gemma3.attention.sliding_window".into(), u(sh.window));
+    md.insert("gemma3.attention.layer_norm_rms_epsilon".into(), Value::F32(1e-6));
+    md.insert("gemma3.rope.freq_base".into(), Value::F32(1e6));
+    if let Some(f) = sh.rope_scale {
+        md.insert("gemma3.rope.scaling.type".into(), Value::String("linear".into()));
+        md.insert("gemma3.rope.scaling.factor".into(), Value::F32(f));
+    }
+    // a vocabulary of the real size: specials, 256 byte tokens, then placeholder pieces
+    let mut tokens: Vec<String> = ["<pad>", "<eos>", "<bos>", "<unk>"].map(String::from).to_vec();
+    let mut types = vec![3i64, 3, 3, 2];
+    tokens.extend((0..256).map(|b| format!("<0x{b:02X}>")));
+    types.extend(std::iter::repeat_n(6, 256));
+    tokens.push("<end_of_turn>".into());
+    types.push(3);
+    while tokens.len() < N_VOCAB {
+        tokens.push(format!("\u{2581}t{}", tokens.len()));
+        types.push(1);
+    }
+    let scores: Vec<f64> = (0..N_VOCAB).map(|i| -(i as f64)).collect();
+    md.insert("tokenizer.ggml.model".into(), Value::String("llama".into()));
+    md.insert("tokenizer.ggml.tokens".into(), Value::Array(Array::Strings(tokens)));
+    md.insert("tokenizer.ggml.scores".into(), Value::Array(Array::Floats(scores)));
+    md.insert("tokenizer.ggml.token_type".into(), Value::Array(Array::Ints(types)));
+    md.insert("tokenizer.ggml.bos_token_id".into(), u(2));
+    md.insert("tokenizer.ggml.eos_token_id".into(), u(1));
+    md.insert("tokenizer.ggml.add_space_prefix".into(), Value::Bool(false));
+
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let (e, hd) = (sh.n_embd, sh.head_dim);
+    let mut specs: Vec<(String, Vec<u64>)> = vec![
+        ("token_embd.weight".into(), vec![e as u64, N_VOCAB as u64]),
+        ("output_norm.weight".into(), vec![e as u64]),
+    ];
+    for l in 0..sh.n_layer {
+        let n = |s: &str| format!("blk.{l}.{s}.weight");
+        for s in ["attn_norm", "post_attention_norm", "ffn_norm", "post_ffw_norm"] {
+            specs.push((n(s), vec![e as u64]));
+        }
+        specs.push((n("attn_q_norm"), vec![hd as u64]));
+        specs.push((n("attn_k_norm"), vec![hd as u64]));
+        for (s, cols, rows) in [
+            ("attn_q", e, sh.n_head * hd),
+            ("attn_k", e, sh.n_head_kv * hd),
+            ("attn_v", e, sh.n_head_kv * hd),
+            ("attn_output", sh.n_head * hd, e),
+            ("ffn_gate", e, sh.n_ff),
+            ("ffn_up", e, sh.n_ff),
+            ("ffn_down", sh.n_ff, e),
+        ] {
+            specs.push((n(s), vec![cols as u64, rows as u64]));
+        }
+    }
+    let tensors: Vec<WriteTensor> = specs
+        .into_iter()
+        .map(|(name, dims)| {
+            let layer = name
+                .strip_prefix("blk.")
+                .and_then(|r| r.split('.').next())
+                .and_then(|i| i.parse().ok());
+            let ty = tensor_type(&name, dims[0], dims.len(), quant, true, layer, sh.n_layer);
+            let n: u64 = dims.iter().product();
+            // norms 1 (GGUF stores 1 + w, so w = 0); weights with small scales
+            let data = if dims.len() == 1 {
+                (0..n).flat_map(|_| 1f32.to_le_bytes()).collect()
+            } else {
+                random_tensor(ty, n as usize, 0.002, &mut rng)
+            };
+            WriteTensor { name, dims, ty, data: data.into() }
+        })
+        .collect();
+    gguf::write(path, &md, &tensors)
+}
+
+/// The cached path of a synthetic model, written on first use.
+pub fn ensure(
+    dir: &Path,
+    size: &str,
+    quant: Target,
+    quant_name: &str,
+) -> Result<std::path::PathBuf> {
+    let sh = shape(size)?;
+    let p = dir.join(format!(
+        "gemma3-{}-{}-synthetic.gguf",
+        sh.label.to_ascii_lowercase(),
+        quant_name.to_ascii_lowercase()
+    ));
+    if !p.is_file() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        write(&p, size, quant)?;
+    }
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_errors() {
+        assert_eq!(shape("gemma3:4b").unwrap().n_layer, 34);
+        assert_eq!(shape("27b").unwrap().head_dim, 128);
+        assert!(shape("gemma3:7b").unwrap_err().to_string().contains("--synthetic"));
+    }
+}
