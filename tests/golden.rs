@@ -109,31 +109,56 @@ fn teacher_forced_logits_match_llama_cpp() {
     assert!(worst <= 1.0, "worst top-10 |Δlogprob| {worst}");
 }
 
-/// Greedy generation (temperature 0, no penalty) reproduces llama.cpp's 64 tokens.
+/// Greedy generation (temperature 0, no penalty) on all four golden prompts follows llama.cpp
+/// token for token; where it departs, it is at a step the goldens list as a near tie (top two
+/// within 0.05 logprob), after which the texts are not comparable (llama.cpp itself diverges there
+/// across batch splits). Today three prompts match in full and long_paragraph departs at step 10,
+/// a near tie.
 #[test]
-fn greedy_generation_reproduces_llama_cpp() {
+fn greedy_generation_follows_llama_cpp_up_to_near_ties() {
     let g = read_json(&goldens().join("goldens-greedy.json"));
-    let p = &g["prompts"][0];
-    let prompt = serde_json::to_string(&p["prompt_ids"]).unwrap();
-    let o = chimera(&[
-        "run",
-        real_model().to_str().unwrap(),
-        "--prompt-ids",
-        &prompt,
-        "--temperature",
-        "0",
-        "--repeat-penalty",
-        "1",
-        "--num-predict",
-        "64",
-        "--format",
-        "json",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(ids(&v["ids"]), ids(&p["generated_ids"]));
-    assert_eq!(v["done_reason"], "length");
-    assert_eq!(v["response"].as_str().unwrap(), p["generated_text"].as_str().unwrap());
+    let mut identical = 0;
+    for p in g["prompts"].as_array().unwrap() {
+        let prompt = serde_json::to_string(&p["prompt_ids"]).unwrap();
+        let want = ids(&p["generated_ids"]);
+        let n = want.len().to_string();
+        let o = chimera(&[
+            "run",
+            real_model().to_str().unwrap(),
+            "--prompt-ids",
+            &prompt,
+            "--temperature",
+            "0",
+            "--repeat-penalty",
+            "1",
+            "--num-predict",
+            &n,
+            "--format",
+            "json",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let got = ids(&v["ids"]);
+        let ties: Vec<usize> = p["near_ties"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["pos"].as_u64().unwrap() as usize)
+            .collect();
+        match got.iter().zip(&want).position(|(a, b)| a != b) {
+            None => {
+                assert_eq!(got.len(), want.len(), "{}", p["name"]);
+                assert_eq!(v["response"].as_str().unwrap(), p["generated_text"].as_str().unwrap());
+                identical += 1;
+            }
+            Some(d) => assert!(
+                ties.contains(&d),
+                "{}: diverged at step {d}, not a near tie {ties:?}",
+                p["name"]
+            ),
+        }
+    }
+    assert!(identical >= 3, "{identical} of 4 prompts identical in full");
 }
 
 /// llama-perplexity's method on the golden corpus lands within 1 % of llama.cpp's 13.8792.
