@@ -11,7 +11,7 @@ use crate::quantize::{tensor_type, Target};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// A gemma3 size's shape (ref: ollama-llamacpp-semantics.md §5.2, HF config.json).
+/// A gemma3 size's shape.
 #[derive(Debug, Clone, Copy)]
 pub struct Shape {
     pub label: &'static str,
@@ -27,39 +27,24 @@ pub struct Shape {
     pub rope_scale: Option<f32>,
 }
 
-/// The five published sizes.
+/// The five published sizes (ref: ollama-llamacpp-semantics.md §5.2, HF config.json).
+#[rustfmt::skip]
+const SHAPES: [Shape; 5] = [
+    Shape { label: "270M", n_layer: 18, n_embd: 640, n_ff: 2048, n_head: 4, n_head_kv: 1, head_dim: 256, window: 512, context_length: 32768, rope_scale: None },
+    Shape { label: "1B", n_layer: 26, n_embd: 1152, n_ff: 6912, n_head: 4, n_head_kv: 1, head_dim: 256, window: 512, context_length: 32768, rope_scale: None },
+    Shape { label: "4B", n_layer: 34, n_embd: 2560, n_ff: 10240, n_head: 8, n_head_kv: 4, head_dim: 256, window: 1024, context_length: 131072, rope_scale: Some(8.0) },
+    Shape { label: "12B", n_layer: 48, n_embd: 3840, n_ff: 15360, n_head: 16, n_head_kv: 8, head_dim: 256, window: 1024, context_length: 131072, rope_scale: Some(8.0) },
+    Shape { label: "27B", n_layer: 62, n_embd: 5376, n_ff: 21504, n_head: 32, n_head_kv: 16, head_dim: 128, window: 1024, context_length: 131072, rope_scale: Some(8.0) },
+];
+
+/// The shape of a size name (`gemma3:4b` or `4b`).
 pub fn shape(name: &str) -> Result<Shape> {
-    let s = |label,
-             n_layer,
-             n_embd,
-             n_ff,
-             n_head,
-             n_head_kv,
-             head_dim,
-             window,
-             context_length,
-             rope_scale| Shape {
-        label,
-        n_layer,
-        n_embd,
-        n_ff,
-        n_head,
-        n_head_kv,
-        head_dim,
-        window,
-        context_length,
-        rope_scale,
-    };
-    Ok(match name.trim_start_matches("gemma3:").to_ascii_lowercase().as_str() {
-        "270m" => s("270M", 18, 640, 2048, 4, 1, 256, 512, 32768, None),
-        "1b" => s("1B", 26, 1152, 6912, 4, 1, 256, 512, 32768, None),
-        "4b" => s("4B", 34, 2560, 10240, 8, 4, 256, 1024, 131072, Some(8.0)),
-        "12b" => s("12B", 48, 3840, 15360, 16, 8, 256, 1024, 131072, Some(8.0)),
-        "27b" => s("27B", 62, 5376, 21504, 32, 16, 128, 1024, 131072, Some(8.0)),
-        _ => {
-            return Err(Error::option("--synthetic", name, "one of gemma3:270m, 1b, 4b, 12b, 27b"))
-        }
-    })
+    let want = name.trim_start_matches("gemma3:");
+    SHAPES
+        .iter()
+        .find(|s| s.label.eq_ignore_ascii_case(want))
+        .copied()
+        .ok_or_else(|| Error::option("--synthetic", name, "one of gemma3:270m, 1b, 4b, 12b, 27b"))
 }
 
 /// gemma3's vocabulary size (ref: llama-model.cpp; the converter trims to the tokenizer).
