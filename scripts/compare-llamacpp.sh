@@ -2,7 +2,7 @@
 # Same-run comparison of `chimera bench` with llama.cpp's llama-bench (CPU) on one GGUF.
 #
 # Builds llama-bench from the llama.cpp source that the PyPI sdist of llama-cpp-python carries
-# (vendor/llama.cpp), pinned below, with cmake from PyPI, outside the repository in a cache that
+# (vendor/llama.cpp), pinned in scripts/llamacpp-build.sh, with cmake from PyPI, outside the repository in a cache that
 # later runs reuse. Then runs the two benches alternately ROUNDS times and prints, per test and
 # thread count, the median of the per-round mean t/s of each and the ratio chimera / llama.cpp.
 # Nothing from llama.cpp is committed.
@@ -10,37 +10,12 @@
 # usage: scripts/compare-llamacpp.sh [MODEL (path or registry name, default gemma3:270m)]
 # env:   THREADS="1 2"  ROUNDS=3  REPS=5  LLAMA_CPP_PYTHON=0.3.36  CHIMERA_LLAMACPP=<cache dir>
 set -euo pipefail
-PIN=${LLAMA_CPP_PYTHON:-0.3.36}
-CACHE=${CHIMERA_LLAMACPP:-$HOME/.cache/chimera-llamacpp/$PIN}
 MODEL=${1:-gemma3:270m}
 THREADS=${THREADS:-"1 2"}
 ROUNDS=${ROUNDS:-3}
 REPS=${REPS:-5}
 root=$(cd "$(dirname "$0")/.." && pwd)
-bench="$CACHE/build/bin/llama-bench"
-
-if [ ! -x "$bench" ]; then
-  echo "building llama-bench (llama-cpp-python $PIN) in $CACHE" >&2
-  mkdir -p "$CACHE"
-  [ -d "$CACHE/py/cmake" ] || python3 -m pip install -q --target "$CACHE/py" cmake
-  # the sdist file itself (pip download would build its metadata, and with it cmake from source)
-  python3 - "$PIN" "$CACHE" <<'PY'
-import json, sys, urllib.request
-pin, cache = sys.argv[1], sys.argv[2]
-# PyPI's simple index (the JSON form), which mirrors and proxies serve
-req = urllib.request.Request("https://pypi.org/simple/llama-cpp-python/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})
-files = json.load(urllib.request.urlopen(req, timeout=120))["files"]
-url = next(f["url"] for f in files if f["filename"] == f"llama_cpp_python-{pin}.tar.gz")
-urllib.request.urlretrieve(url, f"{cache}/llama_cpp_python-{pin}.tar.gz")
-PY
-  tar -xzf "$CACHE/llama_cpp_python-$PIN.tar.gz" -C "$CACHE"
-  src="$CACHE/llama_cpp_python-$PIN/vendor/llama.cpp"
-  cmake="$CACHE/py/bin/cmake"
-  export PYTHONPATH="$CACHE/py${PYTHONPATH:+:$PYTHONPATH}"
-  "$cmake" -S "$src" -B "$CACHE/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF \
-    -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DBUILD_SHARED_LIBS=OFF >&2
-  "$cmake" --build "$CACHE/build" --target llama-bench -j"$(nproc)" >&2
-fi
+. "$root/scripts/llamacpp-build.sh"
 
 cargo build --release --quiet --manifest-path "$root/Cargo.toml"
 chimera="$root/target/release/chimera"

@@ -53,11 +53,13 @@ fn tokenize_command_prints_golden_ids() {
 /// tie, first-position top-10 probabilities close, and the top-10 log-probabilities close.
 ///
 /// FIXME: the bounds are 0.3 for the top-10 |Δlogprob| and 0.02 for first-position
-/// probabilities; chimera's worst step is ≈0.97 (median ≈0.25) and its worst first-position
-/// probability is 0.032 off (long_paragraph, "▁the"). chimera's exact-arithmetic path agrees with llama.cpp's own F32 reference to
-/// 0.005 at the first position, and that reference itself differs from these goldens by 0.355, so
-/// the remaining gap is activation-quantization and f16-attention rounding that only a bit-exact
-/// copy of llama.cpp's CPU kernels would remove. This asserts the bound chimera meets today.
+/// probabilities; chimera's worst step is 0.967 (markdown_table_summary) and its worst
+/// first-position probability is 0.032 off (long_paragraph, "▁the"). llama.cpp itself misses the
+/// same bounds by more: `scripts/parity-llamacpp.sh` runs the llama.cpp of llama-cpp-python
+/// 0.3.36 the way the goldens were taken, and it is 1.079 and 0.0485 off them, with an arg-max
+/// mismatch at a step that is not a near tie; toggling its flash attention moves it by up to 0.78.
+/// Below that noise only a bit-exact copy of commit e95dae18's CPU kernels would go, so this
+/// asserts the bounds chimera meets today, which are inside llama.cpp's own spread.
 #[test]
 fn teacher_forced_logits_match_llama_cpp() {
     let mut e = Engine::load(
