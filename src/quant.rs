@@ -317,9 +317,9 @@ unsafe fn rows_kernel(
 #[inline]
 fn dot(ty: TensorType, k: usize, w: &[u8], a: &[u8]) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    if ty == TensorType::Q5_0 && has_avx2() {
+    if matches!(ty, TensorType::Q4_0 | TensorType::Q5_0 | TensorType::Q8_0) && has_avx2() {
         // SAFETY: AVX2/FMA presence was checked; both slices hold k/32 blocks.
-        return unsafe { avx2::dot_q5_0_q8_0(k / 32, w.as_ptr(), a.as_ptr()) };
+        return unsafe { avx2::dot_q8_0(ty, k / 32, w.as_ptr(), a.as_ptr()) };
     }
     with_block!(ty, T => T::vec_dot(k, blocks::<T>(w), blocks::<<T as GgmlType>::VecDotType>(a)))
 }
@@ -381,21 +381,25 @@ mod avx2 {
         f16::from_bits(unsafe { std::ptr::read_unaligned(p as *const u16) }).to_f32()
     }
 
-    /// Q5_0 weights · Q8_0 activations, `nb` blocks of 32 (ref: ggml-cpu/arch/x86/quants.c
-    /// ggml_vec_dot_q5_0_q8_0, AVX2 branch).
+    /// Q4_0, Q5_0 or Q8_0 weights · Q8_0 activations, `nb` blocks of 32 (ref:
+    /// ggml-cpu/arch/x86/quants.c ggml_vec_dot_q5_0_q8_0, AVX2 branch). Even and odd blocks go to
+    /// two accumulators so that two FMA chains overlap; [`dot4_q8_0`] sums in the same order, so
+    /// a token's result does not depend on its place in a batch.
     ///
     /// # Safety
-    /// AVX2 and FMA must be available; `x` must point at `nb` 22-byte Q5_0 blocks and `y` at `nb`
-    /// 34-byte Q8_0 blocks.
+    /// AVX2 and FMA must be available; `x` must point at `nb` weight blocks of type `ty` and `y`
+    /// at `nb` 34-byte Q8_0 blocks.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot_q5_0_q8_0(nb: usize, x: *const u8, y: *const u8) -> f32 {
-        let mut acc = _mm256_setzero_ps();
+    pub unsafe fn dot_q8_0(ty: TensorType, nb: usize, x: *const u8, y: *const u8) -> f32 {
+        let wb = ty.block().1;
+        let mut acc = [_mm256_setzero_ps(); 2];
         for i in 0..nb {
-            let (xb, yb) = (x.add(i * 22), y.add(i * 34));
-            let qx = block_bytes(TensorType::Q5_0, xb);
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(scale(xb) * scale(yb)), block_dot(qx, yb), acc);
+            let (xb, yb) = (x.add(i * wb), y.add(i * 34));
+            let qx = block_bytes(ty, xb);
+            let d = _mm256_set1_ps(scale(xb) * scale(yb));
+            acc[i & 1] = _mm256_fmadd_ps(d, block_dot(qx, yb), acc[i & 1]);
         }
-        hsum(acc)
+        hsum(_mm256_add_ps(acc[0], acc[1]))
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -419,17 +423,19 @@ mod avx2 {
         x: *const u8,
         y: [*const u8; 4],
     ) -> [f32; 4] {
-        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut acc = [[_mm256_setzero_ps(); 2]; 4];
         let wb = ty.block().1;
         for i in 0..nb {
             let xb = x.add(i * wb);
             let (dx, qx) = (scale(xb), block_bytes(ty, xb));
             for j in 0..4 {
                 let yb = y[j].add(i * 34);
-                acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dx * scale(yb)), block_dot(qx, yb), acc[j]);
+                let d = _mm256_set1_ps(dx * scale(yb));
+                acc[j][i & 1] = _mm256_fmadd_ps(d, block_dot(qx, yb), acc[j][i & 1]);
             }
         }
-        [hsum(acc[0]), hsum(acc[1]), hsum(acc[2]), hsum(acc[3])]
+        let h = |j: usize| hsum(_mm256_add_ps(acc[j][0], acc[j][1]));
+        [h(0), h(1), h(2), h(3)]
     }
 }
 
@@ -513,21 +519,53 @@ mod tests {
 
     /// The AVX2 Q5_0 kernel agrees with candle's scalar reference to float rounding.
     #[test]
-    fn q5_0_kernel_matches_scalar() {
+    fn avx2_kernels_match_candle_scalar() {
         let k = 640;
-        let w = quantize(TensorType::Q5_0, &data(k, 11));
         let a = quantize(TensorType::Q8_0, &data(k, 12));
-        let mut wa = vec![0u64; w.len().div_ceil(8)];
         let mut aa = vec![0u64; a.len().div_ceil(8)];
-        let wb = unsafe { std::slice::from_raw_parts_mut(wa.as_mut_ptr() as *mut u8, w.len()) };
         let ab = unsafe { std::slice::from_raw_parts_mut(aa.as_mut_ptr() as *mut u8, a.len()) };
-        wb.copy_from_slice(&w);
         ab.copy_from_slice(&a);
-        let reference = BlockQ5_0::vec_dot_unopt(k, blocks(wb), blocks(ab));
-        let fast = dot(TensorType::Q5_0, k, wb, ab);
-        assert!(
-            (reference - fast).abs() <= 1e-4 * reference.abs().max(1.0),
-            "{fast} vs {reference}"
-        );
+        for ty in [TensorType::Q4_0, TensorType::Q5_0, TensorType::Q8_0] {
+            let w = quantize(ty, &data(k, 11));
+            let mut wa = vec![0u64; w.len().div_ceil(8)];
+            let wb = unsafe { std::slice::from_raw_parts_mut(wa.as_mut_ptr() as *mut u8, w.len()) };
+            wb.copy_from_slice(&w);
+            let reference = with_block!(ty, T => T::vec_dot_unopt(k, blocks::<T>(wb), blocks(ab)));
+            let fast = dot(ty, k, wb, ab);
+            assert!(
+                (reference - fast).abs() <= 1e-4 * reference.abs().max(1.0),
+                "{ty:?}: {fast} vs {reference}"
+            );
+        }
+    }
+
+    /// A token's products are bit-identical alone and at any place in a batch (the four-token
+    /// and one-token kernels sum in the same order), so logits do not depend on batching.
+    #[test]
+    fn products_do_not_depend_on_batch_position() {
+        let (rows, k, n) = (19, 640, 7);
+        let pool = Pool::new(2);
+        let mut scratch = MatmulScratch::new(n, k);
+        let x = data(n * k, 5);
+        for ty in [TensorType::Q4_0, TensorType::Q5_0, TensorType::Q8_0, TensorType::Q6K] {
+            let bytes = quantize(ty, &data(rows * k, 9));
+            let mut aligned = vec![0u64; bytes.len().div_ceil(8)];
+            let ab = unsafe {
+                std::slice::from_raw_parts_mut(aligned.as_mut_ptr() as *mut u8, bytes.len())
+            };
+            ab.copy_from_slice(&bytes);
+            let w = QWeight { ty, rows, cols: k, data: ab };
+            let mut batch = vec![0f32; n * rows];
+            matmul(&pool, &mut scratch, &x, n, w, &mut batch);
+            for b in 0..n {
+                let mut one = vec![0f32; rows];
+                matmul(&pool, &mut scratch, &x[b * k..(b + 1) * k], 1, w, &mut one);
+                let same = one.iter().zip(&batch[b * rows..(b + 1) * rows]);
+                assert!(
+                    same.into_iter().all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{ty:?} row {b}"
+                );
+            }
+        }
     }
 }
