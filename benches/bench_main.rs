@@ -27,14 +27,22 @@ fn sampler(c: &mut Criterion) {
 }
 
 fn matvec(c: &mut Criterion) {
-    let pool = Pool::new(2);
-    let mut g = c.benchmark_group("matvec_2_threads");
-    // (type, rows, cols): Q/gate/up are Q5_0 640→1024/2048; down Q6_K 2048→640
+    for threads in [1, 2] {
+        matvec_threads(c, threads);
+    }
+}
+
+fn matvec_threads(c: &mut Criterion, threads: usize) {
+    let pool = Pool::new(threads);
+    let mut g = c.benchmark_group(format!("matvec_{threads}_threads"));
+    // (type, rows, cols): Q/gate/up are Q5_0 640→1024/2048; down Q6_K 2048→640; the tied LM
+    // head is the Q8_0 token embedding, 262144×640 (178 MB: streamed from DRAM every token)
     for (ty, rows, cols) in [
         (TensorType::Q5_0, 2048, 640),
         (TensorType::Q8_0, 2048, 640),
         (TensorType::Q6K, 640, 2048),
         (TensorType::Q4K, 640, 1024),
+        (TensorType::Q8_0, 262144, 640),
     ] {
         let bytes = quantize(ty, &data(rows * cols));
         let mut aligned = vec![0u64; bytes.len().div_ceil(8)];

@@ -278,7 +278,7 @@ unsafe fn rows_kernel(
     #[cfg(target_arch = "x86_64")]
     let quad = n >= 4
         && matches!(w.ty, TensorType::Q4_0 | TensorType::Q5_0 | TensorType::Q8_0)
-        && has_avx2();
+        && simd() != Simd::Scalar;
     #[cfg(not(target_arch = "x86_64"))]
     let quad = false;
     let mut r0 = rows.start;
@@ -294,7 +294,11 @@ unsafe fn rows_kernel(
                 {
                     // SAFETY: AVX2 checked; the row holds cols/32 blocks and each activation row
                     // cols/32 Q8_0 blocks.
-                    let d = avx2::dot4_q8_0(w.ty, w.cols / 32, wr, a);
+                    let d = if simd() == Simd::Vnni {
+                        avx2::dot4_q8_0_vnni(w.ty, w.cols / 32, wr, a)
+                    } else {
+                        avx2::dot4_q8_0(w.ty, w.cols / 32, wr, a)
+                    };
                     for (j, v) in d.iter().enumerate() {
                         *out.add((b + j) * w.rows + r) = *v;
                     }
@@ -317,18 +321,56 @@ unsafe fn rows_kernel(
 #[inline]
 fn dot(ty: TensorType, k: usize, w: &[u8], a: &[u8]) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    if matches!(ty, TensorType::Q4_0 | TensorType::Q5_0 | TensorType::Q8_0) && has_avx2() {
-        // SAFETY: AVX2/FMA presence was checked; both slices hold k/32 blocks.
-        return unsafe { avx2::dot_q8_0(ty, k / 32, w.as_ptr(), a.as_ptr()) };
+    if matches!(ty, TensorType::Q4_0 | TensorType::Q5_0 | TensorType::Q8_0) {
+        // SAFETY: the instruction set was checked; both slices hold k/32 blocks.
+        match simd() {
+            Simd::Vnni => {
+                return unsafe { avx2::dot_q8_0_vnni(ty, k / 32, w.as_ptr(), a.as_ptr()) }
+            }
+            Simd::Avx2 => return unsafe { avx2::dot_q8_0(ty, k / 32, w.as_ptr(), a.as_ptr()) },
+            Simd::Scalar => {}
+        }
     }
     with_block!(ty, T => T::vec_dot(k, blocks::<T>(w), blocks::<<T as GgmlType>::VecDotType>(a)))
 }
 
-#[cfg(target_arch = "x86_64")]
-fn has_avx2() -> bool {
+/// The instruction set our quantized kernels use; results are bit-identical across them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Simd {
+    /// candle's kernels only.
+    Scalar,
+    /// AVX2 + FMA (x86-64-v3).
+    Avx2,
+    /// AVX2 with AVX512-VNNI's `vpdpbusd` on 256-bit lanes.
+    Vnni,
+}
+
+/// Detected once; `CHIMERA_SIMD=avx2` or `scalar` caps it (for A/B runs and tests).
+pub fn simd() -> Simd {
     use std::sync::OnceLock;
-    static HAS: OnceLock<bool> = OnceLock::new();
-    *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+    static LEVEL: OnceLock<Simd> = OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let cap = std::env::var("CHIMERA_SIMD").unwrap_or_default();
+        #[cfg(target_arch = "x86_64")]
+        {
+            let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+            let vnni = is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512vnni")
+                && is_x86_feature_detected!("avx512vl");
+            match cap.as_str() {
+                "scalar" => Simd::Scalar,
+                _ if !avx2 => Simd::Scalar,
+                "avx2" => Simd::Avx2,
+                _ if vnni => Simd::Vnni,
+                _ => Simd::Avx2,
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = cap;
+            Simd::Scalar
+        }
+    })
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -375,31 +417,25 @@ mod avx2 {
         _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_set1_epi16(1), dot))
     }
 
+    /// [`block_dot`] with AVX512-VNNI: one `vpdpbusd` instead of `vpmaddubsw` + `vpmaddwd`. The
+    /// i32 lanes are the same (no 16-bit saturation is possible with |x|, |y| ≤ 127), so results
+    /// are bit-identical to the AVX2 path.
+    #[target_feature(enable = "avx2,fma,avx512f,avx512vnni,avx512vl")]
+    #[inline]
+    unsafe fn block_dot_vnni(qx: __m256i, yb: *const u8) -> __m256 {
+        let qy = _mm256_loadu_si256(yb.add(2) as *const __m256i);
+        let dot = _mm256_dpbusd_epi32(
+            _mm256_setzero_si256(),
+            _mm256_sign_epi8(qx, qx),
+            _mm256_sign_epi8(qy, qx),
+        );
+        _mm256_cvtepi32_ps(dot)
+    }
+
     #[inline]
     fn scale(p: *const u8) -> f32 {
         // SAFETY (callers): p points at a block, whose first two bytes are its f16 scale.
         f16::from_bits(unsafe { std::ptr::read_unaligned(p as *const u16) }).to_f32()
-    }
-
-    /// Q4_0, Q5_0 or Q8_0 weights · Q8_0 activations, `nb` blocks of 32 (ref:
-    /// ggml-cpu/arch/x86/quants.c ggml_vec_dot_q5_0_q8_0, AVX2 branch). Even and odd blocks go to
-    /// two accumulators so that two FMA chains overlap; [`dot4_q8_0`] sums in the same order, so
-    /// a token's result does not depend on its place in a batch.
-    ///
-    /// # Safety
-    /// AVX2 and FMA must be available; `x` must point at `nb` weight blocks of type `ty` and `y`
-    /// at `nb` 34-byte Q8_0 blocks.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot_q8_0(ty: TensorType, nb: usize, x: *const u8, y: *const u8) -> f32 {
-        let wb = ty.block().1;
-        let mut acc = [_mm256_setzero_ps(); 2];
-        for i in 0..nb {
-            let (xb, yb) = (x.add(i * wb), y.add(i * 34));
-            let qx = block_bytes(ty, xb);
-            let d = _mm256_set1_ps(scale(xb) * scale(yb));
-            acc[i & 1] = _mm256_fmadd_ps(d, block_dot(qx, yb), acc[i & 1]);
-        }
-        hsum(_mm256_add_ps(acc[0], acc[1]))
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -410,33 +446,133 @@ mod avx2 {
         _mm_cvtss_f32(s)
     }
 
-    /// One Q4_0, Q5_0 or Q8_0 weight row against four Q8_0 activation rows: the weight block is
-    /// unpacked once and reused (same arithmetic per pair as ggml's single-row kernels).
-    ///
-    /// # Safety
-    /// AVX2 and FMA must be available; `x` points at `nb` weight blocks, each `y[j]` at `nb` Q8_0
-    /// blocks.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot4_q8_0(
-        ty: TensorType,
-        nb: usize,
-        x: *const u8,
-        y: [*const u8; 4],
-    ) -> [f32; 4] {
-        let mut acc = [[_mm256_setzero_ps(); 2]; 4];
-        let wb = ty.block().1;
-        for i in 0..nb {
-            let xb = x.add(i * wb);
-            let (dx, qx) = (scale(xb), block_bytes(ty, xb));
-            for j in 0..4 {
-                let yb = y[j].add(i * 34);
-                let d = _mm256_set1_ps(dx * scale(yb));
-                acc[j][i & 1] = _mm256_fmadd_ps(d, block_dot(qx, yb), acc[j][i & 1]);
-            }
+    /// How far ahead of the kernel the weight stream is prefetched, in bytes.
+    const PREFETCH: usize = 512;
+
+    /// The weight type of a kernel instance, from its const parameter.
+    const fn wtype(w: u8) -> TensorType {
+        match w {
+            0 => TensorType::Q4_0,
+            1 => TensorType::Q5_0,
+            _ => TensorType::Q8_0,
         }
-        let h = |j: usize| hsum(_mm256_add_ps(acc[j][0], acc[j][1]));
-        [h(0), h(1), h(2), h(3)]
     }
+
+    /// The const parameter of a kernel instance for weight type `ty`.
+    fn wcode(ty: TensorType) -> u8 {
+        match ty {
+            TensorType::Q4_0 => 0,
+            TensorType::Q5_0 => 1,
+            _ => 2,
+        }
+    }
+
+    /// The one- and four-token Q8_0-activation kernels, once per instruction set, each
+    /// monomorphized per weight type. Block i's product goes to accumulator i mod 2, so that two
+    /// FMA chains overlap, and the two are added at the end; both kernels sum in this order, so a
+    /// token's result does not depend on its place in a batch.
+    macro_rules! q8_0_kernels {
+        ($single:ident, $quad:ident, $feat:literal, $bdot:ident) => {
+            /// Q4_0, Q5_0 or Q8_0 weights · Q8_0 activations, `nb` blocks of 32 (ref:
+            /// ggml-cpu/arch/x86/quants.c ggml_vec_dot_q5_0_q8_0, AVX2 branch).
+            ///
+            /// # Safety
+            /// The kernel's instruction set must be available; `x` must point at `nb` weight
+            /// blocks of type `ty` and `y` at `nb` 34-byte Q8_0 blocks.
+            pub unsafe fn $single(ty: TensorType, nb: usize, x: *const u8, y: *const u8) -> f32 {
+                #[target_feature(enable = $feat)]
+                unsafe fn inner<const W: u8>(nb: usize, x: *const u8, y: *const u8) -> f32 {
+                    let ty = wtype(W);
+                    let wb = ty.block().1;
+                    let prod = |i: usize| {
+                        let (xb, yb) = (x.add(i * wb), y.add(i * 34));
+                        let qx = block_bytes(ty, xb);
+                        (_mm256_set1_ps(scale(xb) * scale(yb)), $bdot(qx, yb))
+                    };
+                    let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+                    let mut i = 0;
+                    while i + 2 <= nb {
+                        // A single sequential stream does not reach DRAM bandwidth on one core
+                        // without help: ask for the weights PREFETCH bytes ahead.
+                        _mm_prefetch::<_MM_HINT_T0>(x.add(i * wb + PREFETCH) as *const i8);
+                        let (d0, p0) = prod(i);
+                        let (d1, p1) = prod(i + 1);
+                        acc0 = _mm256_fmadd_ps(d0, p0, acc0);
+                        acc1 = _mm256_fmadd_ps(d1, p1, acc1);
+                        i += 2;
+                    }
+                    if i < nb {
+                        let (d0, p0) = prod(i);
+                        acc0 = _mm256_fmadd_ps(d0, p0, acc0);
+                    }
+                    hsum(_mm256_add_ps(acc0, acc1))
+                }
+                match wcode(ty) {
+                    0 => inner::<0>(nb, x, y),
+                    1 => inner::<1>(nb, x, y),
+                    _ => inner::<2>(nb, x, y),
+                }
+            }
+
+            /// One Q4_0, Q5_0 or Q8_0 weight row against four Q8_0 activation rows: each weight
+            /// block is unpacked once and reused.
+            ///
+            /// # Safety
+            /// The kernel's instruction set must be available; `x` points at `nb` weight blocks,
+            /// each `y[j]` at `nb` Q8_0 blocks.
+            pub unsafe fn $quad(
+                ty: TensorType,
+                nb: usize,
+                x: *const u8,
+                y: [*const u8; 4],
+            ) -> [f32; 4] {
+                #[target_feature(enable = $feat)]
+                unsafe fn inner<const W: u8>(
+                    nb: usize,
+                    x: *const u8,
+                    y: [*const u8; 4],
+                ) -> [f32; 4] {
+                    let ty = wtype(W);
+                    let wb = ty.block().1;
+                    let mut acc0 = [_mm256_setzero_ps(); 4];
+                    let mut acc1 = [_mm256_setzero_ps(); 4];
+                    let step = |i: usize, acc: &mut [__m256; 4]| {
+                        let xb = x.add(i * wb);
+                        let (dx, qx) = (scale(xb), block_bytes(ty, xb));
+                        for j in 0..4 {
+                            let yb = y[j].add(i * 34);
+                            let d = _mm256_set1_ps(dx * scale(yb));
+                            acc[j] = _mm256_fmadd_ps(d, $bdot(qx, yb), acc[j]);
+                        }
+                    };
+                    let mut i = 0;
+                    while i + 2 <= nb {
+                        _mm_prefetch::<_MM_HINT_T0>(x.add(i * wb + PREFETCH) as *const i8);
+                        step(i, &mut acc0);
+                        step(i + 1, &mut acc1);
+                        i += 2;
+                    }
+                    if i < nb {
+                        step(i, &mut acc0);
+                    }
+                    let h = |j: usize| hsum(_mm256_add_ps(acc0[j], acc1[j]));
+                    [h(0), h(1), h(2), h(3)]
+                }
+                match wcode(ty) {
+                    0 => inner::<0>(nb, x, y),
+                    1 => inner::<1>(nb, x, y),
+                    _ => inner::<2>(nb, x, y),
+                }
+            }
+        };
+    }
+    q8_0_kernels!(dot_q8_0, dot4_q8_0, "avx2,fma", block_dot);
+    q8_0_kernels!(
+        dot_q8_0_vnni,
+        dot4_q8_0_vnni,
+        "avx2,fma,avx512f,avx512vnni,avx512vl",
+        block_dot_vnni
+    );
 }
 
 /// f32 dot product (the compiler vectorises the 8-lane accumulation).
@@ -536,6 +672,38 @@ mod tests {
                 (reference - fast).abs() <= 1e-4 * reference.abs().max(1.0),
                 "{ty:?}: {fast} vs {reference}"
             );
+        }
+    }
+
+    /// The VNNI kernels give the AVX2 kernels' bits. Only machines with AVX512-VNNI can run them;
+    /// elsewhere this checks that `simd()` did not pick them.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn vnni_kernels_are_bit_identical_to_avx2() {
+        if !is_x86_feature_detected!("avx512vnni") || !is_x86_feature_detected!("avx512vl") {
+            assert_ne!(simd(), Simd::Vnni);
+            return;
+        }
+        let nb = 64;
+        let acts: Vec<Vec<u8>> =
+            (0..4).map(|j| quantize(TensorType::Q8_0, &data(nb * 32, 20 + j))).collect();
+        let a: [*const u8; 4] = std::array::from_fn(|j| acts[j].as_ptr());
+        for ty in [TensorType::Q4_0, TensorType::Q5_0, TensorType::Q8_0] {
+            let w = quantize(ty, &data(nb * 32, 13));
+            // SAFETY: AVX2, FMA and VNNI are present; the buffers hold nb blocks each.
+            unsafe {
+                let (one, vnni) = (
+                    avx2::dot_q8_0(ty, nb, w.as_ptr(), a[0]),
+                    avx2::dot_q8_0_vnni(ty, nb, w.as_ptr(), a[0]),
+                );
+                assert_eq!(one.to_bits(), vnni.to_bits(), "{ty:?}");
+                let (four, vnni4) = (
+                    avx2::dot4_q8_0(ty, nb, w.as_ptr(), a),
+                    avx2::dot4_q8_0_vnni(ty, nb, w.as_ptr(), a),
+                );
+                assert_eq!(four.map(f32::to_bits), vnni4.map(f32::to_bits), "{ty:?}");
+                assert_eq!(four[0].to_bits(), one.to_bits(), "{ty:?}");
+            }
         }
     }
 

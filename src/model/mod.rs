@@ -439,7 +439,8 @@ impl State {
             // SAFETY: thread t owns scores row t and the att rows of its tasks.
             let sc =
                 unsafe { std::slice::from_raw_parts_mut(scores.get().add(t * num_ctx), num_ctx) };
-            for task in split(tasks, t, nt, 1) {
+            // Later queries see more keys: dealing tasks round-robin balances causal rows.
+            for task in (t..tasks).step_by(nt) {
                 let (b, h) = (task / c.n_head, task % c.n_head);
                 let p = pos0 + b;
                 let start = window.map_or(0, |w| (p + 1).saturating_sub(w));
