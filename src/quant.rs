@@ -79,7 +79,7 @@ macro_rules! with_block {
 fn blocks<T>(bytes: &[u8]) -> &[T] {
     let n = bytes.len() / std::mem::size_of::<T>();
     assert!(
-        bytes.as_ptr() as usize % std::mem::align_of::<T>() == 0,
+        (bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<T>()),
         "invariant: aligned tensor data"
     );
     // SAFETY: candle's block types are repr(C) plain data valid for any bit pattern, the length is

@@ -80,7 +80,7 @@ pub fn use_more_bits(i: usize, n: usize) -> bool {
 
 /// The fallback for rows that are not whole 256-element super-blocks.
 fn fallback(t: TensorType, row: u64) -> TensorType {
-    if row % 256 == 0 {
+    if row.is_multiple_of(256) {
         return t;
     }
     match t {

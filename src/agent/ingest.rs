@@ -351,7 +351,7 @@ fn decode_text(b: &[u8]) -> Result<String, String> {
         return String::from_utf8(rest.to_vec()).map_err(|_| "invalid UTF-8".to_string());
     }
     let utf16 = |rest: &[u8], le: bool| {
-        if rest.len() % 2 != 0 {
+        if !rest.len().is_multiple_of(2) {
             return Err("UTF-16 text with an odd byte count".to_string());
         }
         let units: Vec<u16> = rest
