@@ -153,6 +153,8 @@ impl QWeight<'_> {
 pub struct MatmulScratch {
     /// One buffer per activation kind in use at once (at most 3: Q/K/V may mix Q8_0 and Q8_K).
     acts: Vec<(usize, Vec<u64>)>,
+    /// Per slot, the side data of Q8_0 activations (see [`q8_0_side`]).
+    side: Vec<Vec<u64>>,
 }
 
 impl MatmulScratch {
@@ -160,7 +162,37 @@ impl MatmulScratch {
     pub fn new(max_rows: usize, max_k: usize) -> Self {
         // f32 activations (for F32 weights) are the widest form: 4 bytes per element.
         let words = (max_rows * max_k * 4).div_ceil(8) + 64;
-        MatmulScratch { acts: (0..3).map(|_| (usize::MAX, vec![0u64; words])).collect() }
+        let side_words = (max_rows * max_k.div_ceil(32) * SIDE_BYTES).div_ceil(8) + 8;
+        MatmulScratch {
+            acts: (0..3).map(|_| (usize::MAX, vec![0u64; words])).collect(),
+            side: (0..3).map(|_| vec![0u64; side_words]).collect(),
+        }
+    }
+}
+
+/// Side data per Q8_0 activation block: a 32-byte bias and a 4-byte f32 scale.
+const SIDE_BYTES: usize = 36;
+
+/// Side data that the Q4_0/Q5_0/Q8_0 kernels read beside `n` rows of `nb` Q8_0 activation
+/// blocks (`acts`, 34 bytes each), written into `side`: first every block's bias, −16 × the sum
+/// of each group of four values (eight i32), which takes back the +16 offset of unsigned Q4_0 and
+/// Q5_0 weight bytes; then every block's scale as f32.
+fn q8_0_side(acts: &[u8], rows: std::ops::Range<usize>, n: usize, nb: usize, side: *mut u8) {
+    for b in rows {
+        for i in b * nb..(b + 1) * nb {
+            let blk = &acts[i * 34..(i + 1) * 34];
+            let mut bias = [0i32; 8];
+            for (l, g) in blk[2..].chunks_exact(4).enumerate() {
+                bias[l] = -16 * g.iter().map(|&q| q as i8 as i32).sum::<i32>();
+            }
+            let d = half::f16::from_bits(u16::from_le_bytes([blk[0], blk[1]])).to_f32();
+            // SAFETY (callers): `side` holds n·nb biases then n·nb scales; rows are disjoint
+            // between threads.
+            unsafe {
+                std::ptr::write_unaligned((side as *mut [i32; 8]).add(i), bias);
+                std::ptr::write_unaligned((side.add(n * nb * 32) as *mut f32).add(i), d);
+            }
+        }
     }
 }
 
@@ -200,30 +232,36 @@ pub fn matmul_many(
                 let s = used;
                 used += 1;
                 scratch.acts[s].0 = kind;
-                quantize_acts(pool, w.ty, x, n, k, &mut scratch.acts[s].1);
+                let side = &mut scratch.side[s];
+                quantize_acts(pool, w.ty, x, n, k, &mut scratch.acts[s].1, side);
                 s
             }
         };
         slot_of[i] = slot;
     }
     let total_rows: usize = ops.iter().map(|(w, _)| w.rows).sum();
-    let outs: Vec<(QWeight, SyncPtr, &[u64], usize)> = ops
+    let outs: Vec<(QWeight, SyncPtr, Acts)> = ops
         .iter_mut()
         .zip(slot_of)
         .map(|((w, o), s)| {
             assert!(o.len() >= n * w.rows, "invariant: output sized for the batch");
-            (*w, SyncPtr(o.as_mut_ptr()), scratch.acts[s].1.as_slice(), act_row_bytes(w.ty, k))
+            let acts = Acts {
+                q: scratch.acts[s].1.as_slice(),
+                stride: act_row_bytes(w.ty, k),
+                side: scratch.side[s].as_slice(),
+            };
+            (*w, SyncPtr(o.as_mut_ptr()), acts)
         })
         .collect();
     pool.run(&|t, nt| {
         let range = split(total_rows, t, nt, ROW_TILE);
         let mut base = 0;
-        for (w, out, act, act_stride) in &outs {
+        for (w, out, acts) in &outs {
             let lo = range.start.max(base);
             let hi = range.end.min(base + w.rows);
             if lo < hi {
                 // SAFETY: this thread owns rows lo-base..hi-base of this output for every batch row.
-                unsafe { rows_kernel(w, lo - base..hi - base, act, *act_stride, n, out.get()) };
+                unsafe { rows_kernel(w, lo - base..hi - base, acts, n, out.get()) };
             }
             base += w.rows;
         }
@@ -242,23 +280,49 @@ pub fn matmul(
     matmul_many(pool, scratch, x, n, w.cols, &mut [(w, out)]);
 }
 
-fn quantize_acts(pool: &Pool, ty: TensorType, x: &[f32], n: usize, k: usize, buf: &mut [u64]) {
+/// Quantized activation rows as the kernels read them.
+struct Acts<'a> {
+    /// `n` rows of activation blocks, `stride` bytes each.
+    q: &'a [u64],
+    stride: usize,
+    /// For Q8_0 activations, their side data (see [`q8_0_side`]).
+    side: &'a [u64],
+}
+
+fn quantize_acts(
+    pool: &Pool,
+    ty: TensorType,
+    x: &[f32],
+    n: usize,
+    k: usize,
+    buf: &mut [u64],
+    side: &mut [u64],
+) {
+    let with_side = act_kind(ty) == act_kind(TensorType::Q8_0);
+    assert!(!with_side || side.len() * 8 >= n * k / 32 * SIDE_BYTES, "invariant: side sized");
+    let side = side.as_mut_ptr() as usize;
     with_block!(ty, T => {
         type A = <T as GgmlType>::VecDotType;
         let per_row = k / A::BLCK_SIZE;
         let acts = blocks_mut::<A>(buf, n * per_row);
-        if n == 1 {
-            A::from_float(&x[..k], acts);
-            return;
-        }
         let ptr = acts.as_mut_ptr() as usize;
-        pool.run(&|t, nt| {
-            for b in split(n, t, nt, 1) {
-                // SAFETY: each thread writes the disjoint block range of its own batch rows.
+        let job = |rows: std::ops::Range<usize>| {
+            for b in rows.clone() {
+                // SAFETY: each caller writes the disjoint block range of its own batch rows.
                 let dst = unsafe { std::slice::from_raw_parts_mut((ptr as *mut A).add(b * per_row), per_row) };
                 A::from_float(&x[b * k..(b + 1) * k], dst);
             }
-        });
+            if with_side {
+                // SAFETY: the blocks of these rows were just written; Q8_0 blocks are 34 bytes.
+                let q = unsafe { std::slice::from_raw_parts(ptr as *const u8, n * per_row * 34) };
+                q8_0_side(q, rows, n, per_row, side as *mut u8);
+            }
+        };
+        if n == 1 {
+            job(0..1);
+        } else {
+            pool.run(&|t, nt| job(split(n, t, nt, 1)));
+        }
     })
 }
 
@@ -267,13 +331,18 @@ fn quantize_acts(pool: &Pool, ty: TensorType, x: &[f32], n: usize, k: usize, buf
 unsafe fn rows_kernel(
     w: &QWeight,
     rows: std::ops::Range<usize>,
-    act: &[u64],
-    act_stride: usize,
+    acts: &Acts,
     n: usize,
     out: *mut f32,
 ) {
     let rb = w.row_bytes();
-    let act_bytes = std::slice::from_raw_parts(act.as_ptr() as *const u8, act.len() * 8);
+    let act_bytes = std::slice::from_raw_parts(acts.q.as_ptr() as *const u8, acts.q.len() * 8);
+    let stride = acts.stride;
+    // side data of activation row b (only read for Q8_0 activations)
+    let nb = w.cols / 32;
+    let side = acts.side.as_ptr() as *const u8;
+    let bias = |b: usize| (side as *const [i32; 8]).wrapping_add(b * nb);
+    let scales = |b: usize| (side.wrapping_add(n * nb * 32) as *const f32).wrapping_add(b * nb);
     // Q4_0, Q5_0 and Q8_0 weights against four tokens at once: each block is unpacked once.
     #[cfg(target_arch = "x86_64")]
     let quad = n >= 4
@@ -286,18 +355,19 @@ unsafe fn rows_kernel(
         let r1 = (r0 + ROW_TILE).min(rows.end);
         let mut b = 0;
         while quad && b + 4 <= n {
-            let a: [*const u8; 4] =
-                std::array::from_fn(|j| act_bytes[(b + j) * act_stride..].as_ptr());
+            let a: [*const u8; 4] = std::array::from_fn(|j| act_bytes[(b + j) * stride..].as_ptr());
+            let yd: [*const f32; 4] = std::array::from_fn(|j| scales(b + j));
+            let yb: [*const [i32; 8]; 4] = std::array::from_fn(|j| bias(b + j));
             for r in r0..r1 {
                 let wr = w.data[r * rb..(r + 1) * rb].as_ptr();
                 #[cfg(target_arch = "x86_64")]
                 {
-                    // SAFETY: AVX2 checked; the row holds cols/32 blocks and each activation row
-                    // cols/32 Q8_0 blocks.
+                    // SAFETY: the instruction set was checked; the row holds nb blocks, each
+                    // activation row nb Q8_0 blocks with their side data.
                     let d = if simd() == Simd::Vnni {
-                        avx2::dot4_q8_0_vnni(w.ty, w.cols / 32, wr, a)
+                        avx2::dot4_q8_0_vnni(w.ty, nb, wr, a, yd, yb)
                     } else {
-                        avx2::dot4_q8_0(w.ty, w.cols / 32, wr, a)
+                        avx2::dot4_q8_0(w.ty, nb, wr, a, yd, yb)
                     };
                     for (j, v) in d.iter().enumerate() {
                         *out.add((b + j) * w.rows + r) = *v;
@@ -307,30 +377,32 @@ unsafe fn rows_kernel(
             b += 4;
         }
         for b in b..n {
-            let a = &act_bytes[b * act_stride..(b + 1) * act_stride];
+            let a = &act_bytes[b * stride..(b + 1) * stride];
             for r in r0..r1 {
                 let wr = &w.data[r * rb..(r + 1) * rb];
-                *out.add(b * w.rows + r) = dot(w.ty, w.cols, wr, a);
+                *out.add(b * w.rows + r) = dot(w.ty, w.cols, wr, a, scales(b), bias(b));
             }
         }
         r0 = r1;
     }
 }
 
-/// One weight row against one quantized activation row.
+/// One weight row against one quantized activation row (`yd`, `yb`: its Q8_0 side data, read
+/// only by our Q4_0/Q5_0/Q8_0 kernels).
 #[inline]
-fn dot(ty: TensorType, k: usize, w: &[u8], a: &[u8]) -> f32 {
+fn dot(ty: TensorType, k: usize, w: &[u8], a: &[u8], yd: *const f32, yb: *const [i32; 8]) -> f32 {
     #[cfg(target_arch = "x86_64")]
     if matches!(ty, TensorType::Q4_0 | TensorType::Q5_0 | TensorType::Q8_0) {
-        // SAFETY: the instruction set was checked; both slices hold k/32 blocks.
+        let (nb, x, y) = (k / 32, w.as_ptr(), a.as_ptr());
+        // SAFETY: the instruction set was checked; both slices hold k/32 blocks and the side
+        // data k/32 entries.
         match simd() {
-            Simd::Vnni => {
-                return unsafe { avx2::dot_q8_0_vnni(ty, k / 32, w.as_ptr(), a.as_ptr()) }
-            }
-            Simd::Avx2 => return unsafe { avx2::dot_q8_0(ty, k / 32, w.as_ptr(), a.as_ptr()) },
+            Simd::Vnni => return unsafe { avx2::dot_q8_0_vnni(ty, nb, x, y, yd, yb) },
+            Simd::Avx2 => return unsafe { avx2::dot_q8_0(ty, nb, x, y, yd, yb) },
             Simd::Scalar => {}
         }
     }
+    let _ = (yd, yb);
     with_block!(ty, T => T::vec_dot(k, blocks::<T>(w), blocks::<<T as GgmlType>::VecDotType>(a)))
 }
 
@@ -379,8 +451,10 @@ mod avx2 {
     use half::f16;
     use std::arch::x86_64::*;
 
-    /// The 32 signed values of a Q4_0, Q5_0 or Q8_0 block as bytes (ref: ggml-cpu/arch/x86
-    /// quants.c bytes_from_nibbles_32, bytes_from_bits_32).
+    /// A Q4_0, Q5_0 or Q8_0 block's 32 values as bytes, in the form its product consumes: Q8_0's
+    /// signed; Q4_0's and Q5_0's offset to unsigned (value + 16), an offset that the activation
+    /// block's bias takes back (ref: ggml-cpu/arch/x86/quants.c bytes_from_nibbles_32,
+    /// bytes_from_bits_32).
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     unsafe fn block_bytes(ty: TensorType, xb: *const u8) -> __m256i {
@@ -393,7 +467,8 @@ mod avx2 {
         let bytes = _mm256_insertf128_si256(_mm256_castsi128_si256(tmp), _mm_srli_epi16(tmp, 4), 1);
         let nib = _mm256_and_si256(_mm256_set1_epi8(0x0F), bytes);
         if ty == TensorType::Q4_0 {
-            return _mm256_sub_epi8(nib, _mm256_set1_epi8(8));
+            // (nibble − 8) + 16
+            return _mm256_add_epi8(nib, _mm256_set1_epi8(8));
         }
         // Q5_0 fifth bits: byte j is 0xFF when bit j of qh is set
         let qh = std::ptr::read_unaligned(xb.add(2) as *const u32);
@@ -403,33 +478,52 @@ mod avx2 {
             _mm256_or_si256(bh, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe)),
             _mm256_set1_epi64x(-1),
         );
-        // value = (nibble | bit << 4) - 16 = nibble | (bit ? 0 : 0xF0) as i8
-        _mm256_or_si256(nib, _mm256_andnot_si256(bh, _mm256_set1_epi8(0xF0u8 as i8)))
+        // (nibble | bit << 4) − 16 + 16
+        _mm256_or_si256(nib, _mm256_and_si256(bh, _mm256_set1_epi8(0x10)))
     }
 
-    /// Σ x·y of one block's signed bytes against a Q8_0 block's, as eight i32 partial sums in f32
-    /// (ref: ggml mul_sum_i8_pairs_float: the sign trick makes maddubs' unsigned operand |x|).
+    /// Σ x·y over each group of four bytes of a block (eight i32 lanes), as f32. Q8_0 weights
+    /// (`SIGNED`) use the sign trick, since `maddubs` needs one unsigned operand (ref: ggml
+    /// mul_sum_i8_pairs_float); Q4_0/Q5_0 weights come unsigned (x + 16) and `bias` holds
+    /// −16·Σy per lane. Either way the lanes are the exact integer sums, with no 16-bit
+    /// saturation (|x|, |y| ≤ 127, and x + 16 ≤ 31).
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    unsafe fn block_dot(qx: __m256i, yb: *const u8) -> __m256 {
+    unsafe fn block_dot<const SIGNED: bool>(
+        qx: __m256i,
+        yb: *const u8,
+        bias: *const [i32; 8],
+    ) -> __m256 {
         let qy = _mm256_loadu_si256(yb.add(2) as *const __m256i);
-        let dot = _mm256_maddubs_epi16(_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(qy, qx));
-        _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_set1_epi16(1), dot))
+        let ones = _mm256_set1_epi16(1);
+        let s = if SIGNED {
+            let dot = _mm256_maddubs_epi16(_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(qy, qx));
+            _mm256_madd_epi16(ones, dot)
+        } else {
+            let b = _mm256_loadu_si256(bias as *const __m256i);
+            _mm256_add_epi32(_mm256_madd_epi16(ones, _mm256_maddubs_epi16(qx, qy)), b)
+        };
+        _mm256_cvtepi32_ps(s)
     }
 
-    /// [`block_dot`] with AVX512-VNNI: one `vpdpbusd` instead of `vpmaddubsw` + `vpmaddwd`. The
-    /// i32 lanes are the same (no 16-bit saturation is possible with |x|, |y| ≤ 127), so results
-    /// are bit-identical to the AVX2 path.
+    /// [`block_dot`] with AVX512-VNNI: one `vpdpbusd` (accumulating onto the bias) instead of
+    /// `vpmaddubsw` + `vpmaddwd` (+ `vpaddd`); the same exact lanes, so results are bit-identical
+    /// to the AVX2 path.
     #[target_feature(enable = "avx2,fma,avx512f,avx512vnni,avx512vl")]
     #[inline]
-    unsafe fn block_dot_vnni(qx: __m256i, yb: *const u8) -> __m256 {
+    unsafe fn block_dot_vnni<const SIGNED: bool>(
+        qx: __m256i,
+        yb: *const u8,
+        bias: *const [i32; 8],
+    ) -> __m256 {
         let qy = _mm256_loadu_si256(yb.add(2) as *const __m256i);
-        let dot = _mm256_dpbusd_epi32(
-            _mm256_setzero_si256(),
-            _mm256_sign_epi8(qx, qx),
-            _mm256_sign_epi8(qy, qx),
-        );
-        _mm256_cvtepi32_ps(dot)
+        let s = if SIGNED {
+            let (ax, sy) = (_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(qy, qx));
+            _mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, sy)
+        } else {
+            _mm256_dpbusd_epi32(_mm256_loadu_si256(bias as *const __m256i), qx, qy)
+        };
+        _mm256_cvtepi32_ps(s)
     }
 
     #[inline]
@@ -470,7 +564,8 @@ mod avx2 {
     /// The one- and four-token Q8_0-activation kernels, once per instruction set, each
     /// monomorphized per weight type. Block i's product goes to accumulator i mod 2, so that two
     /// FMA chains overlap, and the two are added at the end; both kernels sum in this order, so a
-    /// token's result does not depend on its place in a batch.
+    /// token's result does not depend on its place in a batch. An activation row comes with its
+    /// side data (see `q8_0_side`): each block's scale as f32 (`yd`) and bias (`yb`).
     macro_rules! q8_0_kernels {
         ($single:ident, $quad:ident, $feat:literal, $bdot:ident) => {
             /// Q4_0, Q5_0 or Q8_0 weights · Q8_0 activations, `nb` blocks of 32 (ref:
@@ -478,16 +573,36 @@ mod avx2 {
             ///
             /// # Safety
             /// The kernel's instruction set must be available; `x` must point at `nb` weight
-            /// blocks of type `ty` and `y` at `nb` 34-byte Q8_0 blocks.
-            pub unsafe fn $single(ty: TensorType, nb: usize, x: *const u8, y: *const u8) -> f32 {
+            /// blocks of type `ty`, `y` at `nb` 34-byte Q8_0 blocks, and `yd`, `yb` at their
+            /// `nb` scales and biases.
+            pub unsafe fn $single(
+                ty: TensorType,
+                nb: usize,
+                x: *const u8,
+                y: *const u8,
+                yd: *const f32,
+                yb: *const [i32; 8],
+            ) -> f32 {
                 #[target_feature(enable = $feat)]
-                unsafe fn inner<const W: u8>(nb: usize, x: *const u8, y: *const u8) -> f32 {
+                unsafe fn inner<const W: u8>(
+                    nb: usize,
+                    x: *const u8,
+                    y: *const u8,
+                    yd: *const f32,
+                    yb: *const [i32; 8],
+                ) -> f32 {
                     let ty = wtype(W);
                     let wb = ty.block().1;
                     let prod = |i: usize| {
-                        let (xb, yb) = (x.add(i * wb), y.add(i * 34));
+                        let xb = x.add(i * wb);
                         let qx = block_bytes(ty, xb);
-                        (_mm256_set1_ps(scale(xb) * scale(yb)), $bdot(qx, yb))
+                        let d = _mm256_set1_ps(scale(xb) * *yd.add(i));
+                        let p = if W == 2 {
+                            $bdot::<true>(qx, y.add(i * 34), yb)
+                        } else {
+                            $bdot::<false>(qx, y.add(i * 34), yb.add(i))
+                        };
+                        (d, p)
                     };
                     let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
                     let mut i = 0;
@@ -508,9 +623,9 @@ mod avx2 {
                     hsum(_mm256_add_ps(acc0, acc1))
                 }
                 match wcode(ty) {
-                    0 => inner::<0>(nb, x, y),
-                    1 => inner::<1>(nb, x, y),
-                    _ => inner::<2>(nb, x, y),
+                    0 => inner::<0>(nb, x, y, yd, yb),
+                    1 => inner::<1>(nb, x, y, yd, yb),
+                    _ => inner::<2>(nb, x, y, yd, yb),
                 }
             }
 
@@ -518,19 +633,22 @@ mod avx2 {
             /// block is unpacked once and reused.
             ///
             /// # Safety
-            /// The kernel's instruction set must be available; `x` points at `nb` weight blocks,
-            /// each `y[j]` at `nb` Q8_0 blocks.
+            /// As the one-token kernel's, for each of the four activation rows.
             pub unsafe fn $quad(
                 ty: TensorType,
                 nb: usize,
                 x: *const u8,
                 y: [*const u8; 4],
+                yd: [*const f32; 4],
+                yb: [*const [i32; 8]; 4],
             ) -> [f32; 4] {
                 #[target_feature(enable = $feat)]
                 unsafe fn inner<const W: u8>(
                     nb: usize,
                     x: *const u8,
                     y: [*const u8; 4],
+                    yd: [*const f32; 4],
+                    yb: [*const [i32; 8]; 4],
                 ) -> [f32; 4] {
                     let ty = wtype(W);
                     let wb = ty.block().1;
@@ -540,9 +658,13 @@ mod avx2 {
                         let xb = x.add(i * wb);
                         let (dx, qx) = (scale(xb), block_bytes(ty, xb));
                         for j in 0..4 {
-                            let yb = y[j].add(i * 34);
-                            let d = _mm256_set1_ps(dx * scale(yb));
-                            acc[j] = _mm256_fmadd_ps(d, $bdot(qx, yb), acc[j]);
+                            let d = _mm256_set1_ps(dx * *yd[j].add(i));
+                            let p = if W == 2 {
+                                $bdot::<true>(qx, y[j].add(i * 34), yb[j])
+                            } else {
+                                $bdot::<false>(qx, y[j].add(i * 34), yb[j].add(i))
+                            };
+                            acc[j] = _mm256_fmadd_ps(d, p, acc[j]);
                         }
                     };
                     let mut i = 0;
@@ -559,9 +681,9 @@ mod avx2 {
                     [h(0), h(1), h(2), h(3)]
                 }
                 match wcode(ty) {
-                    0 => inner::<0>(nb, x, y),
-                    1 => inner::<1>(nb, x, y),
-                    _ => inner::<2>(nb, x, y),
+                    0 => inner::<0>(nb, x, y, yd, yb),
+                    1 => inner::<1>(nb, x, y, yd, yb),
+                    _ => inner::<2>(nb, x, y, yd, yb),
                 }
             }
         };
@@ -657,20 +779,34 @@ mod tests {
     #[test]
     fn avx2_kernels_match_candle_scalar() {
         let k = 640;
-        let a = quantize(TensorType::Q8_0, &data(k, 12));
-        let mut aa = vec![0u64; a.len().div_ceil(8)];
-        let ab = unsafe { std::slice::from_raw_parts_mut(aa.as_mut_ptr() as *mut u8, a.len()) };
-        ab.copy_from_slice(&a);
+        let x = data(k, 12);
+        let pool = Pool::new(1);
+        let mut scratch = MatmulScratch::new(1, k);
         for ty in [TensorType::Q4_0, TensorType::Q5_0, TensorType::Q8_0] {
             let w = quantize(ty, &data(k, 11));
             let mut wa = vec![0u64; w.len().div_ceil(8)];
             let wb = unsafe { std::slice::from_raw_parts_mut(wa.as_mut_ptr() as *mut u8, w.len()) };
             wb.copy_from_slice(&w);
-            let reference = with_block!(ty, T => T::vec_dot_unopt(k, blocks::<T>(wb), blocks(ab)));
-            let fast = dot(ty, k, wb, ab);
+            let a = quantize(TensorType::Q8_0, &x);
+            let reference = with_block!(ty, T => {
+                let mut aa = vec![0u64; a.len().div_ceil(8)];
+                let ab = unsafe { std::slice::from_raw_parts_mut(aa.as_mut_ptr() as *mut u8, a.len()) };
+                ab.copy_from_slice(&a);
+                T::vec_dot_unopt(k, blocks::<T>(wb), blocks(ab))
+            });
+            let mut fast = [0f32];
+            matmul(
+                &pool,
+                &mut scratch,
+                &x,
+                1,
+                QWeight { ty, rows: 1, cols: k, data: wb },
+                &mut fast,
+            );
             assert!(
-                (reference - fast).abs() <= 1e-4 * reference.abs().max(1.0),
-                "{ty:?}: {fast} vs {reference}"
+                (reference - fast[0]).abs() <= 1e-4 * reference.abs().max(1.0),
+                "{ty:?}: {} vs {reference}",
+                fast[0]
             );
         }
     }
@@ -685,21 +821,27 @@ mod tests {
             return;
         }
         let nb = 64;
-        let acts: Vec<Vec<u8>> =
-            (0..4).map(|j| quantize(TensorType::Q8_0, &data(nb * 32, 20 + j))).collect();
-        let a: [*const u8; 4] = std::array::from_fn(|j| acts[j].as_ptr());
+        let acts = quantize(TensorType::Q8_0, &data(4 * nb * 32, 20));
+        let mut side = vec![0u8; 4 * nb * SIDE_BYTES];
+        q8_0_side(&acts, 0..4, 4, nb, side.as_mut_ptr());
+        let a: [*const u8; 4] = std::array::from_fn(|j| acts[j * nb * 34..].as_ptr());
+        let yb: [*const [i32; 8]; 4] =
+            std::array::from_fn(|j| (side.as_ptr() as *const [i32; 8]).wrapping_add(j * nb));
+        let yd: [*const f32; 4] = std::array::from_fn(|j| {
+            (side[4 * nb * 32..].as_ptr() as *const f32).wrapping_add(j * nb)
+        });
         for ty in [TensorType::Q4_0, TensorType::Q5_0, TensorType::Q8_0] {
             let w = quantize(ty, &data(nb * 32, 13));
             // SAFETY: AVX2, FMA and VNNI are present; the buffers hold nb blocks each.
             unsafe {
                 let (one, vnni) = (
-                    avx2::dot_q8_0(ty, nb, w.as_ptr(), a[0]),
-                    avx2::dot_q8_0_vnni(ty, nb, w.as_ptr(), a[0]),
+                    avx2::dot_q8_0(ty, nb, w.as_ptr(), a[0], yd[0], yb[0]),
+                    avx2::dot_q8_0_vnni(ty, nb, w.as_ptr(), a[0], yd[0], yb[0]),
                 );
                 assert_eq!(one.to_bits(), vnni.to_bits(), "{ty:?}");
                 let (four, vnni4) = (
-                    avx2::dot4_q8_0(ty, nb, w.as_ptr(), a),
-                    avx2::dot4_q8_0_vnni(ty, nb, w.as_ptr(), a),
+                    avx2::dot4_q8_0(ty, nb, w.as_ptr(), a, yd, yb),
+                    avx2::dot4_q8_0_vnni(ty, nb, w.as_ptr(), a, yd, yb),
                 );
                 assert_eq!(four.map(f32::to_bits), vnni4.map(f32::to_bits), "{ty:?}");
                 assert_eq!(four[0].to_bits(), one.to_bits(), "{ty:?}");
