@@ -699,19 +699,51 @@ mod avx2 {
 
 /// f32 dot product (the compiler vectorises the 8-lane accumulation).
 pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
+    dot_f32_n([a], b)[0]
+}
+
+/// `N` f32 dot products against one shared vector `b`, each summed exactly as [`dot_f32`] sums
+/// (eight lanes, then the lanes in order, then the tail): `b` is read once and the `N` chains
+/// overlap, where one product alone waits on its adds.
+#[inline]
+pub fn dot_f32_n<const N: usize>(a: [&[f32]; N], b: &[f32]) -> [f32; N] {
+    let mut acc = [[0f32; 8]; N];
+    let whole = b.len() / 8 * 8;
+    assert!(a.iter().all(|a| a.len() == b.len()), "invariant: equal lengths");
+    // The auto-vectorizer shuffles N interleaved 8-lane sums through the stack; spelled out, each
+    // lane is the same multiply then add as dot_f32's.
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    // SAFETY: AVX2 is enabled at compile time; every load is inside a slice of length ≥ whole.
+    unsafe {
+        use std::arch::x86_64::*;
+        let mut v = [_mm256_setzero_ps(); N];
+        for c in (0..whole).step_by(8) {
+            let y = _mm256_loadu_ps(b.as_ptr().add(c));
+            for j in 0..N {
+                let x = _mm256_loadu_ps(a[j].as_ptr().add(c));
+                v[j] = _mm256_add_ps(v[j], _mm256_mul_ps(x, y));
+            }
+        }
+        for j in 0..N {
+            _mm256_storeu_ps(acc[j].as_mut_ptr(), v[j]);
         }
     }
-    let mut s: f32 = acc.iter().sum();
-    for (x, y) in ra.iter().zip(rb) {
-        s += x * y;
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx2")))]
+    for (c, y) in b[..whole].chunks_exact(8).enumerate() {
+        for (acc, a) in acc.iter_mut().zip(&a) {
+            let x = &a[c * 8..c * 8 + 8];
+            for i in 0..8 {
+                acc[i] += x[i] * y[i];
+            }
+        }
     }
-    s
+    std::array::from_fn(|j| {
+        let mut s: f32 = acc[j].iter().sum();
+        for (x, y) in a[j][whole..].iter().zip(&b[whole..]) {
+            s += x * y;
+        }
+        s
+    })
 }
 
 #[cfg(test)]

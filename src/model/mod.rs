@@ -334,7 +334,7 @@ pub struct State {
     sin_g: Vec<f32>,
     cos_l: Vec<f32>,
     sin_l: Vec<f32>,
-    scores: Vec<f32>, // (threads, num_ctx) attention weights
+    scores: Vec<f32>, // (threads, 4, num_ctx) attention weights, four heads per thread
 }
 
 impl State {
@@ -362,7 +362,7 @@ impl State {
             sin_g: z(nb * cfg.head_dim / 2),
             cos_l: z(nb * cfg.head_dim / 2),
             sin_l: z(nb * cfg.head_dim / 2),
-            scores: z(threads.max(1) * num_ctx),
+            scores: z(threads.max(1) * 4 * num_ctx),
         }
     }
 
@@ -417,8 +417,32 @@ impl State {
     }
 
     /// Causal attention of the batch's queries over the cache; a query at p sees keys
-    /// p − window < k ≤ p on sliding layers (ref: llama-hparams.cpp is_masked_swa).
+    /// p − window < k ≤ p on sliding layers (ref: llama-hparams.cpp is_masked_swa). The query
+    /// heads that share a KV head are taken up to four at a time, so each key and value row is
+    /// read once for all of them; every head's arithmetic is the same however they are grouped.
     fn attention(
+        &mut self,
+        c: &Gemma3Config,
+        l: usize,
+        pos0: usize,
+        n: usize,
+        window: Option<usize>,
+    ) {
+        let group = c.n_head / c.n_head_kv;
+        let threads = self.pool.threads();
+        // the widest head chunk that divides the group and still gives every thread a task
+        let ht = [4, 2, 1]
+            .into_iter()
+            .find(|&h| group.is_multiple_of(h) && (n * c.n_head / h >= threads || h == 1))
+            .unwrap_or(1);
+        match ht {
+            4 => self.attention_n::<4>(c, l, pos0, n, window),
+            2 => self.attention_n::<2>(c, l, pos0, n, window),
+            _ => self.attention_n::<1>(c, l, pos0, n, window),
+        }
+    }
+
+    fn attention_n<const HT: usize>(
         &mut self,
         c: &Gemma3Config,
         l: usize,
@@ -434,41 +458,53 @@ impl State {
         let q = &self.q;
         let att = SendPtr(self.att.as_mut_ptr());
         let scores = SendPtr(self.scores.as_mut_ptr());
-        let tasks = n * c.n_head;
+        let chunks = c.n_head / HT;
+        let tasks = n * chunks;
         self.pool.run(&|t, nt| {
-            // SAFETY: thread t owns scores row t and the att rows of its tasks.
-            let sc =
-                unsafe { std::slice::from_raw_parts_mut(scores.get().add(t * num_ctx), num_ctx) };
+            // SAFETY: thread t owns scores rows t·4..t·4+HT and the att rows of its tasks.
+            let sc = unsafe {
+                std::slice::from_raw_parts_mut(scores.get().add(t * 4 * num_ctx), HT * num_ctx)
+            };
             // Later queries see more keys: dealing tasks round-robin balances causal rows.
             for task in (t..tasks).step_by(nt) {
-                let (b, h) = (task / c.n_head, task % c.n_head);
+                let (b, h0) = (task / chunks, task % chunks * HT);
                 let p = pos0 + b;
                 let start = window.map_or(0, |w| (p + 1).saturating_sub(w));
-                let qh = &q[b * qd + h * hd..b * qd + (h + 1) * hd];
-                let g = h / group;
-                let mut max = f32::NEG_INFINITY;
-                for (j, pos) in (start..=p).enumerate() {
-                    let cell = pos % cells;
-                    let s =
-                        quant::dot_f32(qh, &lc.k[cell * kvd + g * hd..cell * kvd + (g + 1) * hd]);
-                    sc[j] = s;
-                    max = max.max(s);
-                }
                 let len = p + 1 - start;
-                let mut sum = 0f32;
-                for s in &mut sc[..len] {
-                    *s = (*s - max).exp();
-                    sum += *s;
-                }
-                let inv = 1.0 / sum;
-                let out =
-                    unsafe { std::slice::from_raw_parts_mut(att.get().add(b * qd + h * hd), hd) };
-                out.fill(0.0);
-                for (j, pos) in (start..=p).enumerate() {
+                let g = h0 / group;
+                let qh: [&[f32]; HT] =
+                    std::array::from_fn(|j| &q[b * qd + (h0 + j) * hd..b * qd + (h0 + j + 1) * hd]);
+                let mut max = [f32::NEG_INFINITY; HT];
+                for (i, pos) in (start..=p).enumerate() {
                     let cell = pos % cells;
-                    let w = sc[j] * inv;
+                    let k = &lc.k[cell * kvd + g * hd..cell * kvd + (g + 1) * hd];
+                    let s = quant::dot_f32_n(qh, k);
+                    for j in 0..HT {
+                        sc[j * num_ctx + i] = s[j];
+                        max[j] = max[j].max(s[j]);
+                    }
+                }
+                let mut inv = [0f32; HT];
+                for j in 0..HT {
+                    let mut sum = 0f32;
+                    for s in &mut sc[j * num_ctx..j * num_ctx + len] {
+                        *s = (*s - max[j]).exp();
+                        sum += *s;
+                    }
+                    inv[j] = 1.0 / sum;
+                }
+                // SAFETY: query b's heads h0..h0+HT are this task's alone.
+                let out = unsafe {
+                    std::slice::from_raw_parts_mut(att.get().add(b * qd + h0 * hd), HT * hd)
+                };
+                out.fill(0.0);
+                for (i, pos) in (start..=p).enumerate() {
+                    let cell = pos % cells;
                     let vr = &lc.v[cell * kvd + g * hd..cell * kvd + (g + 1) * hd];
-                    out.iter_mut().zip(vr).for_each(|(o, v)| *o += w * v);
+                    for (j, o) in out.chunks_exact_mut(hd).enumerate() {
+                        let w = sc[j * num_ctx + i] * inv[j];
+                        o.iter_mut().zip(vr).for_each(|(o, v)| *o += w * v);
+                    }
                 }
             }
         });
