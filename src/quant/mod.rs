@@ -343,11 +343,16 @@ unsafe fn rows_kernel(
     let side = acts.side.as_ptr() as *const u8;
     let bias = |b: usize| (side as *const [i32; 8]).wrapping_add(b * nb);
     let scales = |b: usize| (side.wrapping_add(n * nb * 32) as *const f32).wrapping_add(b * nb);
-    // Q4_0, Q5_0 and Q8_0 weights against four tokens at once: each block is unpacked once.
+    // Q4_0, Q5_0, Q8_0, Q4_K and Q6_K weights against four tokens at once: each block is
+    // unpacked once. The K-quant ones copy candle's one-token AVX2 kernels, which candle
+    // compiles in only when AVX2 is a compile-time target feature.
     #[cfg(target_arch = "x86_64")]
     let quad = n >= 4
-        && matches!(w.ty, TensorType::Q4_0 | TensorType::Q5_0 | TensorType::Q8_0)
-        && simd() != Simd::Scalar;
+        && match w.ty {
+            TensorType::Q4_0 | TensorType::Q5_0 | TensorType::Q8_0 => simd() != Simd::Scalar,
+            TensorType::Q4K | TensorType::Q6K => cfg!(target_feature = "avx2"),
+            _ => false,
+        };
     #[cfg(not(target_arch = "x86_64"))]
     let quad = false;
     let mut r0 = rows.start;
@@ -364,10 +369,11 @@ unsafe fn rows_kernel(
                 {
                     // SAFETY: the instruction set was checked; the row holds nb blocks, each
                     // activation row nb Q8_0 blocks with their side data.
-                    let d = if simd() == Simd::Vnni {
-                        avx2::dot4_q8_0_vnni(w.ty, nb, wr, a, yd, yb)
-                    } else {
-                        avx2::dot4_q8_0(w.ty, nb, wr, a, yd, yb)
+                    let d = match w.ty {
+                        TensorType::Q4K => kquants::dot4_q4k_q8k(w.cols / 256, wr, a),
+                        TensorType::Q6K => kquants::dot4_q6k_q8k(w.cols / 256, wr, a),
+                        _ if simd() == Simd::Vnni => avx2::dot4_q8_0_vnni(w.ty, nb, wr, a, yd, yb),
+                        _ => avx2::dot4_q8_0(w.ty, nb, wr, a, yd, yb),
                     };
                     for (j, v) in d.iter().enumerate() {
                         *out.add((b + j) * w.rows + r) = *v;
@@ -444,6 +450,9 @@ pub fn simd() -> Simd {
         }
     })
 }
+
+#[cfg(target_arch = "x86_64")]
+mod kquants;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
@@ -885,11 +894,19 @@ mod tests {
     /// and one-token kernels sum in the same order), so logits do not depend on batching.
     #[test]
     fn products_do_not_depend_on_batch_position() {
-        let (rows, k, n) = (19, 640, 7);
+        let (rows, n) = (19, 7);
         let pool = Pool::new(2);
-        let mut scratch = MatmulScratch::new(n, k);
-        let x = data(n * k, 5);
-        for ty in [TensorType::Q4_0, TensorType::Q5_0, TensorType::Q8_0, TensorType::Q6K] {
+        let mut scratch = MatmulScratch::new(n, 1280);
+        // 672 = 21 blocks of 32 (an odd count: the kernels' tail); 1280 = 5 super-blocks of 256
+        for (ty, k) in [
+            (TensorType::Q4_0, 672),
+            (TensorType::Q5_0, 672),
+            (TensorType::Q8_0, 672),
+            (TensorType::Q5_0, 1280),
+            (TensorType::Q4K, 1280),
+            (TensorType::Q6K, 1280),
+        ] {
+            let x = data(n * k, 5);
             let bytes = quantize(ty, &data(rows * k, 9));
             let mut aligned = vec![0u64; bytes.len().div_ceil(8)];
             let ab = unsafe {
