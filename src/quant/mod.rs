@@ -363,7 +363,25 @@ unsafe fn rows_kernel(
             let a: [*const u8; 4] = std::array::from_fn(|j| act_bytes[(b + j) * stride..].as_ptr());
             let yd: [*const f32; 4] = std::array::from_fn(|j| scales(b + j));
             let yb: [*const [i32; 8]; 4] = std::array::from_fn(|j| bias(b + j));
-            for r in r0..r1 {
+            let mut r = r0;
+            #[cfg(target_arch = "x86_64")]
+            if simd() == Simd::Vnni
+                && matches!(w.ty, TensorType::Q4_0 | TensorType::Q5_0 | TensorType::Q8_0)
+            {
+                while r + 2 <= r1 {
+                    let wr = [w.data[r * rb..].as_ptr(), w.data[(r + 1) * rb..].as_ptr()];
+                    // SAFETY: VNNI checked; both rows hold nb blocks, each activation row nb
+                    // Q8_0 blocks with their side data.
+                    let d = avx2::dot8_q8_0_vnni(w.ty, nb, wr, a, yd, yb);
+                    for (rr, d) in d.iter().enumerate() {
+                        for (j, v) in d.iter().enumerate() {
+                            *out.add((b + j) * w.rows + r + rr) = *v;
+                        }
+                    }
+                    r += 2;
+                }
+            }
+            for r in r..r1 {
                 let wr = w.data[r * rb..(r + 1) * rb].as_ptr();
                 #[cfg(target_arch = "x86_64")]
                 {
@@ -665,9 +683,10 @@ mod avx2 {
                     let mut acc1 = [_mm256_setzero_ps(); 4];
                     let step = |i: usize, acc: &mut [__m256; 4]| {
                         let xb = x.add(i * wb);
-                        let (dx, qx) = (scale(xb), block_bytes(ty, xb));
+                        let (dx, qx) = (_mm256_set1_ps(scale(xb)), block_bytes(ty, xb));
                         for j in 0..4 {
-                            let d = _mm256_set1_ps(dx * *yd[j].add(i));
+                            // the same f32 product as the one-token kernel's, lane-wise
+                            let d = _mm256_mul_ps(dx, _mm256_broadcast_ss(&*yd[j].add(i)));
                             let p = if W == 2 {
                                 $bdot::<true>(qx, y[j].add(i * 34), yb[j])
                             } else {
@@ -704,6 +723,71 @@ mod avx2 {
         "avx2,fma,avx512f,avx512vnni,avx512vl",
         block_dot_vnni
     );
+
+    /// Two weight rows against four Q8_0 activation rows with AVX512-VNNI (whose 32 vector
+    /// registers hold the sixteen accumulators): each activation block is loaded once for both
+    /// rows. Per (row, token) the same operations in the same order as [`dot_q8_0_vnni`].
+    ///
+    /// # Safety
+    /// As [`dot4_q8_0_vnni`]'s, for both rows `x`.
+    pub unsafe fn dot8_q8_0_vnni(
+        ty: TensorType,
+        nb: usize,
+        x: [*const u8; 2],
+        y: [*const u8; 4],
+        yd: [*const f32; 4],
+        yb: [*const [i32; 8]; 4],
+    ) -> [[f32; 4]; 2] {
+        #[target_feature(enable = "avx2,fma,avx512f,avx512vnni,avx512vl")]
+        unsafe fn inner<const W: u8>(
+            nb: usize,
+            x: [*const u8; 2],
+            y: [*const u8; 4],
+            yd: [*const f32; 4],
+            yb: [*const [i32; 8]; 4],
+        ) -> [[f32; 4]; 2] {
+            let ty = wtype(W);
+            let wb = ty.block().1;
+            let mut acc0 = [[_mm256_setzero_ps(); 4]; 2];
+            let mut acc1 = [[_mm256_setzero_ps(); 4]; 2];
+            let step = |i: usize, acc: &mut [[__m256; 4]; 2]| {
+                let xb = [x[0].add(i * wb), x[1].add(i * wb)];
+                let dx = [_mm256_set1_ps(scale(xb[0])), _mm256_set1_ps(scale(xb[1]))];
+                let qx = [block_bytes(ty, xb[0]), block_bytes(ty, xb[1])];
+                for j in 0..4 {
+                    let dy = _mm256_broadcast_ss(&*yd[j].add(i));
+                    for r in 0..2 {
+                        let d = _mm256_mul_ps(dx[r], dy);
+                        let p = if W == 2 {
+                            block_dot_vnni::<true>(qx[r], y[j].add(i * 34), yb[j])
+                        } else {
+                            block_dot_vnni::<false>(qx[r], y[j].add(i * 34), yb[j].add(i))
+                        };
+                        acc[r][j] = _mm256_fmadd_ps(d, p, acc[r][j]);
+                    }
+                }
+            };
+            let mut i = 0;
+            while i + 2 <= nb {
+                _mm_prefetch::<_MM_HINT_T0>(x[0].add(i * wb + PREFETCH) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(x[1].add(i * wb + PREFETCH) as *const i8);
+                step(i, &mut acc0);
+                step(i + 1, &mut acc1);
+                i += 2;
+            }
+            if i < nb {
+                step(i, &mut acc0);
+            }
+            std::array::from_fn(|r| {
+                std::array::from_fn(|j| hsum(_mm256_add_ps(acc0[r][j], acc1[r][j])))
+            })
+        }
+        match wcode(ty) {
+            0 => inner::<0>(nb, x, y, yd, yb),
+            1 => inner::<1>(nb, x, y, yd, yb),
+            _ => inner::<2>(nb, x, y, yd, yb),
+        }
+    }
 }
 
 /// f32 dot product (the compiler vectorises the 8-lane accumulation).
