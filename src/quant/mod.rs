@@ -970,6 +970,11 @@ mod tests {
                 );
                 assert_eq!(four.map(f32::to_bits), vnni4.map(f32::to_bits), "{ty:?}");
                 assert_eq!(four[0].to_bits(), one.to_bits(), "{ty:?}");
+                let w2 = quantize(ty, &data(nb * 32, 14));
+                let eight = avx2::dot8_q8_0_vnni(ty, nb, [w.as_ptr(), w2.as_ptr()], a, yd, yb);
+                let second = avx2::dot4_q8_0(ty, nb, w2.as_ptr(), a, yd, yb);
+                assert_eq!(eight[0].map(f32::to_bits), four.map(f32::to_bits), "{ty:?}");
+                assert_eq!(eight[1].map(f32::to_bits), second.map(f32::to_bits), "{ty:?}");
             }
         }
     }
