@@ -567,9 +567,6 @@ mod avx2 {
         _mm_cvtss_f32(s)
     }
 
-    /// How far ahead of the kernel the weight stream is prefetched, in bytes.
-    const PREFETCH: usize = 512;
-
     /// The weight type of a kernel instance, from its const parameter.
     const fn wtype(w: u8) -> TensorType {
         match w {
@@ -634,9 +631,6 @@ mod avx2 {
                     let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
                     let mut i = 0;
                     while i + 2 <= nb {
-                        // A single sequential stream does not reach DRAM bandwidth on one core
-                        // without help: ask for the weights PREFETCH bytes ahead.
-                        _mm_prefetch::<_MM_HINT_T0>(x.add(i * wb + PREFETCH) as *const i8);
                         let (d0, p0) = prod(i);
                         let (d1, p1) = prod(i + 1);
                         acc0 = _mm256_fmadd_ps(d0, p0, acc0);
@@ -697,7 +691,6 @@ mod avx2 {
                     };
                     let mut i = 0;
                     while i + 2 <= nb {
-                        _mm_prefetch::<_MM_HINT_T0>(x.add(i * wb + PREFETCH) as *const i8);
                         step(i, &mut acc0);
                         step(i + 1, &mut acc1);
                         i += 2;
@@ -769,8 +762,6 @@ mod avx2 {
             };
             let mut i = 0;
             while i + 2 <= nb {
-                _mm_prefetch::<_MM_HINT_T0>(x[0].add(i * wb + PREFETCH) as *const i8);
-                _mm_prefetch::<_MM_HINT_T0>(x[1].add(i * wb + PREFETCH) as *const i8);
                 step(i, &mut acc0);
                 step(i + 1, &mut acc1);
                 i += 2;
