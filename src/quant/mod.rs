@@ -355,9 +355,11 @@ unsafe fn rows_kernel(
         };
     #[cfg(not(target_arch = "x86_64"))]
     let quad = false;
+    // Tiles keep weight rows in L1 while the batch's tokens pass; one token reuses nothing.
+    let tile = if n == 1 { rows.len().max(1) } else { ROW_TILE };
     let mut r0 = rows.start;
     while r0 < rows.end {
-        let r1 = (r0 + ROW_TILE).min(rows.end);
+        let r1 = (r0 + tile).min(rows.end);
         let mut b = 0;
         while quad && b + 4 <= n {
             let a: [*const u8; 4] = std::array::from_fn(|j| act_bytes[(b + j) * stride..].as_ptr());
@@ -402,6 +404,24 @@ unsafe fn rows_kernel(
         }
         for b in b..n {
             let a = &act_bytes[b * stride..(b + 1) * stride];
+            #[cfg(target_arch = "x86_64")]
+            if matches!(w.ty, TensorType::Q4_0 | TensorType::Q5_0 | TensorType::Q8_0) {
+                let (x, y, o) = (w.data[r0 * rb..].as_ptr(), a.as_ptr(), out.add(b * w.rows + r0));
+                let (yd, yb, len) = (scales(b), bias(b), r1 - r0);
+                // SAFETY: the instruction set was checked; rows r0..r1 hold nb blocks each, the
+                // activation row nb Q8_0 blocks with their side data; o has r1 − r0 slots.
+                match simd() {
+                    Simd::Vnni => {
+                        avx2::rows_q8_0_vnni(w.ty, nb, x, rb, len, y, yd, yb, o);
+                        continue;
+                    }
+                    Simd::Avx2 => {
+                        avx2::rows_q8_0(w.ty, nb, x, rb, len, y, yd, yb, o);
+                        continue;
+                    }
+                    Simd::Scalar => {}
+                }
+            }
             for r in r0..r1 {
                 let wr = &w.data[r * rb..(r + 1) * rb];
                 *out.add(b * w.rows + r) = dot(w.ty, w.cols, wr, a, scales(b), bias(b));
@@ -591,9 +611,47 @@ mod avx2 {
     /// token's result does not depend on its place in a batch. An activation row comes with its
     /// side data (see `q8_0_side`): each block's scale as f32 (`yd`) and bias (`yb`).
     macro_rules! q8_0_kernels {
-        ($single:ident, $quad:ident, $feat:literal, $bdot:ident) => {
+        ($single:ident, $rows:ident, $quad:ident, $one:ident, $feat:literal, $bdot:ident) => {
             /// Q4_0, Q5_0 or Q8_0 weights · Q8_0 activations, `nb` blocks of 32 (ref:
             /// ggml-cpu/arch/x86/quants.c ggml_vec_dot_q5_0_q8_0, AVX2 branch).
+            #[target_feature(enable = $feat)]
+            unsafe fn $one<const W: u8>(
+                nb: usize,
+                x: *const u8,
+                y: *const u8,
+                yd: *const f32,
+                yb: *const [i32; 8],
+            ) -> f32 {
+                let ty = wtype(W);
+                let wb = ty.block().1;
+                let prod = |i: usize| {
+                    let xb = x.add(i * wb);
+                    let qx = block_bytes(ty, xb);
+                    let d = _mm256_set1_ps(scale(xb) * *yd.add(i));
+                    let p = if W == 2 {
+                        $bdot::<true>(qx, y.add(i * 34), yb)
+                    } else {
+                        $bdot::<false>(qx, y.add(i * 34), yb.add(i))
+                    };
+                    (d, p)
+                };
+                let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+                let mut i = 0;
+                while i + 2 <= nb {
+                    let (d0, p0) = prod(i);
+                    let (d1, p1) = prod(i + 1);
+                    acc0 = _mm256_fmadd_ps(d0, p0, acc0);
+                    acc1 = _mm256_fmadd_ps(d1, p1, acc1);
+                    i += 2;
+                }
+                if i < nb {
+                    let (d0, p0) = prod(i);
+                    acc0 = _mm256_fmadd_ps(d0, p0, acc0);
+                }
+                hsum(_mm256_add_ps(acc0, acc1))
+            }
+
+            /// One weight row of type `ty` against one activation row.
             ///
             /// # Safety
             /// The kernel's instruction set must be available; `x` must point at `nb` weight
@@ -607,46 +665,50 @@ mod avx2 {
                 yd: *const f32,
                 yb: *const [i32; 8],
             ) -> f32 {
+                match wcode(ty) {
+                    0 => $one::<0>(nb, x, y, yd, yb),
+                    1 => $one::<1>(nb, x, y, yd, yb),
+                    _ => $one::<2>(nb, x, y, yd, yb),
+                }
+            }
+
+            /// `rows` consecutive weight rows (`rb` bytes apart) against one activation row,
+            /// into `out[..rows]`: one call per range rather than per row.
+            ///
+            /// # Safety
+            /// As the one-row kernel's for every row; `out` must hold `rows` floats.
+            #[allow(clippy::too_many_arguments)]
+            pub unsafe fn $rows(
+                ty: TensorType,
+                nb: usize,
+                x: *const u8,
+                rb: usize,
+                rows: usize,
+                y: *const u8,
+                yd: *const f32,
+                yb: *const [i32; 8],
+                out: *mut f32,
+            ) {
                 #[target_feature(enable = $feat)]
-                unsafe fn inner<const W: u8>(
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn go<const W: u8>(
                     nb: usize,
                     x: *const u8,
+                    rb: usize,
+                    rows: usize,
                     y: *const u8,
                     yd: *const f32,
                     yb: *const [i32; 8],
-                ) -> f32 {
-                    let ty = wtype(W);
-                    let wb = ty.block().1;
-                    let prod = |i: usize| {
-                        let xb = x.add(i * wb);
-                        let qx = block_bytes(ty, xb);
-                        let d = _mm256_set1_ps(scale(xb) * *yd.add(i));
-                        let p = if W == 2 {
-                            $bdot::<true>(qx, y.add(i * 34), yb)
-                        } else {
-                            $bdot::<false>(qx, y.add(i * 34), yb.add(i))
-                        };
-                        (d, p)
-                    };
-                    let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-                    let mut i = 0;
-                    while i + 2 <= nb {
-                        let (d0, p0) = prod(i);
-                        let (d1, p1) = prod(i + 1);
-                        acc0 = _mm256_fmadd_ps(d0, p0, acc0);
-                        acc1 = _mm256_fmadd_ps(d1, p1, acc1);
-                        i += 2;
+                    out: *mut f32,
+                ) {
+                    for r in 0..rows {
+                        *out.add(r) = $one::<W>(nb, x.add(r * rb), y, yd, yb);
                     }
-                    if i < nb {
-                        let (d0, p0) = prod(i);
-                        acc0 = _mm256_fmadd_ps(d0, p0, acc0);
-                    }
-                    hsum(_mm256_add_ps(acc0, acc1))
                 }
                 match wcode(ty) {
-                    0 => inner::<0>(nb, x, y, yd, yb),
-                    1 => inner::<1>(nb, x, y, yd, yb),
-                    _ => inner::<2>(nb, x, y, yd, yb),
+                    0 => go::<0>(nb, x, rb, rows, y, yd, yb, out),
+                    1 => go::<1>(nb, x, rb, rows, y, yd, yb, out),
+                    _ => go::<2>(nb, x, rb, rows, y, yd, yb, out),
                 }
             }
 
@@ -709,10 +771,12 @@ mod avx2 {
             }
         };
     }
-    q8_0_kernels!(dot_q8_0, dot4_q8_0, "avx2,fma", block_dot);
+    q8_0_kernels!(dot_q8_0, rows_q8_0, dot4_q8_0, one_avx2, "avx2,fma", block_dot);
     q8_0_kernels!(
         dot_q8_0_vnni,
+        rows_q8_0_vnni,
         dot4_q8_0_vnni,
+        one_vnni,
         "avx2,fma,avx512f,avx512vnni,avx512vl",
         block_dot_vnni
     );
