@@ -627,7 +627,10 @@ mod avx2 {
                 let prod = |i: usize| {
                     let xb = x.add(i * wb);
                     let qx = block_bytes(ty, xb);
-                    let d = _mm256_set1_ps(scale(xb) * *yd.add(i));
+                    // dx in all lanes straight from its f16 (no scalar round trip), times dy
+                    let dx =
+                        _mm256_cvtph_ps(_mm_set1_epi16(std::ptr::read_unaligned(xb as *const i16)));
+                    let d = _mm256_mul_ps(dx, _mm256_broadcast_ss(&*yd.add(i)));
                     let p = if W == 2 {
                         $bdot::<true>(qx, y.add(i * 34), yb)
                     } else {
