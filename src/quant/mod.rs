@@ -495,7 +495,6 @@ mod kquants;
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use crate::gguf::TensorType;
-    use half::f16;
     use std::arch::x86_64::*;
 
     /// A Q4_0, Q5_0 or Q8_0 block's 32 values as bytes, in the form its product consumes: Q8_0's
@@ -573,10 +572,11 @@ mod avx2 {
         _mm256_cvtepi32_ps(s)
     }
 
+    /// A block's f16 scale in all eight lanes (`vpbroadcastw` + `vcvtph2ps`, no scalar trip).
+    #[target_feature(enable = "avx2,fma")]
     #[inline]
-    fn scale(p: *const u8) -> f32 {
-        // SAFETY (callers): p points at a block, whose first two bytes are its f16 scale.
-        f16::from_bits(unsafe { std::ptr::read_unaligned(p as *const u16) }).to_f32()
+    unsafe fn scale8(p: *const u8) -> __m256 {
+        _mm256_cvtph_ps(_mm_set1_epi16(std::ptr::read_unaligned(p as *const i16)))
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -627,9 +627,7 @@ mod avx2 {
                 let prod = |i: usize| {
                     let xb = x.add(i * wb);
                     let qx = block_bytes(ty, xb);
-                    // dx in all lanes straight from its f16 (no scalar round trip), times dy
-                    let dx =
-                        _mm256_cvtph_ps(_mm_set1_epi16(std::ptr::read_unaligned(xb as *const i16)));
+                    let dx = scale8(xb);
                     let d = _mm256_mul_ps(dx, _mm256_broadcast_ss(&*yd.add(i)));
                     let p = if W == 2 {
                         $bdot::<true>(qx, y.add(i * 34), yb)
@@ -742,7 +740,7 @@ mod avx2 {
                     let mut acc1 = [_mm256_setzero_ps(); 4];
                     let step = |i: usize, acc: &mut [__m256; 4]| {
                         let xb = x.add(i * wb);
-                        let (dx, qx) = (_mm256_set1_ps(scale(xb)), block_bytes(ty, xb));
+                        let (dx, qx) = (scale8(xb), block_bytes(ty, xb));
                         for j in 0..4 {
                             // the same f32 product as the one-token kernel's, lane-wise
                             let d = _mm256_mul_ps(dx, _mm256_broadcast_ss(&*yd[j].add(i)));
@@ -812,7 +810,7 @@ mod avx2 {
             let mut acc1 = [[_mm256_setzero_ps(); 4]; 2];
             let step = |i: usize, acc: &mut [[__m256; 4]; 2]| {
                 let xb = [x[0].add(i * wb), x[1].add(i * wb)];
-                let dx = [_mm256_set1_ps(scale(xb[0])), _mm256_set1_ps(scale(xb[1]))];
+                let dx = [scale8(xb[0]), scale8(xb[1])];
                 let qx = [block_bytes(ty, xb[0]), block_bytes(ty, xb[1])];
                 for j in 0..4 {
                     let dy = _mm256_broadcast_ss(&*yd[j].add(i));
