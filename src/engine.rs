@@ -1,13 +1,14 @@
 //! The engine: a loaded model, its tokenizer and state, and generation with Ollama's options,
 //! context policy, stop handling and timing fields.
 
+use crate::chat;
 use crate::error::{Error, Result};
 use crate::gguf::Gguf;
 use crate::model::{Model, State};
 use crate::offload::{self, Placement, Plan};
 use crate::sampler::{Sampler, SamplerOptions};
 use crate::timing::{since, Timings};
-use crate::tokenizer::{gemma_chat_prompt, TextStream, Tokenizer};
+use crate::tokenizer::{TextStream, Tokenizer};
 use std::ops::Range;
 use std::path::Path;
 use std::time::Instant;
@@ -189,17 +190,13 @@ impl Engine {
         self.state.kv.bytes()
     }
 
-    /// Token ids for a user prompt: the gemma turn format when the model has a chat template and
-    /// `raw` is off; BOS added and special tokens parsed.
+    /// Token ids for a user prompt: the model's chat template applied unless `raw` (see
+    /// [`chat::prompt`]); BOS added and special tokens parsed.
     pub fn prompt_ids(&self, text: &str, raw: bool) -> Result<Vec<u32>> {
-        let templated;
-        let text = if !raw && self.tokenizer.chat_template().is_some() {
-            templated = gemma_chat_prompt(text);
-            &templated
-        } else {
-            text
-        };
-        self.tokenizer.encode(text, true, true)
+        let template = if raw { None } else { self.tokenizer.chat_template() };
+        let (bos, eos) = (self.tokenizer.special_text(true), self.tokenizer.special_text(false));
+        let text = chat::prompt(template, text, &bos, &eos)?;
+        self.tokenizer.encode(&text, true, true)
     }
 
     /// Evaluates `tokens` from position 0 (in num_batch pieces) and keeps them as the context.

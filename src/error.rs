@@ -42,6 +42,8 @@ pub enum Error {
     #[error("token id {id} is outside the vocabulary (size {n_vocab})")]
     TokenId { id: u32, n_vocab: usize },
     /// Tokenizer construction or use failed.
+    #[error("tokenizer.chat_template: {0}")]
+    Template(String),
     #[error("tokenizer: {0}")]
     Tokenizer(String),
 

@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod bench;
+pub mod chat;
 pub mod engine;
 pub mod error;
 pub mod gguf;

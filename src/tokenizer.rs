@@ -209,6 +209,12 @@ impl Tokenizer {
         Some(id) == s.eos || Some(id) == s.eot
     }
 
+    /// The text of the BOS (`bos`) or EOS token, for chat templates ("" when there is none).
+    pub fn special_text(&self, bos: bool) -> String {
+        let s = self.specials();
+        (if bos { s.bos } else { s.eos }).map(|id| self.token_text(id)).unwrap_or_default()
+    }
+
     /// The GGUF's chat template, if any.
     pub fn chat_template(&self) -> Option<&str> {
         match self {
@@ -229,12 +235,6 @@ impl Tokenizer {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
-
-/// Applies the gemma turn format to one user message (ref: llama-chat.cpp LLM_CHAT_TEMPLATE_GEMMA;
-/// the GGUF template's leading `{{ bos_token }}` is left to the tokenizer's add_bos).
-pub fn gemma_chat_prompt(user: &str) -> String {
-    format!("<start_of_turn>user\n{}<end_of_turn>\n<start_of_turn>model\n", user.trim())
 }
 
 enum Fragment<'a> {

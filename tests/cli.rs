@@ -293,3 +293,41 @@ fn show_reports_plan_and_kv() {
     assert_eq!(v["tensor_types"]["Q5_0"]["count"], 81);
     assert!(v["kv_bytes"].as_u64().unwrap() > 0);
 }
+
+/// A GGUF's own Jinja chat template is rendered for `run` (gemma templates get llama.cpp's
+/// gemma turn format instead); `--raw` skips it; a template that fails names the key, exit 2.
+#[test]
+fn chat_templates_are_applied() {
+    let d = tempdir();
+    let p = d.path().join("chatml.gguf");
+    let chatml = "{{ bos_token }}{% for m in messages %}[{{ m['role'] }}]{{ m['content'] }}\
+        {% endfor %}{% if add_generation_prompt %}[assistant]{% endif %}";
+    tiny_model(&p, TensorType::F32, |md| {
+        md.insert("tokenizer.chat_template".into(), chimera::gguf::Value::String(chatml.into()));
+    });
+    let path = p.to_str().unwrap();
+    let ids = |args: &[&str]| -> serde_json::Value {
+        let o = chimera(args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let run = |prompt: &str, raw: bool| {
+        let mut a = vec!["run", path, prompt, "--num-predict", "1", "--format", "json"];
+        if raw {
+            a.push("--raw");
+        }
+        ids(&a)["prompt_ids"].clone()
+    };
+    let tokenized = |text: &str| ids(&["tokenize", path, text, "--json"])["ids"].clone();
+    assert_eq!(run("ab", false), tokenized("[user]ab[assistant]"));
+    assert_eq!(run("ab", true), tokenized("ab"));
+
+    let q = d.path().join("raising.gguf");
+    tiny_model(&q, TensorType::F32, |md| {
+        let t = "{{ raise_exception('system messages are not supported') }}";
+        md.insert("tokenizer.chat_template".into(), chimera::gguf::Value::String(t.into()));
+    });
+    let o = chimera(&["run", q.to_str().unwrap(), "ab", "--num-predict", "1"]);
+    assert_user_error(&o, "tokenizer.chat_template: ");
+    assert!(stderr(&o).contains("system messages are not supported"));
+}
