@@ -14,14 +14,16 @@ const Q6K: usize = 210;
 /// Bytes of a Q8_K super-block: d (f32), 256 i8, 16 i16 sums of 16.
 const Q8K: usize = 292;
 
-fn f16_at(p: *const u8) -> f32 {
-    // SAFETY (callers): p points at two readable bytes of a block.
-    f16::from_bits(unsafe { std::ptr::read_unaligned(p as *const u16) }).to_f32()
+/// # Safety
+/// `p` must point at two readable bytes.
+unsafe fn f16_at(p: *const u8) -> f32 {
+    f16::from_bits(std::ptr::read_unaligned(p as *const u16)).to_f32()
 }
 
-fn f32_at(p: *const u8) -> f32 {
-    // SAFETY (callers): p points at four readable bytes of a block.
-    unsafe { std::ptr::read_unaligned(p as *const f32) }
+/// # Safety
+/// `p` must point at four readable bytes.
+unsafe fn f32_at(p: *const u8) -> f32 {
+    std::ptr::read_unaligned(p as *const f32)
 }
 
 /// candle's hsum_float_8.
