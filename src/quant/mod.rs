@@ -457,7 +457,7 @@ pub enum Simd {
     Scalar,
     /// AVX2 + FMA (x86-64-v3).
     Avx2,
-    /// AVX2 with AVX512-VNNI's `vpdpbusd` on 256-bit lanes.
+    /// AVX2 with AVX512-VNNI's `vpdpbusd` and AVX512-BW's byte masks, on 256-bit lanes.
     Vnni,
 }
 
@@ -471,6 +471,7 @@ pub fn simd() -> Simd {
         {
             let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
             let vnni = is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512bw")
                 && is_x86_feature_detected!("avx512vnni")
                 && is_x86_feature_detected!("avx512vl");
             match cap.as_str() {
@@ -526,6 +527,21 @@ mod avx2 {
         );
         // (nibble | bit << 4) − 16 + 16
         _mm256_or_si256(nib, _mm256_and_si256(bh, _mm256_set1_epi8(0x10)))
+    }
+
+    /// [`block_bytes`] with AVX512-BW: Q5_0's fifth bits become a byte mask in one `kmovd`, and
+    /// one masked blend sets bit 4 (the same bytes).
+    #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl")]
+    #[inline]
+    unsafe fn block_bytes_bw(ty: TensorType, xb: *const u8) -> __m256i {
+        if ty != TensorType::Q5_0 {
+            return block_bytes(ty, xb);
+        }
+        let tmp = _mm_loadu_si128(xb.add(6) as *const __m128i);
+        let bytes = _mm256_insertf128_si256(_mm256_castsi128_si256(tmp), _mm_srli_epi16(tmp, 4), 1);
+        let nib = _mm256_and_si256(_mm256_set1_epi8(0x0F), bytes);
+        let qh = std::ptr::read_unaligned(xb.add(2) as *const u32);
+        _mm256_mask_blend_epi8(qh, nib, _mm256_or_si256(nib, _mm256_set1_epi8(0x10)))
     }
 
     /// Σ x·y over each group of four bytes of a block (eight i32 lanes), as f32. Q8_0 weights
@@ -611,7 +627,15 @@ mod avx2 {
     /// token's result does not depend on its place in a batch. An activation row comes with its
     /// side data (see `q8_0_side`): each block's scale as f32 (`yd`) and bias (`yb`).
     macro_rules! q8_0_kernels {
-        ($single:ident, $rows:ident, $quad:ident, $one:ident, $feat:literal, $bdot:ident) => {
+        (
+            $single:ident,
+            $rows:ident,
+            $quad:ident,
+            $one:ident,
+            $feat:literal,
+            $bytes:ident,
+            $bdot:ident
+        ) => {
             /// Q4_0, Q5_0 or Q8_0 weights · Q8_0 activations, `nb` blocks of 32 (ref:
             /// ggml-cpu/arch/x86/quants.c ggml_vec_dot_q5_0_q8_0, AVX2 branch).
             #[target_feature(enable = $feat)]
@@ -626,7 +650,7 @@ mod avx2 {
                 let wb = ty.block().1;
                 let prod = |i: usize| {
                     let xb = x.add(i * wb);
-                    let qx = block_bytes(ty, xb);
+                    let qx = $bytes(ty, xb);
                     let dx = scale8(xb);
                     let d = _mm256_mul_ps(dx, _mm256_broadcast_ss(&*yd.add(i)));
                     let p = if W == 2 {
@@ -740,7 +764,7 @@ mod avx2 {
                     let mut acc1 = [_mm256_setzero_ps(); 4];
                     let step = |i: usize, acc: &mut [__m256; 4]| {
                         let xb = x.add(i * wb);
-                        let (dx, qx) = (scale8(xb), block_bytes(ty, xb));
+                        let (dx, qx) = (scale8(xb), $bytes(ty, xb));
                         for j in 0..4 {
                             // the same f32 product as the one-token kernel's, lane-wise
                             let d = _mm256_mul_ps(dx, _mm256_broadcast_ss(&*yd[j].add(i)));
@@ -772,13 +796,14 @@ mod avx2 {
             }
         };
     }
-    q8_0_kernels!(dot_q8_0, rows_q8_0, dot4_q8_0, one_avx2, "avx2,fma", block_dot);
+    q8_0_kernels!(dot_q8_0, rows_q8_0, dot4_q8_0, one_avx2, "avx2,fma", block_bytes, block_dot);
     q8_0_kernels!(
         dot_q8_0_vnni,
         rows_q8_0_vnni,
         dot4_q8_0_vnni,
         one_vnni,
-        "avx2,fma,avx512f,avx512vnni,avx512vl",
+        "avx2,fma,avx512f,avx512bw,avx512vnni,avx512vl",
+        block_bytes_bw,
         block_dot_vnni
     );
 
@@ -796,7 +821,7 @@ mod avx2 {
         yd: [*const f32; 4],
         yb: [*const [i32; 8]; 4],
     ) -> [[f32; 4]; 2] {
-        #[target_feature(enable = "avx2,fma,avx512f,avx512vnni,avx512vl")]
+        #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vnni,avx512vl")]
         unsafe fn inner<const W: u8>(
             nb: usize,
             x: [*const u8; 2],
@@ -811,7 +836,7 @@ mod avx2 {
             let step = |i: usize, acc: &mut [[__m256; 4]; 2]| {
                 let xb = [x[0].add(i * wb), x[1].add(i * wb)];
                 let dx = [scale8(xb[0]), scale8(xb[1])];
-                let qx = [block_bytes(ty, xb[0]), block_bytes(ty, xb[1])];
+                let qx = [block_bytes_bw(ty, xb[0]), block_bytes_bw(ty, xb[1])];
                 for j in 0..4 {
                     let dy = _mm256_broadcast_ss(&*yd[j].add(i));
                     for r in 0..2 {
@@ -997,7 +1022,11 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn vnni_kernels_are_bit_identical_to_avx2() {
-        if !is_x86_feature_detected!("avx512vnni") || !is_x86_feature_detected!("avx512vl") {
+        let has = is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vnni")
+            && is_x86_feature_detected!("avx512vl");
+        if !has {
             assert_ne!(simd(), Simd::Vnni);
             return;
         }
