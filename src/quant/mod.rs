@@ -621,6 +621,26 @@ mod avx2 {
         }
     }
 
+    /// Calls `$call` with the const `$w` set to `ty`'s kernel instance (see [`wcode`]).
+    macro_rules! per_wtype {
+        ($ty:expr, $w:ident => $call:expr) => {
+            match wcode($ty) {
+                0 => {
+                    const $w: u8 = 0;
+                    $call
+                }
+                1 => {
+                    const $w: u8 = 1;
+                    $call
+                }
+                _ => {
+                    const $w: u8 = 2;
+                    $call
+                }
+            }
+        };
+    }
+
     /// The one- and four-token Q8_0-activation kernels, once per instruction set, each
     /// monomorphized per weight type. Block i's product goes to accumulator i mod 2, so that two
     /// FMA chains overlap, and the two are added at the end; both kernels sum in this order, so a
@@ -690,11 +710,7 @@ mod avx2 {
                 yd: *const f32,
                 yb: *const [i32; 8],
             ) -> f32 {
-                match wcode(ty) {
-                    0 => $one::<0>(nb, x, y, yd, yb),
-                    1 => $one::<1>(nb, x, y, yd, yb),
-                    _ => $one::<2>(nb, x, y, yd, yb),
-                }
+                per_wtype!(ty, W => $one::<W>(nb, x, y, yd, yb))
             }
 
             /// `rows` consecutive weight rows (`rb` bytes apart) against one activation row,
@@ -730,11 +746,7 @@ mod avx2 {
                         *out.add(r) = $one::<W>(nb, x.add(r * rb), y, yd, yb);
                     }
                 }
-                match wcode(ty) {
-                    0 => go::<0>(nb, x, rb, rows, y, yd, yb, out),
-                    1 => go::<1>(nb, x, rb, rows, y, yd, yb, out),
-                    _ => go::<2>(nb, x, rb, rows, y, yd, yb, out),
-                }
+                per_wtype!(ty, W => go::<W>(nb, x, rb, rows, y, yd, yb, out))
             }
 
             /// One Q4_0, Q5_0 or Q8_0 weight row against four Q8_0 activation rows: each weight
@@ -788,11 +800,7 @@ mod avx2 {
                     let h = |j: usize| hsum(_mm256_add_ps(acc0[j], acc1[j]));
                     [h(0), h(1), h(2), h(3)]
                 }
-                match wcode(ty) {
-                    0 => inner::<0>(nb, x, y, yd, yb),
-                    1 => inner::<1>(nb, x, y, yd, yb),
-                    _ => inner::<2>(nb, x, y, yd, yb),
-                }
+                per_wtype!(ty, W => inner::<W>(nb, x, y, yd, yb))
             }
         };
     }
@@ -863,11 +871,7 @@ mod avx2 {
                 std::array::from_fn(|j| hsum(_mm256_add_ps(acc0[r][j], acc1[r][j])))
             })
         }
-        match wcode(ty) {
-            0 => inner::<0>(nb, x, y, yd, yb),
-            1 => inner::<1>(nb, x, y, yd, yb),
-            _ => inner::<2>(nb, x, y, yd, yb),
-        }
+        per_wtype!(ty, W => inner::<W>(nb, x, y, yd, yb))
     }
 }
 
@@ -924,6 +928,22 @@ pub fn dot_f32_n<const N: usize>(a: [&[f32]; N], b: &[f32]) -> [f32; N] {
 mod tests {
     use super::*;
 
+    /// `bytes` copied into 8-aligned storage, as tensor data is in the file map.
+    fn aligned(bytes: &[u8]) -> Vec<u64> {
+        let mut v = vec![0u64; bytes.len().div_ceil(8)];
+        // SAFETY: the u64 storage holds at least bytes.len() bytes.
+        unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut u8, bytes.len()) }
+            .copy_from_slice(bytes);
+        v
+    }
+
+    /// The first `len` bytes of aligned storage.
+    fn view(v: &[u64], len: usize) -> &[u8] {
+        assert!(len <= v.len() * 8);
+        // SAFETY: checked above; u8 has no alignment needs.
+        unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, len) }
+    }
+
     fn data(n: usize, seed: u32) -> Vec<f32> {
         let mut s = seed;
         (0..n)
@@ -959,11 +979,8 @@ mod tests {
             let wf = data(rows * k, 3);
             let bytes = quantize(ty, &wf);
             // keep the bytes 8-aligned like file data
-            let mut aligned = vec![0u64; bytes.len().div_ceil(8)];
-            let ab = unsafe {
-                std::slice::from_raw_parts_mut(aligned.as_mut_ptr() as *mut u8, bytes.len())
-            };
-            ab.copy_from_slice(&bytes);
+            let store = aligned(&bytes);
+            let ab = view(&store, bytes.len());
             let w = QWeight { ty, rows, cols: k, data: ab };
             let mut out = vec![0f32; n * rows];
             matmul(&pool, &mut scratch, &x, n, w, &mut out);
@@ -990,15 +1007,12 @@ mod tests {
         let mut scratch = MatmulScratch::new(1, k);
         for ty in [TensorType::Q4_0, TensorType::Q5_0, TensorType::Q8_0] {
             let w = quantize(ty, &data(k, 11));
-            let mut wa = vec![0u64; w.len().div_ceil(8)];
-            let wb = unsafe { std::slice::from_raw_parts_mut(wa.as_mut_ptr() as *mut u8, w.len()) };
-            wb.copy_from_slice(&w);
+            let wa = aligned(&w);
+            let wb = view(&wa, w.len());
             let a = quantize(TensorType::Q8_0, &x);
             let reference = with_block!(ty, T => {
-                let mut aa = vec![0u64; a.len().div_ceil(8)];
-                let ab = unsafe { std::slice::from_raw_parts_mut(aa.as_mut_ptr() as *mut u8, a.len()) };
-                ab.copy_from_slice(&a);
-                T::vec_dot_unopt(k, blocks::<T>(wb), blocks(ab))
+                let aa = aligned(&a);
+                T::vec_dot_unopt(k, blocks::<T>(wb), blocks(view(&aa, a.len())))
             });
             let mut fast = [0f32];
             matmul(
@@ -1082,11 +1096,8 @@ mod tests {
         ] {
             let x = data(n * k, 5);
             let bytes = quantize(ty, &data(rows * k, 9));
-            let mut aligned = vec![0u64; bytes.len().div_ceil(8)];
-            let ab = unsafe {
-                std::slice::from_raw_parts_mut(aligned.as_mut_ptr() as *mut u8, bytes.len())
-            };
-            ab.copy_from_slice(&bytes);
+            let store = aligned(&bytes);
+            let ab = view(&store, bytes.len());
             let w = QWeight { ty, rows, cols: k, data: ab };
             let mut batch = vec![0f32; n * rows];
             matmul(&pool, &mut scratch, &x, n, w, &mut batch);
