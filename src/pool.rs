@@ -4,6 +4,7 @@
 //! an option (`num_thread`) and a dispatch cheap enough for ~130 matrix products per token, so the
 //! caller runs a share of every job itself and the workers wait on an atomic generation counter.
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -90,6 +91,23 @@ impl Pool {
     }
 }
 
+impl Pool {
+    /// Runs `f` over `0..len` in chunks of `grain` that the threads claim as they finish, so a
+    /// thread slowed by its neighbours (or by heavier rows) takes fewer: for jobs large enough
+    /// that one atomic claim per chunk is nothing beside the chunk's work.
+    pub fn run_chunks(&self, len: usize, grain: usize, f: &(dyn Fn(Range<usize>) + Sync)) {
+        let grain = grain.max(1);
+        let next = AtomicUsize::new(0);
+        self.run(&|_, _| loop {
+            let start = next.fetch_add(1, Ordering::Relaxed) * grain;
+            if start >= len {
+                break;
+            }
+            f(start..(start + grain).min(len));
+        });
+    }
+}
+
 fn worker(s: Arc<Shared>, i: usize, n: usize) {
     let mut seen = 0usize;
     loop {
@@ -158,6 +176,23 @@ mod tests {
             for _ in 0..50 {
                 pool.run(&|i, n| {
                     for k in split(hits.len(), i, n, 7) {
+                        hits[k].fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+            }
+            assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 50));
+        }
+    }
+
+    #[test]
+    fn claimed_chunks_cover_every_index_once() {
+        for n in 1..4 {
+            let pool = Pool::new(n);
+            let hits: Vec<AtomicUsize> = (0..1001).map(|_| AtomicUsize::new(0)).collect();
+            for _ in 0..50 {
+                pool.run_chunks(hits.len(), 16, &|r| {
+                    assert!(r.len() <= 16 && r.start % 16 == 0);
+                    for k in r {
                         hits[k].fetch_add(1, Ordering::Relaxed);
                     }
                 });

@@ -173,24 +173,37 @@ impl Model {
                 ],
             );
             let (cos, sin) = if global { (&st.cos_g, &st.sin_g) } else { (&st.cos_l, &st.sin_l) };
-            for b in 0..n {
+            let (q, k) = (SendPtr(st.q.as_mut_ptr()), SendPtr(st.k.as_mut_ptr()));
+            let lc = &mut st.kv.layers[l];
+            let (kc, vc) = (SendPtr(lc.k.as_mut_ptr()), SendPtr(lc.v.as_mut_ptr()));
+            let (kv, v) = (&st.kv, &st.v);
+            per_token(&st.pool, n, &|b| {
                 let cs = &cos[b * hd / 2..(b + 1) * hd / 2];
                 let sn = &sin[b * hd / 2..(b + 1) * hd / 2];
-                for h in st.q[b * qd..(b + 1) * qd].chunks_exact_mut(hd) {
+                let cell = kv.cell(l, pos0 + b);
+                // SAFETY: token b's rows of q and k, and its cache cell (positions in a batch
+                // map to distinct cells), belong to this call alone.
+                let (q, k, kc, vc) = unsafe {
+                    (
+                        std::slice::from_raw_parts_mut(q.get().add(b * qd), qd),
+                        std::slice::from_raw_parts_mut(k.get().add(b * kvd), kvd),
+                        std::slice::from_raw_parts_mut(kc.get().add(cell * kvd), kvd),
+                        std::slice::from_raw_parts_mut(vc.get().add(cell * kvd), kvd),
+                    )
+                };
+                for h in q.chunks_exact_mut(hd) {
                     rms_norm_inplace(h, &layer.q_norm, c.rms_eps);
                     rope_neox(h, cs, sn);
                     // ref: gemma3.cpp: Qcur = ggml_scale(Qcur, f_attention_scale), kq_scale 1.0
                     h.iter_mut().for_each(|v| *v *= c.attn_scale);
                 }
-                for h in st.k[b * kvd..(b + 1) * kvd].chunks_exact_mut(hd) {
+                for h in k.chunks_exact_mut(hd) {
                     rms_norm_inplace(h, &layer.k_norm, c.rms_eps);
                     rope_neox(h, cs, sn);
                 }
-                let cell = st.kv.cell(l, pos0 + b);
-                let lc = &mut st.kv.layers[l];
-                lc.k[cell * kvd..(cell + 1) * kvd].copy_from_slice(&st.k[b * kvd..(b + 1) * kvd]);
-                lc.v[cell * kvd..(cell + 1) * kvd].copy_from_slice(&st.v[b * kvd..(b + 1) * kvd]);
-            }
+                kc.copy_from_slice(k);
+                vc.copy_from_slice(&v[b * kvd..(b + 1) * kvd]);
+            });
             let window = if global { None } else { c.sliding_window };
             st.attention(c, l, pos0, n, window);
             quant::matmul(&st.pool, &mut st.mm, &st.att, n, self.w(&layer.wo), &mut st.o);
@@ -269,6 +282,16 @@ impl Model {
     /// Embedding rows in the file (the vocabulary size).
     pub fn n_vocab(&self) -> usize {
         self.cfg.n_vocab
+    }
+}
+
+/// Runs `f(b)` for every token `b < n`, split over the pool when the batch is large enough to
+/// pay for the dispatch (per-token work here is a few microseconds).
+fn per_token(pool: &Pool, n: usize, f: &(dyn Fn(usize) + Sync)) {
+    if n < 8 || pool.threads() == 1 {
+        (0..n).for_each(f);
+    } else {
+        pool.run(&|t, nt| split(n, t, nt, 1).for_each(f));
     }
 }
 
@@ -386,17 +409,28 @@ impl State {
 
     /// xn ← RMSNorm(x)·w for each of the first `n` rows (the pre-norm of a sub-block).
     fn norm_input(&mut self, w: &[f32], eps: f32, e: usize, n: usize) {
-        for (x, xn) in self.x.chunks_exact(e).zip(self.xn.chunks_exact_mut(e)).take(n) {
-            rms_norm(x, w, eps, xn);
-        }
+        let (x, xn) = (&self.x, SendPtr(self.xn.as_mut_ptr()));
+        per_token(&self.pool, n, &|b| {
+            // SAFETY: row b of xn belongs to this call alone.
+            let xn = unsafe { std::slice::from_raw_parts_mut(xn.get().add(b * e), e) };
+            rms_norm(&x[b * e..(b + 1) * e], w, eps, xn);
+        });
     }
 
     /// x += RMSNorm(o)·w for each of the first `n` rows (the post-norm and residual add).
     fn add_normed_output(&mut self, w: &[f32], eps: f32, e: usize, n: usize) {
-        for (x, o) in self.x.chunks_exact_mut(e).zip(self.o.chunks_exact_mut(e)).take(n) {
+        let (x, o) = (SendPtr(self.x.as_mut_ptr()), SendPtr(self.o.as_mut_ptr()));
+        per_token(&self.pool, n, &|b| {
+            // SAFETY: row b of x and of o belongs to this call alone.
+            let (x, o) = unsafe {
+                (
+                    std::slice::from_raw_parts_mut(x.get().add(b * e), e),
+                    std::slice::from_raw_parts_mut(o.get().add(b * e), e),
+                )
+            };
             rms_norm_inplace(o, w, eps);
             x.iter_mut().zip(o.iter()).for_each(|(x, o)| *x += o);
-        }
+        });
     }
 
     fn fill_rope(&mut self, c: &Gemma3Config, pos0: usize, n: usize) {
@@ -474,38 +508,48 @@ impl State {
                 let g = h0 / group;
                 let qh: [&[f32]; HT] =
                     std::array::from_fn(|j| &q[b * qd + (h0 + j) * hd..b * qd + (h0 + j + 1) * hd]);
-                let mut max = [f32::NEG_INFINITY; HT];
-                for (i, pos) in (start..=p).enumerate() {
+                let key = |pos: usize| {
                     let cell = pos % cells;
-                    let k = &lc.k[cell * kvd + g * hd..cell * kvd + (g + 1) * hd];
-                    let s = quant::dot_f32_n(qh, k);
+                    &lc.k[cell * kvd + g * hd..cell * kvd + (g + 1) * hd]
+                };
+                let mut max = [f32::NEG_INFINITY; HT];
+                let mut keep = |i: usize, s: [f32; HT]| {
                     for j in 0..HT {
                         sc[j * num_ctx + i] = s[j];
                         max[j] = max[j].max(s[j]);
                     }
+                };
+                // two keys at a time: twice the independent add chains
+                let mut i = 0;
+                while i + 2 <= len {
+                    let [s0, s1] = quant::dot_f32_nm(qh, [key(start + i), key(start + i + 1)]);
+                    keep(i, s0);
+                    keep(i + 1, s1);
+                    i += 2;
                 }
-                let mut inv = [0f32; HT];
-                for j in 0..HT {
+                if i < len {
+                    keep(i, quant::dot_f32_n(qh, key(start + i)));
+                }
+                for (j, &max) in max.iter().enumerate() {
+                    let w = &mut sc[j * num_ctx..j * num_ctx + len];
                     let mut sum = 0f32;
-                    for s in &mut sc[j * num_ctx..j * num_ctx + len] {
-                        *s = (*s - max[j]).exp();
+                    for s in w.iter_mut() {
+                        *s = (*s - max).exp();
                         sum += *s;
                     }
-                    inv[j] = 1.0 / sum;
+                    let inv = 1.0 / sum;
+                    w.iter_mut().for_each(|s| *s *= inv);
                 }
                 // SAFETY: query b's heads h0..h0+HT are this task's alone.
                 let out = unsafe {
                     std::slice::from_raw_parts_mut(att.get().add(b * qd + h0 * hd), HT * hd)
                 };
-                out.fill(0.0);
-                for (i, pos) in (start..=p).enumerate() {
-                    let cell = pos % cells;
-                    let vr = &lc.v[cell * kvd + g * hd..cell * kvd + (g + 1) * hd];
-                    for (j, o) in out.chunks_exact_mut(hd).enumerate() {
-                        let w = sc[j * num_ctx + i] * inv[j];
-                        o.iter_mut().zip(vr).for_each(|(o, v)| *o += w * v);
-                    }
-                }
+                let w: [&[f32]; HT] = std::array::from_fn(|j| &sc[j * num_ctx..j * num_ctx + len]);
+                let value = |i: usize| {
+                    let cell = (start + i) % cells;
+                    &lc.v[cell * kvd + g * hd..cell * kvd + (g + 1) * hd]
+                };
+                quant::weighted_rows_n(w, value, out);
             }
         });
     }

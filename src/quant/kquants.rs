@@ -36,147 +36,177 @@ fn hsum8(x: __m256) -> f32 {
     _mm_cvtss_f32(res)
 }
 
-/// Q4_K weights · four Q8_K activation rows, `nb` super-blocks.
-///
-/// # Safety
-/// AVX2 and FMA must be available; `x` must point at `nb` Q4_K blocks and each `y[t]` at `nb`
-/// Q8_K blocks.
+/// sumi + Σ a·b over pairs of i16 lanes (`vpmaddwd` + `vpaddd`).
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn dot4_q4k_q8k(nb: usize, x: *const u8, y: [*const u8; 4]) -> [f32; 4] {
-    const KMASK1: u32 = 0x3f3f3f3f;
-    const KMASK2: u32 = 0x0f0f0f0f;
-    const KMASK3: u32 = 0x03030303;
-    let m4 = _mm256_set1_epi8(0xF);
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let mut acc_m = [_mm_setzero_ps(); 4];
-    for i in 0..nb {
-        let xb = x.add(i * Q4K);
-        let (xd, xdmin) = (f16_at(xb), f16_at(xb.add(2)));
-        let mut utmp = [0u32; 4];
-        for (k, u) in utmp[..3].iter_mut().enumerate() {
-            *u = std::ptr::read_unaligned(xb.add(4 + 4 * k) as *const u32).to_le();
-        }
-        utmp[3] = ((utmp[2] >> 4) & KMASK2) | (((utmp[1] >> 6) & KMASK3) << 4);
-        let uaux = utmp[1] & KMASK1;
-        utmp[1] = (utmp[2] & KMASK2) | (((utmp[0] >> 6) & KMASK3) << 4);
-        utmp[2] = uaux;
-        utmp[0] &= KMASK1;
-        let mins_and_scales = _mm256_cvtepu8_epi16(_mm_set_epi32(
-            utmp[3] as i32,
-            utmp[2] as i32,
-            utmp[1] as i32,
-            utmp[0] as i32,
-        ));
-        let mins = _mm256_extracti128_si256(mins_and_scales, 1);
-        let sc128 = _mm256_extracti128_si256(mins_and_scales, 0);
-        let scales = _mm256_insertf128_si256(_mm256_castsi128_si256(sc128), sc128, 1);
-        let yb: [*const u8; 4] = std::array::from_fn(|t| y[t].add(i * Q8K));
-        let mut d = [0f32; 4];
-        for t in 0..4 {
-            let yd = f32_at(yb[t]);
-            d[t] = yd * xd;
-            let dmin = -yd * xdmin;
-            let q8sums = _mm256_loadu_si256(yb[t].add(260) as *const __m256i);
-            let q8s = _mm_hadd_epi16(
-                _mm256_extracti128_si256(q8sums, 0),
-                _mm256_extracti128_si256(q8sums, 1),
-            );
-            let prod = _mm_madd_epi16(mins, q8s);
-            acc_m[t] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m[t]);
-        }
-        let mut sumi = [_mm256_setzero_si256(); 4];
-        for j in 0..4 {
-            // scale bytes (2j, 2j+1) and (2j+2, 2j+3) in every 16-bit lane (ref: candle
-            // get_scale_shuffle_k4)
-            let pair = |s: i32| _mm256_set1_epi16((((2 * s + 1) << 8) | (2 * s)) as i16);
-            let scale_l = _mm256_shuffle_epi8(scales, pair(2 * j as i32));
-            let scale_h = _mm256_shuffle_epi8(scales, pair(2 * j as i32 + 1));
-            let q4bits = _mm256_loadu_si256(xb.add(16 + 32 * j) as *const __m256i);
-            let q4l = _mm256_and_si256(q4bits, m4);
-            let q4h = _mm256_and_si256(_mm256_srli_epi16(q4bits, 4), m4);
-            for t in 0..4 {
-                let q8 = yb[t].add(4 + 64 * j);
-                let q8l = _mm256_loadu_si256(q8 as *const __m256i);
-                let q8h = _mm256_loadu_si256(q8.add(32) as *const __m256i);
-                let p16l = _mm256_madd_epi16(scale_l, _mm256_maddubs_epi16(q4l, q8l));
-                sumi[t] = _mm256_add_epi32(sumi[t], p16l);
-                let p16h = _mm256_madd_epi16(scale_h, _mm256_maddubs_epi16(q4h, q8h));
-                sumi[t] = _mm256_add_epi32(sumi[t], p16h);
-            }
-        }
-        for t in 0..4 {
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d[t]), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
-        }
-    }
-    std::array::from_fn(|t| {
-        let m = _mm_add_ps(acc_m[t], _mm_movehl_ps(acc_m[t], acc_m[t]));
-        let m = _mm_add_ss(m, _mm_movehdup_ps(m));
-        hsum8(acc[t]) + _mm_cvtss_f32(m)
-    })
+#[inline]
+fn madd_add(sumi: __m256i, a: __m256i, b: __m256i) -> __m256i {
+    _mm256_add_epi32(sumi, _mm256_madd_epi16(a, b))
 }
 
-/// Q6_K weights · four Q8_K activation rows, `nb` super-blocks.
-///
-/// # Safety
-/// AVX2 and FMA must be available; `x` must point at `nb` Q6_K blocks and each `y[t]` at `nb`
-/// Q8_K blocks.
-#[target_feature(enable = "avx2,fma")]
-pub unsafe fn dot4_q6k_q8k(nb: usize, x: *const u8, y: [*const u8; 4]) -> [f32; 4] {
-    let m4 = _mm256_set1_epi8(0xF);
-    let m2 = _mm256_set1_epi8(3);
-    let m32s = _mm256_set1_epi8(32);
-    let mut acc = [_mm256_setzero_ps(); 4];
-    for i in 0..nb {
-        let xb = x.add(i * Q6K);
-        let xd = f16_at(xb.add(208));
-        let yb: [*const u8; 4] = std::array::from_fn(|t| y[t].add(i * Q8K));
-        let scales = _mm_loadu_si128(xb.add(192) as *const __m128i);
-        let mut sumi = [_mm256_setzero_si256(); 4];
-        for j in 0..2 {
-            // scale byte s in bytes 0..8, s+1 in 8..16 (ref: candle get_scale_shuffle)
-            let shuf = |s: i64| {
-                let sc = _mm_shuffle_epi8(
-                    scales,
-                    _mm_set_epi64x((2 * s + 1) * 0x0101010101010101, 2 * s * 0x0101010101010101),
-                );
-                _mm256_cvtepi8_epi16(sc)
-            };
-            let is = 4 * j as i64;
-            let sc = [shuf(is), shuf(is + 1), shuf(is + 2), shuf(is + 3)];
-            let q4bits1 = _mm256_loadu_si256(xb.add(64 * j) as *const __m256i);
-            let q4bits2 = _mm256_loadu_si256(xb.add(64 * j + 32) as *const __m256i);
-            let q4bits_h = _mm256_loadu_si256(xb.add(128 + 32 * j) as *const __m256i);
-            let hi = |s: i32| {
-                let h = match s {
-                    0 => q4bits_h,
-                    2 => _mm256_srli_epi16(q4bits_h, 2),
-                    4 => _mm256_srli_epi16(q4bits_h, 4),
-                    _ => _mm256_srli_epi16(q4bits_h, 6),
-                };
-                _mm256_slli_epi16(_mm256_and_si256(h, m2), 4)
-            };
-            let q4 = [
-                _mm256_or_si256(_mm256_and_si256(q4bits1, m4), hi(0)),
-                _mm256_or_si256(_mm256_and_si256(q4bits2, m4), hi(2)),
-                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4bits1, 4), m4), hi(4)),
-                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4bits2, 4), m4), hi(6)),
-            ];
-            for t in 0..4 {
-                let q8 = yb[t].add(4 + 128 * j);
-                let p: [__m256i; 4] = std::array::from_fn(|k| {
-                    let q8k = _mm256_loadu_si256(q8.add(32 * k) as *const __m256i);
-                    let q8s = _mm256_maddubs_epi16(m32s, q8k);
-                    let p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(q4[k], q8k), q8s);
-                    _mm256_madd_epi16(sc[k], p16)
-                });
-                sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(p[0], p[1]));
-                sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(p[2], p[3]));
-            }
-        }
-        for t in 0..4 {
-            let d = f32_at(yb[t]) * xd;
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
-        }
-    }
-    std::array::from_fn(|t| hsum8(acc[t]))
+/// [`madd_add`] in one AVX512-VNNI `vpdpwssd`: the same exact i32 lanes.
+#[target_feature(enable = "avx2,fma,avx512f,avx512vnni,avx512vl")]
+#[inline]
+fn madd_add_vnni(sumi: __m256i, a: __m256i, b: __m256i) -> __m256i {
+    _mm256_dpwssd_epi32(sumi, a, b)
 }
+
+/// The four-token kernels once per instruction set. Their integer sums are exact, and the
+/// lanes hold the same integers whichever way they are formed (summing each block's products
+/// into a lane in any order gives the same i32), so both sets give candle's bits.
+macro_rules! kquant_kernels {
+    ($q4:ident, $q6:ident, $feat:literal, $madd:ident) => {
+        /// Q4_K weights · four Q8_K activation rows, `nb` super-blocks.
+        ///
+        /// # Safety
+        /// AVX2 and FMA must be available; `x` must point at `nb` Q4_K blocks and each `y[t]` at `nb`
+        /// Q8_K blocks.
+        #[target_feature(enable = $feat)]
+        pub unsafe fn $q4(nb: usize, x: *const u8, y: [*const u8; 4]) -> [f32; 4] {
+            const KMASK1: u32 = 0x3f3f3f3f;
+            const KMASK2: u32 = 0x0f0f0f0f;
+            const KMASK3: u32 = 0x03030303;
+            let m4 = _mm256_set1_epi8(0xF);
+            let mut acc = [_mm256_setzero_ps(); 4];
+            let mut acc_m = [_mm_setzero_ps(); 4];
+            for i in 0..nb {
+                let xb = x.add(i * Q4K);
+                let (xd, xdmin) = (f16_at(xb), f16_at(xb.add(2)));
+                let mut utmp = [0u32; 4];
+                for (k, u) in utmp[..3].iter_mut().enumerate() {
+                    *u = std::ptr::read_unaligned(xb.add(4 + 4 * k) as *const u32).to_le();
+                }
+                utmp[3] = ((utmp[2] >> 4) & KMASK2) | (((utmp[1] >> 6) & KMASK3) << 4);
+                let uaux = utmp[1] & KMASK1;
+                utmp[1] = (utmp[2] & KMASK2) | (((utmp[0] >> 6) & KMASK3) << 4);
+                utmp[2] = uaux;
+                utmp[0] &= KMASK1;
+                let mins_and_scales = _mm256_cvtepu8_epi16(_mm_set_epi32(
+                    utmp[3] as i32,
+                    utmp[2] as i32,
+                    utmp[1] as i32,
+                    utmp[0] as i32,
+                ));
+                let mins = _mm256_extracti128_si256(mins_and_scales, 1);
+                let sc128 = _mm256_extracti128_si256(mins_and_scales, 0);
+                let scales = _mm256_insertf128_si256(_mm256_castsi128_si256(sc128), sc128, 1);
+                let yb: [*const u8; 4] = std::array::from_fn(|t| y[t].add(i * Q8K));
+                let mut d = [0f32; 4];
+                for t in 0..4 {
+                    let yd = f32_at(yb[t]);
+                    d[t] = yd * xd;
+                    let dmin = -yd * xdmin;
+                    let q8sums = _mm256_loadu_si256(yb[t].add(260) as *const __m256i);
+                    let q8s = _mm_hadd_epi16(
+                        _mm256_extracti128_si256(q8sums, 0),
+                        _mm256_extracti128_si256(q8sums, 1),
+                    );
+                    let prod = _mm_madd_epi16(mins, q8s);
+                    acc_m[t] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m[t]);
+                }
+                let mut sumi = [_mm256_setzero_si256(); 4];
+                for j in 0..4 {
+                    // scale bytes (2j, 2j+1) and (2j+2, 2j+3) in every 16-bit lane (ref: candle
+                    // get_scale_shuffle_k4)
+                    let pair = |s: i32| _mm256_set1_epi16((((2 * s + 1) << 8) | (2 * s)) as i16);
+                    let scale_l = _mm256_shuffle_epi8(scales, pair(2 * j as i32));
+                    let scale_h = _mm256_shuffle_epi8(scales, pair(2 * j as i32 + 1));
+                    let q4bits = _mm256_loadu_si256(xb.add(16 + 32 * j) as *const __m256i);
+                    let q4l = _mm256_and_si256(q4bits, m4);
+                    let q4h = _mm256_and_si256(_mm256_srli_epi16(q4bits, 4), m4);
+                    for t in 0..4 {
+                        let q8 = yb[t].add(4 + 64 * j);
+                        let q8l = _mm256_loadu_si256(q8 as *const __m256i);
+                        let q8h = _mm256_loadu_si256(q8.add(32) as *const __m256i);
+                        sumi[t] = $madd(sumi[t], scale_l, _mm256_maddubs_epi16(q4l, q8l));
+                        sumi[t] = $madd(sumi[t], scale_h, _mm256_maddubs_epi16(q4h, q8h));
+                    }
+                }
+                for t in 0..4 {
+                    acc[t] =
+                        _mm256_fmadd_ps(_mm256_set1_ps(d[t]), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+                }
+            }
+            std::array::from_fn(|t| {
+                let m = _mm_add_ps(acc_m[t], _mm_movehl_ps(acc_m[t], acc_m[t]));
+                let m = _mm_add_ss(m, _mm_movehdup_ps(m));
+                hsum8(acc[t]) + _mm_cvtss_f32(m)
+            })
+        }
+
+        /// Q6_K weights · four Q8_K activation rows, `nb` super-blocks.
+        ///
+        /// # Safety
+        /// AVX2 and FMA must be available; `x` must point at `nb` Q6_K blocks and each `y[t]` at `nb`
+        /// Q8_K blocks.
+        #[target_feature(enable = $feat)]
+        pub unsafe fn $q6(nb: usize, x: *const u8, y: [*const u8; 4]) -> [f32; 4] {
+            let m4 = _mm256_set1_epi8(0xF);
+            let m2 = _mm256_set1_epi8(3);
+            let m32s = _mm256_set1_epi8(32);
+            let mut acc = [_mm256_setzero_ps(); 4];
+            for i in 0..nb {
+                let xb = x.add(i * Q6K);
+                let xd = f16_at(xb.add(208));
+                let yb: [*const u8; 4] = std::array::from_fn(|t| y[t].add(i * Q8K));
+                let scales = _mm_loadu_si128(xb.add(192) as *const __m128i);
+                let mut sumi = [_mm256_setzero_si256(); 4];
+                for j in 0..2 {
+                    // scale byte s in bytes 0..8, s+1 in 8..16 (ref: candle get_scale_shuffle)
+                    let shuf = |s: i64| {
+                        let sc = _mm_shuffle_epi8(
+                            scales,
+                            _mm_set_epi64x(
+                                (2 * s + 1) * 0x0101010101010101,
+                                2 * s * 0x0101010101010101,
+                            ),
+                        );
+                        _mm256_cvtepi8_epi16(sc)
+                    };
+                    let is = 4 * j as i64;
+                    let sc = [shuf(is), shuf(is + 1), shuf(is + 2), shuf(is + 3)];
+                    let q4bits1 = _mm256_loadu_si256(xb.add(64 * j) as *const __m256i);
+                    let q4bits2 = _mm256_loadu_si256(xb.add(64 * j + 32) as *const __m256i);
+                    let q4bits_h = _mm256_loadu_si256(xb.add(128 + 32 * j) as *const __m256i);
+                    let hi = |s: i32| {
+                        let h = match s {
+                            0 => q4bits_h,
+                            2 => _mm256_srli_epi16(q4bits_h, 2),
+                            4 => _mm256_srli_epi16(q4bits_h, 4),
+                            _ => _mm256_srli_epi16(q4bits_h, 6),
+                        };
+                        _mm256_slli_epi16(_mm256_and_si256(h, m2), 4)
+                    };
+                    let q4 = [
+                        _mm256_or_si256(_mm256_and_si256(q4bits1, m4), hi(0)),
+                        _mm256_or_si256(_mm256_and_si256(q4bits2, m4), hi(2)),
+                        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4bits1, 4), m4), hi(4)),
+                        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4bits2, 4), m4), hi(6)),
+                    ];
+                    for t in 0..4 {
+                        let q8 = yb[t].add(4 + 128 * j);
+                        for k in 0..4 {
+                            let q8k = _mm256_loadu_si256(q8.add(32 * k) as *const __m256i);
+                            let q8s = _mm256_maddubs_epi16(m32s, q8k);
+                            let p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(q4[k], q8k), q8s);
+                            sumi[t] = $madd(sumi[t], sc[k], p16);
+                        }
+                    }
+                }
+                for t in 0..4 {
+                    let d = f32_at(yb[t]) * xd;
+                    acc[t] =
+                        _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+                }
+            }
+            std::array::from_fn(|t| hsum8(acc[t]))
+        }
+    };
+}
+
+kquant_kernels!(dot4_q4k_q8k, dot4_q6k_q8k, "avx2,fma", madd_add);
+kquant_kernels!(
+    dot4_q4k_q8k_vnni,
+    dot4_q6k_q8k_vnni,
+    "avx2,fma,avx512f,avx512vnni,avx512vl",
+    madd_add_vnni
+);

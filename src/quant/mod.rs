@@ -253,8 +253,7 @@ pub fn matmul_many(
             (*w, SyncPtr(o.as_mut_ptr()), acts)
         })
         .collect();
-    pool.run(&|t, nt| {
-        let range = split(total_rows, t, nt, ROW_TILE);
+    let job = |range: std::ops::Range<usize>| {
         let mut base = 0;
         for (w, out, acts) in &outs {
             let lo = range.start.max(base);
@@ -265,7 +264,14 @@ pub fn matmul_many(
             }
             base += w.rows;
         }
-    });
+    };
+    // A batch makes every tile heavy enough to be claimed one at a time, which evens out the
+    // threads; one token's tiles are too light for that, and even already.
+    if n >= 4 {
+        pool.run_chunks(total_rows, ROW_TILE, &job);
+    } else {
+        pool.run(&|t, nt| job(split(total_rows, t, nt, ROW_TILE)));
+    }
 }
 
 /// Single-matrix convenience form of [`matmul_many`].
@@ -390,6 +396,12 @@ unsafe fn rows_kernel(
                     // SAFETY: the instruction set was checked; the row holds nb blocks, each
                     // activation row nb Q8_0 blocks with their side data.
                     let d = match w.ty {
+                        TensorType::Q4K if simd() == Simd::Vnni => {
+                            kquants::dot4_q4k_q8k_vnni(w.cols / 256, wr, a)
+                        }
+                        TensorType::Q6K if simd() == Simd::Vnni => {
+                            kquants::dot4_q6k_q8k_vnni(w.cols / 256, wr, a)
+                        }
                         TensorType::Q4K => kquants::dot4_q4k_q8k(w.cols / 256, wr, a),
                         TensorType::Q6K => kquants::dot4_q6k_q8k(w.cols / 256, wr, a),
                         _ if simd() == Simd::Vnni => avx2::dot4_q8_0_vnni(w.ty, nb, wr, a, yd, yb),
@@ -885,43 +897,117 @@ pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
 /// overlap, where one product alone waits on its adds.
 #[inline]
 pub fn dot_f32_n<const N: usize>(a: [&[f32]; N], b: &[f32]) -> [f32; N] {
-    let mut acc = [[0f32; 8]; N];
-    let whole = b.len() / 8 * 8;
-    assert!(a.iter().all(|a| a.len() == b.len()), "invariant: equal lengths");
-    // The auto-vectorizer shuffles N interleaved 8-lane sums through the stack; spelled out, each
+    dot_f32_nm(a, [b])[0]
+}
+
+/// `dot_f32_n` against `M` vectors at once: `N`·`M` independent chains (attention scores two
+/// keys at a time), each summed exactly as [`dot_f32`] sums.
+#[inline]
+pub fn dot_f32_nm<const N: usize, const M: usize>(a: [&[f32]; N], b: [&[f32]; M]) -> [[f32; N]; M] {
+    let len = b[0].len();
+    let mut acc = [[[0f32; 8]; N]; M];
+    let whole = len / 8 * 8;
+    assert!(
+        a.iter().all(|a| a.len() == len) && b.iter().all(|b| b.len() == len),
+        "invariant: equal lengths"
+    );
+    // The auto-vectorizer shuffles interleaved 8-lane sums through the stack; spelled out, each
     // lane is the same multiply then add as dot_f32's.
     #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
     // SAFETY: AVX2 is enabled at compile time; every load is inside a slice of length ≥ whole.
     unsafe {
         use std::arch::x86_64::*;
-        let mut v = [_mm256_setzero_ps(); N];
+        let mut v = [[_mm256_setzero_ps(); N]; M];
         for c in (0..whole).step_by(8) {
-            let y = _mm256_loadu_ps(b.as_ptr().add(c));
+            let y: [__m256; M] = std::array::from_fn(|m| _mm256_loadu_ps(b[m].as_ptr().add(c)));
             for j in 0..N {
                 let x = _mm256_loadu_ps(a[j].as_ptr().add(c));
-                v[j] = _mm256_add_ps(v[j], _mm256_mul_ps(x, y));
+                for m in 0..M {
+                    v[m][j] = _mm256_add_ps(v[m][j], _mm256_mul_ps(x, y[m]));
+                }
             }
         }
-        for j in 0..N {
-            _mm256_storeu_ps(acc[j].as_mut_ptr(), v[j]);
+        for m in 0..M {
+            for j in 0..N {
+                _mm256_storeu_ps(acc[m][j].as_mut_ptr(), v[m][j]);
+            }
         }
     }
     #[cfg(not(all(target_arch = "x86_64", target_feature = "avx2")))]
-    for (c, y) in b[..whole].chunks_exact(8).enumerate() {
-        for (acc, a) in acc.iter_mut().zip(&a) {
-            let x = &a[c * 8..c * 8 + 8];
-            for i in 0..8 {
-                acc[i] += x[i] * y[i];
+    for (acc, b) in acc.iter_mut().zip(&b) {
+        for (c, y) in b[..whole].chunks_exact(8).enumerate() {
+            for (acc, a) in acc.iter_mut().zip(&a) {
+                let x = &a[c * 8..c * 8 + 8];
+                for i in 0..8 {
+                    acc[i] += x[i] * y[i];
+                }
             }
         }
     }
-    std::array::from_fn(|j| {
-        let mut s: f32 = acc[j].iter().sum();
-        for (x, y) in a[j][whole..].iter().zip(&b[whole..]) {
-            s += x * y;
-        }
-        s
+    std::array::from_fn(|m| {
+        std::array::from_fn(|j| {
+            let mut s: f32 = acc[m][j].iter().sum();
+            for (x, y) in a[j][whole..].iter().zip(&b[m][whole..]) {
+                s += x * y;
+            }
+            s
+        })
     })
+}
+
+/// `out[j] = Σ_i w[j][i] · row(i)` for `N` weight vectors over the same rows (attention's
+/// weighted sum of values). Each element is summed from 0 in `i` order, one multiply then one
+/// add per row, so any lane layout gives the same bits; 16 columns of every output stay in
+/// registers while the rows pass, where a row at a time would load and store all `N` outputs.
+#[inline]
+pub fn weighted_rows_n<'a, const N: usize>(
+    w: [&[f32]; N],
+    row: impl Fn(usize) -> &'a [f32],
+    out: &mut [f32],
+) {
+    let len = w[0].len();
+    let d = out.len() / N;
+    assert!(w.iter().all(|w| w.len() == len) && out.len() == N * d, "invariant: shapes");
+    let whole =
+        if cfg!(all(target_arch = "x86_64", target_feature = "avx2")) { d / 16 * 16 } else { 0 };
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    for c in (0..whole).step_by(16) {
+        // SAFETY: AVX2 is enabled at compile time; rows hold d ≥ c + 16 values and out N·d.
+        unsafe {
+            use std::arch::x86_64::*;
+            let mut acc = [[_mm256_setzero_ps(); 2]; N];
+            for i in 0..len {
+                let r = row(i);
+                debug_assert!(r.len() == d);
+                let v =
+                    [_mm256_loadu_ps(r.as_ptr().add(c)), _mm256_loadu_ps(r.as_ptr().add(c + 8))];
+                for j in 0..N {
+                    let wj = _mm256_set1_ps(*w[j].get_unchecked(i));
+                    for h in 0..2 {
+                        acc[j][h] = _mm256_add_ps(acc[j][h], _mm256_mul_ps(wj, v[h]));
+                    }
+                }
+            }
+            for (j, acc) in acc.iter().enumerate() {
+                for (h, a) in acc.iter().enumerate() {
+                    _mm256_storeu_ps(out.as_mut_ptr().add(j * d + c + 8 * h), *a);
+                }
+            }
+        }
+    }
+    if whole < d {
+        for j in 0..N {
+            out[j * d + whole..(j + 1) * d].fill(0.0);
+        }
+        for i in 0..len {
+            let r = &row(i)[whole..d];
+            for (j, w) in w.iter().enumerate() {
+                let wj = w[i];
+                let o = &mut out[j * d + whole..(j + 1) * d];
+                o.iter_mut().zip(r).for_each(|(o, v)| *o += wj * v);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -995,6 +1081,34 @@ mod tests {
                     assert!((want - got).abs() < tol, "{ty:?} row {r} batch {b}: {got} vs {want}");
                 }
             }
+        }
+    }
+
+    /// Attention's f32 helpers sum exactly as the one-vector forms: scores two keys at a time
+    /// equal `dot_f32` bit for bit, and the weighted sum of rows equals `o += w·v` row by row.
+    #[test]
+    fn f32_helpers_keep_the_one_vector_order() {
+        let (d, len) = (20, 9); // 16 columns in registers, 4 in the tail
+        let a = data(4 * d, 1);
+        let b = data(2 * d, 2);
+        let qa: [&[f32]; 4] = std::array::from_fn(|j| &a[j * d..(j + 1) * d]);
+        let s = dot_f32_nm(qa, [&b[..d], &b[d..]]);
+        for (m, kb) in [&b[..d], &b[d..]].into_iter().enumerate() {
+            for j in 0..4 {
+                assert_eq!(s[m][j].to_bits(), dot_f32(qa[j], kb).to_bits());
+            }
+        }
+        let rows = data(len * d, 3);
+        let w = data(2 * len, 4);
+        let mut out = vec![0f32; 2 * d];
+        weighted_rows_n([&w[..len], &w[len..]], |i| &rows[i * d..(i + 1) * d], &mut out);
+        for j in 0..2 {
+            let mut want = vec![0f32; d];
+            for i in 0..len {
+                let wj = w[j * len + i];
+                want.iter_mut().zip(&rows[i * d..]).for_each(|(o, v)| *o += wj * v);
+            }
+            assert!(want.iter().zip(&out[j * d..]).all(|(a, b)| a.to_bits() == b.to_bits()));
         }
     }
 
