@@ -50,7 +50,10 @@ fn matvec_threads(c: &mut Criterion, threads: usize) {
         let view =
             unsafe { std::slice::from_raw_parts_mut(aligned.as_mut_ptr() as *mut u8, bytes.len()) };
         view.copy_from_slice(&bytes);
-        let w = QWeight { ty, rows, cols, data: view };
+        // repacked as the model repacks its blocks' Q4_0/Q5_0/Q8_0 weights
+        let x8 = chimera::quant::x8::can_repack(ty, rows, cols)
+            .then(|| chimera::quant::x8::repack(ty, rows, cols, view));
+        let w = QWeight { ty, rows, cols, data: view, x8: x8.as_deref() };
         let x = data(cols);
         let mut out = vec![0f32; rows];
         let mut scratch = MatmulScratch::new(1, cols);

@@ -488,6 +488,25 @@ impl Gguf {
     pub fn bytes(&self) -> &[u8] {
         &self.mmap
     }
+
+    /// Drops the resident pages wholly inside `range`, bytes that were copied elsewhere at load,
+    /// so that they stop counting toward RSS; a later read maps them from the file again.
+    pub fn release(&self, range: std::ops::Range<usize>) {
+        // 4 KiB rounding; where pages are larger the call fails and the pages simply stay.
+        let (start, end) = (range.start.next_multiple_of(4096), range.end / 4096 * 4096);
+        if start < end {
+            #[cfg(unix)]
+            // SAFETY: the map is read-only and file-backed: after MADV_DONTNEED a read faults in
+            // the same bytes from the file, so every outstanding slice keeps its contents.
+            let _ = unsafe {
+                self.mmap.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    start,
+                    end - start,
+                )
+            };
+        }
+    }
 }
 
 // ── writer ──

@@ -26,6 +26,8 @@ struct WRef {
     cols: usize,
     offset: usize,
     bytes: usize,
+    /// Index of the row-interleaved copy in `Model::x8`, when the type has one.
+    x8: Option<usize>,
 }
 
 struct Layer {
@@ -54,6 +56,8 @@ pub struct Model {
     output_norm: Vec<f32>,
     /// gelu(x) for every f16 bit pattern x (ref: ggml-cpu vec.h GGML_GELU_FP16 table).
     gelu_table: Vec<f32>,
+    /// Row-interleaved copies of the blocks' Q4_0/Q5_0/Q8_0 weights (see `quant::x8`).
+    x8: Vec<Vec<u8>>,
 }
 
 impl Model {
@@ -78,7 +82,8 @@ impl Model {
             if t.dims != [cols as u64, rows as u64] {
                 return Err(shape_err(t, &[cols, rows]));
             }
-            Ok(WRef { ty: t.ty, rows, cols, offset: t.offset as usize, bytes: t.bytes as usize })
+            let (offset, bytes) = (t.offset as usize, t.bytes as usize);
+            Ok(WRef { ty: t.ty, rows, cols, offset, bytes, x8: None })
         };
         let vec = |name: &str, n: usize| -> Result<Vec<f32>> {
             let t = find(name)?;
@@ -118,7 +123,32 @@ impl Model {
                 half::f16::from_f32(gelu_tanh(x)).to_f32()
             })
             .collect();
-        Ok(Model { cfg, gguf, layers, embd, output, output_norm, gelu_table })
+        // Products read the repacked copies, so the file's pages behind them are released as
+        // each piece is copied (the token embedding's rows are read again, a page per token, by
+        // the embedding lookup only).
+        let mut x8 = Vec::new();
+        let mut output = output;
+        for w in layers
+            .iter_mut()
+            .flat_map(|l| {
+                [
+                    &mut l.wq,
+                    &mut l.wk,
+                    &mut l.wv,
+                    &mut l.wo,
+                    &mut l.w_gate,
+                    &mut l.w_up,
+                    &mut l.w_down,
+                ]
+            })
+            .chain([&mut output])
+        {
+            if quant::x8::can_repack(w.ty, w.rows, w.cols) {
+                x8.push(repack(&gguf, w));
+                w.x8 = Some(x8.len() - 1);
+            }
+        }
+        Ok(Model { cfg, gguf, layers, embd, output, output_norm, gelu_table, x8 })
     }
 
     fn w(&self, r: &WRef) -> QWeight<'_> {
@@ -127,6 +157,7 @@ impl Model {
             rows: r.rows,
             cols: r.cols,
             data: &self.gguf.bytes()[r.offset..r.offset + r.bytes],
+            x8: r.x8.map(|i| self.x8[i].as_slice()),
         }
     }
 
@@ -293,6 +324,19 @@ fn per_token(pool: &Pool, n: usize, f: &(dyn Fn(usize) + Sync)) {
     } else {
         pool.run(&|t, nt| split(n, t, nt, 1).for_each(f));
     }
+}
+
+/// The row-interleaved copy of a weight, made a few MiB at a time; each piece's file pages are
+/// released once copied, so load never holds both forms of a large tensor.
+fn repack(gguf: &Gguf, w: &WRef) -> Vec<u8> {
+    let mut out = vec![0u8; w.bytes];
+    let piece = (w.bytes / w.rows * quant::x8::GROUP) * 512;
+    for (i, dst) in out.chunks_mut(piece).enumerate() {
+        let src = w.offset + i * piece..w.offset + i * piece + dst.len();
+        quant::x8::repack_into(w.ty, w.cols, &gguf.bytes()[src.clone()], dst);
+        gguf.release(src);
+    }
+    out
 }
 
 struct SendPtr(*mut f32);

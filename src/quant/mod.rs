@@ -135,6 +135,8 @@ pub struct QWeight<'a> {
     pub rows: usize,
     pub cols: usize,
     pub data: &'a [u8],
+    /// The same weights row-interleaved ([`x8::repack`]), which products then use.
+    pub x8: Option<&'a [u8]>,
 }
 
 impl QWeight<'_> {
@@ -170,14 +172,20 @@ impl MatmulScratch {
     }
 }
 
-/// Side data per Q8_0 activation block: a 32-byte bias and a 4-byte f32 scale.
-const SIDE_BYTES: usize = 36;
+/// Side data per Q8_0 activation block: a 32-byte bias, a 4-byte f32 scale, a 4-byte i32 sum.
+const SIDE_BYTES: usize = 40;
 
 /// Side data that the Q4_0/Q5_0/Q8_0 kernels read beside `n` rows of `nb` Q8_0 activation
 /// blocks (`acts`, 34 bytes each), written into `side`: first every block's bias, −16 × the sum
 /// of each group of four values (eight i32), which takes back the +16 offset of unsigned Q4_0 and
-/// Q5_0 weight bytes; then every block's scale as f32.
-fn q8_0_side(acts: &[u8], rows: std::ops::Range<usize>, n: usize, nb: usize, side: *mut u8) {
+/// Q5_0 weight bytes; then every block's scale as f32; then every block's sum (for [`x8`]).
+pub(crate) fn q8_0_side(
+    acts: &[u8],
+    rows: std::ops::Range<usize>,
+    n: usize,
+    nb: usize,
+    side: *mut u8,
+) {
     for b in rows {
         for i in b * nb..(b + 1) * nb {
             let blk = &acts[i * 34..(i + 1) * 34];
@@ -186,11 +194,13 @@ fn q8_0_side(acts: &[u8], rows: std::ops::Range<usize>, n: usize, nb: usize, sid
                 bias[l] = -16 * g.iter().map(|&q| q as i8 as i32).sum::<i32>();
             }
             let d = half::f16::from_bits(u16::from_le_bytes([blk[0], blk[1]])).to_f32();
-            // SAFETY (callers): `side` holds n·nb biases then n·nb scales; rows are disjoint
-            // between threads.
+            let sum = blk[2..].iter().map(|&q| q as i8 as i32).sum::<i32>();
+            // SAFETY (callers): `side` holds n·nb biases, then n·nb scales, then n·nb sums; rows
+            // are disjoint between threads.
             unsafe {
                 std::ptr::write_unaligned((side as *mut [i32; 8]).add(i), bias);
                 std::ptr::write_unaligned((side.add(n * nb * 32) as *mut f32).add(i), d);
+                std::ptr::write_unaligned((side.add(n * nb * 36) as *mut i32).add(i), sum);
             }
         }
     }
@@ -239,7 +249,10 @@ pub fn matmul_many(
         };
         slot_of[i] = slot;
     }
-    let total_rows: usize = ops.iter().map(|(w, _)| w.rows).sum();
+    // Each product's rows start at a multiple of ROW_TILE in the shared row space, so that every
+    // range handed out covers whole groups of a repacked weight.
+    let span = |w: &QWeight| w.rows.next_multiple_of(ROW_TILE);
+    let total_rows: usize = ops.iter().map(|(w, _)| span(w)).sum();
     let outs: Vec<(QWeight, SyncPtr, Acts)> = ops
         .iter_mut()
         .zip(slot_of)
@@ -262,7 +275,7 @@ pub fn matmul_many(
                 // SAFETY: this thread owns rows lo-base..hi-base of this output for every batch row.
                 unsafe { rows_kernel(w, lo - base..hi - base, acts, n, out.get()) };
             }
-            base += w.rows;
+            base += span(w);
         }
     };
     // A batch makes every tile heavy enough to be claimed one at a time, which evens out the
@@ -349,6 +362,36 @@ unsafe fn rows_kernel(
     let side = acts.side.as_ptr() as *const u8;
     let bias = |b: usize| (side as *const [i32; 8]).wrapping_add(b * nb);
     let scales = |b: usize| (side.wrapping_add(n * nb * 32) as *const f32).wrapping_add(b * nb);
+    let sums = |b: usize| (side.wrapping_add(n * nb * 36) as *const i32).wrapping_add(b * nb);
+    if let Some(x8) = w.x8 {
+        assert!(
+            rows.start.is_multiple_of(x8::GROUP) && rows.end.is_multiple_of(x8::GROUP),
+            "invariant: products hand out whole groups of rows"
+        );
+        let groups = rows.start / x8::GROUP..rows.end / x8::GROUP;
+        #[cfg(target_arch = "x86_64")]
+        if simd() != Simd::Scalar {
+            let a = |b: usize| (act_bytes[b * stride..].as_ptr(), scales(b), sums(b));
+            let vnni = simd() == Simd::Vnni;
+            // SAFETY: the instruction set was checked; x8 holds rows/8 groups of nb records;
+            // each activation row has nb Q8_0 blocks and side data; out holds n·rows floats.
+            x8::simd::groups(w.ty, vnni, nb, x8.as_ptr(), groups, n, &a, out, w.rows);
+            return;
+        }
+        let rec = x8::record_bytes(w.ty) * nb;
+        for g in groups {
+            for b in 0..n {
+                let y = &act_bytes[b * stride..(b + 1) * stride];
+                let yd = std::slice::from_raw_parts(scales(b), nb);
+                let ys = std::slice::from_raw_parts(sums(b), nb);
+                let r = x8::group_scalar(w.ty, nb, &x8[g * rec..(g + 1) * rec], y, yd, ys);
+                for (k, v) in r.iter().enumerate() {
+                    *out.add(b * w.rows + g * x8::GROUP + k) = *v;
+                }
+            }
+        }
+        return;
+    }
     // Q4_0, Q5_0, Q8_0, Q4_K and Q6_K weights against four tokens at once: each block is
     // unpacked once. The K-quant ones copy candle's one-token AVX2 kernels, which candle
     // compiles in only when AVX2 is a compile-time target feature.
@@ -504,6 +547,7 @@ pub fn simd() -> Simd {
 
 #[cfg(target_arch = "x86_64")]
 mod kquants;
+pub mod x8;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
@@ -1011,7 +1055,7 @@ pub fn weighted_rows_n<'a, const N: usize>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// `bytes` copied into 8-aligned storage, as tensor data is in the file map.
@@ -1030,7 +1074,8 @@ mod tests {
         unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, len) }
     }
 
-    fn data(n: usize, seed: u32) -> Vec<f32> {
+    /// Deterministic values in [−1, 1) (an LCG), shared by the quant tests.
+    pub(super) fn data(n: usize, seed: u32) -> Vec<f32> {
         let mut s = seed;
         (0..n)
             .map(|_| {
@@ -1067,9 +1112,26 @@ mod tests {
             // keep the bytes 8-aligned like file data
             let store = aligned(&bytes);
             let ab = view(&store, bytes.len());
-            let w = QWeight { ty, rows, cols: k, data: ab };
+            let w = QWeight { ty, rows, cols: k, data: ab, x8: None };
             let mut out = vec![0f32; n * rows];
             matmul(&pool, &mut scratch, &x, n, w, &mut out);
+            // the row-interleaved form, on whole groups of rows, within the same bound
+            let rows8 = rows / x8::GROUP * x8::GROUP;
+            if x8::can_repack(ty, rows8, k) {
+                let packed = x8::repack(ty, rows8, k, &ab[..rows8 * w.row_bytes()]);
+                let w8 = QWeight { rows: rows8, x8: Some(&packed), ..w };
+                let mut out8 = vec![0f32; n * rows8];
+                matmul(&pool, &mut scratch, &x, n, w8, &mut out8);
+                for b in 0..n {
+                    for r in 0..rows8 {
+                        let (a, c) = (out[b * rows + r], out8[b * rows8 + r]);
+                        assert!(
+                            (a - c).abs() < 1e-3 * a.abs().max(1.0),
+                            "{ty:?} x8 {r}: {c} vs {a}"
+                        );
+                    }
+                }
+            }
             let mut row = vec![0f32; k];
             for r in 0..rows {
                 w.row(r, &mut row);
@@ -1134,7 +1196,7 @@ mod tests {
                 &mut scratch,
                 &x,
                 1,
-                QWeight { ty, rows: 1, cols: k, data: wb },
+                QWeight { ty, rows: 1, cols: k, data: wb, x8: None },
                 &mut fast,
             );
             assert!(
@@ -1212,17 +1274,27 @@ mod tests {
             let bytes = quantize(ty, &data(rows * k, 9));
             let store = aligned(&bytes);
             let ab = view(&store, bytes.len());
-            let w = QWeight { ty, rows, cols: k, data: ab };
-            let mut batch = vec![0f32; n * rows];
-            matmul(&pool, &mut scratch, &x, n, w, &mut batch);
-            for b in 0..n {
-                let mut one = vec![0f32; rows];
-                matmul(&pool, &mut scratch, &x[b * k..(b + 1) * k], 1, w, &mut one);
-                let same = one.iter().zip(&batch[b * rows..(b + 1) * rows]);
-                assert!(
-                    same.into_iter().all(|(a, b)| a.to_bits() == b.to_bits()),
-                    "{ty:?} row {b}"
-                );
+            let packed = x8::can_repack(ty, 16, k)
+                .then(|| x8::repack(ty, 16, k, &ab[..16 * k / 32 * ty.block().1]));
+            let plain = QWeight { ty, rows, cols: k, data: ab, x8: None };
+            for w in [plain].into_iter().chain(packed.as_deref().map(|p| QWeight {
+                rows: 16,
+                x8: Some(p),
+                ..plain
+            })) {
+                let rows = w.rows;
+                let mut batch = vec![0f32; n * rows];
+                matmul(&pool, &mut scratch, &x, n, w, &mut batch);
+                for b in 0..n {
+                    let mut one = vec![0f32; rows];
+                    matmul(&pool, &mut scratch, &x[b * k..(b + 1) * k], 1, w, &mut one);
+                    let same = one.iter().zip(&batch[b * rows..(b + 1) * rows]);
+                    assert!(
+                        same.into_iter().all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "{ty:?} x8 {} row {b}",
+                        w.x8.is_some()
+                    );
+                }
             }
         }
     }
