@@ -329,10 +329,14 @@ fn per_token(pool: &Pool, n: usize, f: &(dyn Fn(usize) + Sync)) {
 /// The row-interleaved copy of a weight, made a few MiB at a time; each piece's file pages are
 /// released once copied, so load never holds both forms of a large tensor.
 fn repack(gguf: &Gguf, w: &WRef) -> Vec<u8> {
-    let mut out = vec![0u8; w.bytes];
-    let piece = (w.bytes / w.rows * quant::x8::GROUP) * 512;
-    for (i, dst) in out.chunks_mut(piece).enumerate() {
-        let src = w.offset + i * piece..w.offset + i * piece + dst.len();
+    const GROUPS: usize = 512;
+    let rows = quant::x8::GROUP * GROUPS;
+    let mut out = vec![0u8; quant::x8::repacked_bytes(w.ty, w.rows, w.cols)];
+    let (src_piece, dst_piece) =
+        (w.bytes / w.rows * rows, quant::x8::repacked_bytes(w.ty, rows, w.cols));
+    for (i, dst) in out.chunks_mut(dst_piece).enumerate() {
+        let start = w.offset + i * src_piece;
+        let src = start..(start + src_piece).min(w.offset + w.bytes);
         quant::x8::repack_into(w.ty, w.cols, &gguf.bytes()[src.clone()], dst);
         gguf.release(src);
     }

@@ -371,11 +371,34 @@ unsafe fn rows_kernel(
         let groups = rows.start / x8::GROUP..rows.end / x8::GROUP;
         #[cfg(target_arch = "x86_64")]
         if simd() != Simd::Scalar {
-            let a = |b: usize| (act_bytes[b * stride..].as_ptr(), scales(b), sums(b));
+            let kquant = matches!(w.ty, TensorType::Q4K | TensorType::Q6K);
+            let nb = w.cols / w.ty.block().0;
+            let a = |b: usize| {
+                let y = act_bytes[b * stride..].as_ptr();
+                if kquant {
+                    (y, std::ptr::null(), std::ptr::null())
+                } else {
+                    (y, scales(b), sums(b))
+                }
+            };
             let vnni = simd() == Simd::Vnni;
             // SAFETY: the instruction set was checked; x8 holds rows/8 groups of nb records;
-            // each activation row has nb Q8_0 blocks and side data; out holds n·rows floats.
+            // each activation row has nb blocks (Q8_0 ones with side data); out holds n·rows.
             x8::simd::groups(w.ty, vnni, nb, x8.as_ptr(), groups, n, &a, out, w.rows);
+            return;
+        }
+        if matches!(w.ty, TensorType::Q4K | TensorType::Q6K) {
+            let nb = w.cols / 256;
+            let rec = x8k::record_bytes(w.ty) * nb;
+            for g in groups {
+                for b in 0..n {
+                    let a = &act_bytes[b * stride..(b + 1) * stride];
+                    let r = x8k::group_scalar(w.ty, nb, &x8[g * rec..(g + 1) * rec], a);
+                    for (k, v) in r.iter().enumerate() {
+                        *out.add(b * w.rows + g * x8::GROUP + k) = *v;
+                    }
+                }
+            }
             return;
         }
         let rec = x8::record_bytes(w.ty) * nb;
@@ -548,6 +571,7 @@ pub fn simd() -> Simd {
 #[cfg(target_arch = "x86_64")]
 mod kquants;
 pub mod x8;
+pub mod x8k;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
@@ -1275,7 +1299,7 @@ pub(crate) mod tests {
             let store = aligned(&bytes);
             let ab = view(&store, bytes.len());
             let packed = x8::can_repack(ty, 16, k)
-                .then(|| x8::repack(ty, 16, k, &ab[..16 * k / 32 * ty.block().1]));
+                .then(|| x8::repack(ty, 16, k, &ab[..16 * k / ty.block().0 * ty.block().1]));
             let plain = QWeight { ty, rows, cols: k, data: ab, x8: None };
             for w in [plain].into_iter().chain(packed.as_deref().map(|p| QWeight {
                 rows: 16,

@@ -12,11 +12,25 @@ use crate::gguf::TensorType;
 /// Rows per interleaved group.
 pub const GROUP: usize = 8;
 
-/// Whether a weight of this type and shape is repacked (whole groups of rows, whole blocks).
+/// Whether a weight of this type and shape is repacked (whole groups of rows, whole blocks):
+/// Q4_0, Q5_0 and Q8_0 here, Q4_K and Q6_K in [`super::x8k`].
 pub fn can_repack(ty: TensorType, rows: usize, cols: usize) -> bool {
-    matches!(ty, TensorType::Q4_0 | TensorType::Q5_0 | TensorType::Q8_0)
-        && rows.is_multiple_of(GROUP)
-        && cols.is_multiple_of(32)
+    let block = match ty {
+        TensorType::Q4_0 | TensorType::Q5_0 | TensorType::Q8_0 => 32,
+        TensorType::Q4K | TensorType::Q6K => 256,
+        _ => return false,
+    };
+    rows.is_multiple_of(GROUP) && cols.is_multiple_of(block)
+}
+
+/// Bytes of the repacked form of `rows` (whole groups) rows of `cols` values.
+pub fn repacked_bytes(ty: TensorType, rows: usize, cols: usize) -> usize {
+    let (be, _) = ty.block();
+    let rec = match ty {
+        TensorType::Q4K | TensorType::Q6K => super::x8k::record_bytes(ty),
+        _ => record_bytes(ty),
+    };
+    rows / GROUP * (cols / be) * rec
 }
 
 /// What the stored unsigned weight bytes exceed the values by.
@@ -40,14 +54,17 @@ pub fn record_bytes(ty: TensorType) -> usize {
 /// bytes `4q..4q + 4` of each row's nibbles (low nibbles: elements `4q + b`, high: `16 + 4q + b`).
 pub fn repack(ty: TensorType, rows: usize, cols: usize, data: &[u8]) -> Vec<u8> {
     assert!(can_repack(ty, rows, cols), "invariant: checked by can_repack");
-    let mut out = vec![0u8; data.len()];
+    let mut out = vec![0u8; repacked_bytes(ty, rows, cols)];
     repack_into(ty, cols, data, &mut out);
     out
 }
 
-/// [`repack`] of whole groups of rows into `out` (the same length as `data`), so that a large
-/// tensor can be repacked a piece at a time.
+/// [`repack`] of whole groups of rows (`data`) into `out` ([`repacked_bytes`] long), so that a
+/// large tensor can be repacked a piece at a time.
 pub fn repack_into(ty: TensorType, cols: usize, data: &[u8], out: &mut [u8]) {
+    if matches!(ty, TensorType::Q4K | TensorType::Q6K) {
+        return super::x8k::repack_into(ty, cols, data, out);
+    }
     let (nb, bb, rec) = (cols / 32, ty.block().1, record_bytes(ty));
     assert!(data.len() == out.len() && data.len().is_multiple_of(nb * rec), "invariant: groups");
     for (r, dst) in out.chunks_exact_mut(rec).enumerate() {
@@ -296,14 +313,15 @@ pub mod simd {
     group_kernel!(group_avx2, "avx2,fma", false);
     group_kernel!(group_vnni, "avx2,fma,avx512f,avx512bw,avx512vnni,avx512vl", true);
 
-    /// Groups `groups` (record rows of `nb` records each, from `recs`) against `n` tokens, into
-    /// `out[t * stride + 8 g + k]`: four tokens at a time, so a group's records stay in L1
-    /// while the batch passes.
+    /// Groups `groups` of a repacked weight (`nb` blocks per row, records from `recs`) against
+    /// `n` tokens, four at a time so that a group's records stay in L1 while the batch passes,
+    /// into `out[t * stride + 8 g + k]`. `acts(t)` gives token `t`'s blocks (Q8_0, or Q8_K for
+    /// Q4_K and Q6_K) and, for Q8_0, their scales and sums.
     ///
     /// # Safety
     /// AVX2 and FMA must be present, and AVX512-VNNI/BW/VL when `vnni`; `recs` must hold the
-    /// groups' records; for each token `t < n`, `y(t)`, `yd(t)`, `ys(t)` must point at its `nb`
-    /// blocks, scales and sums; `out` must hold `(n − 1) · stride + 8 · groups.end` floats.
+    /// groups' records; for each token `t < n`, `acts(t)` must point at its `nb` blocks (and
+    /// scales and sums); `out` must hold `(n − 1) · stride + 8 · groups.end` floats.
     #[allow(clippy::too_many_arguments)]
     pub unsafe fn groups(
         ty: TensorType,
@@ -316,21 +334,27 @@ pub mod simd {
         out: *mut f32,
         stride: usize,
     ) {
-        let rb = record_bytes(ty);
+        use crate::quant::x8k::simd as k;
+        let kquant = matches!(ty, TensorType::Q4K | TensorType::Q6K);
+        let group_bytes = super::repacked_bytes(ty, GROUP, nb * ty.block().0);
         for g in groups {
-            let r = recs.add(g * nb * rb);
-            let mut t = 0;
+            let r = recs.add(g * group_bytes);
             let put = |t: usize, acc: __m256| {
                 _mm256_storeu_ps(out.add(t * stride + g * GROUP), acc);
             };
+            let mut t = 0;
             while t + 4 <= n {
                 let a: [_; 4] = std::array::from_fn(|j| acts(t + j));
                 let (y, yd, ys) = (a.map(|a| a.0), a.map(|a| a.1), a.map(|a| a.2));
-                let acc = per_wtype!(ty, W => if vnni {
-                    group_vnni::<W, 4>(nb, r, y, yd, ys)
+                let acc = if kquant {
+                    k::four(ty, vnni, nb, r, y)
                 } else {
-                    group_avx2::<W, 4>(nb, r, y, yd, ys)
-                });
+                    per_wtype!(ty, W => if vnni {
+                        group_vnni::<W, 4>(nb, r, y, yd, ys)
+                    } else {
+                        group_avx2::<W, 4>(nb, r, y, yd, ys)
+                    })
+                };
                 for (j, acc) in acc.into_iter().enumerate() {
                     put(t + j, acc);
                 }
@@ -338,19 +362,23 @@ pub mod simd {
             }
             for t in t..n {
                 let (y, yd, ys) = acts(t);
-                let acc = per_wtype!(ty, W => if vnni {
-                    group_vnni::<W, 1>(nb, r, [y], [yd], [ys])
+                let acc = if kquant {
+                    k::one(ty, vnni, nb, r, y)
                 } else {
-                    group_avx2::<W, 1>(nb, r, [y], [yd], [ys])
-                });
-                put(t, acc[0]);
+                    per_wtype!(ty, W => if vnni {
+                        group_vnni::<W, 1>(nb, r, [y], [yd], [ys])
+                    } else {
+                        group_avx2::<W, 1>(nb, r, [y], [yd], [ys])
+                    })[0]
+                };
+                put(t, acc);
             }
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::quant::quantize;
     use crate::quant::tests::data;
@@ -376,14 +404,6 @@ mod tests {
             unsafe { std::slice::from_raw_parts(yd(t).as_ptr() as *const f32, nb) }
         };
         let a = |t: usize| (acts[t * nb * 34..].as_ptr(), ydf(t).as_ptr(), ysi(t).as_ptr());
-        let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
-        let vnni = avx2
-            && ["avx512f", "avx512bw", "avx512vnni", "avx512vl"].iter().all(|f| match *f {
-                "avx512f" => is_x86_feature_detected!("avx512f"),
-                "avx512bw" => is_x86_feature_detected!("avx512bw"),
-                "avx512vnni" => is_x86_feature_detected!("avx512vnni"),
-                _ => is_x86_feature_detected!("avx512vl"),
-            });
         for ty in [TensorType::Q4_0, TensorType::Q5_0, TensorType::Q8_0] {
             let x8 = repack(ty, rows, cols, &quantize(ty, &data(rows * cols, 9)));
             let rec = record_bytes(ty) * nb;
@@ -395,26 +415,34 @@ mod tests {
                     want[t * rows + g * GROUP..][..GROUP].copy_from_slice(&r);
                 }
             }
-            for (level, present) in [(false, avx2), (true, vnni)] {
-                if !present {
-                    continue;
-                }
+            assert_levels_match(ty, &want, &|vnni| {
                 let mut got = vec![0f32; n * rows];
+                let (recs, out) = (x8.as_ptr(), got.as_mut_ptr());
                 // SAFETY: the instruction set was detected; buffers are sized as documented.
-                unsafe {
-                    simd::groups(
-                        ty,
-                        level,
-                        nb,
-                        x8.as_ptr(),
-                        0..rows / GROUP,
-                        n,
-                        &a,
-                        got.as_mut_ptr(),
-                        rows,
-                    )
-                };
-                let same = got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
+                unsafe { simd::groups(ty, vnni, nb, recs, 0..rows / GROUP, n, &a, out, rows) };
+                got
+            });
+        }
+    }
+
+    /// Runs `kernel(vnni)` at each SIMD level this machine has (AVX2; AVX512-VNNI) and checks
+    /// its bits against the scalar reference's `want`.
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) fn assert_levels_match(
+        ty: TensorType,
+        want: &[f32],
+        kernel: &dyn Fn(bool) -> Vec<f32>,
+    ) {
+        let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+        let vnni = avx2
+            && is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vnni")
+            && is_x86_feature_detected!("avx512vl");
+        for (level, present) in [(false, avx2), (true, vnni)] {
+            if present {
+                let got = kernel(level);
+                let same = got.iter().zip(want).all(|(a, b)| a.to_bits() == b.to_bits());
                 assert!(same, "{ty:?} vnni={level}: {got:?} vs {want:?}");
             }
         }
