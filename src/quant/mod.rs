@@ -215,8 +215,15 @@ impl SyncPtr {
     }
 }
 
-/// Rows of weights processed together, so that they stay in L1 while a batch streams past.
+/// Rows of weights the per-row kernels process together, so that they stay in L1 while a batch
+/// streams past.
 const ROW_TILE: usize = 16;
+
+/// Rows of weights a thread takes at a time (a multiple of `ROW_TILE` and of the x8 group): the
+/// row-interleaved kernels pass a batch's tokens over all of them four at a time, so the tile's
+/// records stay in L2 and each token's activations are read once per tile (1 thread: ~5 % less
+/// prefill time than 16 rows).
+const CLAIM_ROWS: usize = 64;
 
 /// For each `(w, out)`: `out[b * w.rows + r] = dot(w.row(r), x[b])` for every row `b` of `x`
 /// (`n` rows of `k` values). All products share one quantization of `x` per activation kind and
@@ -249,9 +256,9 @@ pub fn matmul_many(
         };
         slot_of[i] = slot;
     }
-    // Each product's rows start at a multiple of ROW_TILE in the shared row space, so that every
+    // Each product's rows start at a multiple of CLAIM_ROWS in the shared row space, so that every
     // range handed out covers whole groups of a repacked weight.
-    let span = |w: &QWeight| w.rows.next_multiple_of(ROW_TILE);
+    let span = |w: &QWeight| w.rows.next_multiple_of(CLAIM_ROWS);
     let total_rows: usize = ops.iter().map(|(w, _)| span(w)).sum();
     let outs: Vec<(QWeight, SyncPtr, Acts)> = ops
         .iter_mut()
@@ -281,9 +288,9 @@ pub fn matmul_many(
     // A batch makes every tile heavy enough to be claimed one at a time, which evens out the
     // threads; one token's tiles are too light for that, and even already.
     if n >= 4 {
-        pool.run_chunks(total_rows, ROW_TILE, &job);
+        pool.run_chunks(total_rows, CLAIM_ROWS, &job);
     } else {
-        pool.run(&|t, nt| job(split(total_rows, t, nt, ROW_TILE)));
+        pool.run(&|t, nt| job(split(total_rows, t, nt, CLAIM_ROWS)));
     }
 }
 

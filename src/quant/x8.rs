@@ -314,8 +314,9 @@ pub mod simd {
     group_kernel!(group_vnni, "avx2,fma,avx512f,avx512bw,avx512vnni,avx512vl", true);
 
     /// Groups `groups` of a repacked weight (`nb` blocks per row, records from `recs`) against
-    /// `n` tokens, four at a time so that a group's records stay in L1 while the batch passes,
-    /// into `out[t * stride + 8 g + k]`. `acts(t)` gives token `t`'s blocks (Q8_0, or Q8_K for
+    /// `n` tokens, into `out[t * stride + 8 g + k]`: four tokens at a time against every group,
+    /// so that the groups' records (a row tile's worth) stay in L1 and each token's activations
+    /// are read once per tile, not once per group. `acts(t)` gives token `t`'s blocks (Q8_0, or Q8_K for
     /// Q4_K and Q6_K) and, for Q8_0, their scales and sums.
     ///
     /// # Safety
@@ -337,15 +338,15 @@ pub mod simd {
         use crate::quant::x8k::simd as k;
         let kquant = matches!(ty, TensorType::Q4K | TensorType::Q6K);
         let group_bytes = super::repacked_bytes(ty, GROUP, nb * ty.block().0);
-        for g in groups {
-            let r = recs.add(g * group_bytes);
-            let put = |t: usize, acc: __m256| {
-                _mm256_storeu_ps(out.add(t * stride + g * GROUP), acc);
-            };
-            let mut t = 0;
-            while t + 4 <= n {
-                let a: [_; 4] = std::array::from_fn(|j| acts(t + j));
-                let (y, yd, ys) = (a.map(|a| a.0), a.map(|a| a.1), a.map(|a| a.2));
+        let put = |t: usize, g: usize, acc: __m256| {
+            _mm256_storeu_ps(out.add(t * stride + g * GROUP), acc);
+        };
+        let mut t = 0;
+        while t + 4 <= n {
+            let a: [_; 4] = std::array::from_fn(|j| acts(t + j));
+            let (y, yd, ys) = (a.map(|a| a.0), a.map(|a| a.1), a.map(|a| a.2));
+            for g in groups.clone() {
+                let r = recs.add(g * group_bytes);
                 let acc = if kquant {
                     k::four(ty, vnni, nb, r, y)
                 } else {
@@ -356,12 +357,15 @@ pub mod simd {
                     })
                 };
                 for (j, acc) in acc.into_iter().enumerate() {
-                    put(t + j, acc);
+                    put(t + j, g, acc);
                 }
-                t += 4;
             }
-            for t in t..n {
-                let (y, yd, ys) = acts(t);
+            t += 4;
+        }
+        for t in t..n {
+            let (y, yd, ys) = acts(t);
+            for g in groups.clone() {
+                let r = recs.add(g * group_bytes);
                 let acc = if kquant {
                     k::one(ty, vnni, nb, r, y)
                 } else {
@@ -371,7 +375,7 @@ pub mod simd {
                         group_avx2::<W, 1>(nb, r, [y], [yd], [ys])
                     })[0]
                 };
-                put(t, acc);
+                put(t, g, acc);
             }
         }
     }
