@@ -1030,6 +1030,43 @@ pub fn dot_f32_nm<const N: usize, const M: usize>(a: [&[f32]; N], b: [&[f32]; M]
     })
 }
 
+/// [`weighted_rows_n`] with AVX-512's 32 registers: 64 columns of every output (N ≤ 4) stay in
+/// registers, so the rows are passed 4 times for a 256-wide head instead of 16; the same
+/// multiply and add per element in the same order.
+///
+/// # Safety
+/// AVX512F must be present; every row must hold `d` values, `out` N·`d`, `d` a multiple of 64.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn weighted_rows_512<'a, const N: usize>(
+    w: [&[f32]; N],
+    row: &impl Fn(usize) -> &'a [f32],
+    out: &mut [f32],
+    d: usize,
+) {
+    use std::arch::x86_64::*;
+    for c in (0..d).step_by(64) {
+        let mut acc = [[_mm512_setzero_ps(); 4]; N];
+        for i in 0..w[0].len() {
+            let r = row(i);
+            debug_assert!(r.len() == d);
+            let v: [__m512; 4] =
+                std::array::from_fn(|h| _mm512_loadu_ps(r.as_ptr().add(c + 16 * h)));
+            for (j, acc) in acc.iter_mut().enumerate() {
+                let wj = _mm512_set1_ps(*w[j].get_unchecked(i));
+                for (a, v) in acc.iter_mut().zip(&v) {
+                    *a = _mm512_add_ps(*a, _mm512_mul_ps(wj, *v));
+                }
+            }
+        }
+        for (j, acc) in acc.iter().enumerate() {
+            for (h, a) in acc.iter().enumerate() {
+                _mm512_storeu_ps(out.as_mut_ptr().add(j * d + c + 16 * h), *a);
+            }
+        }
+    }
+}
+
 /// `out[j] = Σ_i w[j][i] · row(i)` for `N` weight vectors over the same rows (attention's
 /// weighted sum of values). Each element is summed from 0 in `i` order, one multiply then one
 /// add per row, so any lane layout gives the same bits; 16 columns of every output stay in
@@ -1043,6 +1080,12 @@ pub fn weighted_rows_n<'a, const N: usize>(
     let len = w[0].len();
     let d = out.len() / N;
     assert!(w.iter().all(|w| w.len() == len) && out.len() == N * d, "invariant: shapes");
+    #[cfg(target_arch = "x86_64")]
+    if d.is_multiple_of(64) && simd() == Simd::Vnni {
+        // SAFETY: VNNI implies AVX512F; shapes were checked above.
+        unsafe { weighted_rows_512(w, &row, out, d) };
+        return;
+    }
     let whole =
         if cfg!(all(target_arch = "x86_64", target_feature = "avx2")) { d / 16 * 16 } else { 0 };
     #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
@@ -1181,27 +1224,29 @@ pub(crate) mod tests {
     /// equal `dot_f32` bit for bit, and the weighted sum of rows equals `o += w·v` row by row.
     #[test]
     fn f32_helpers_keep_the_one_vector_order() {
-        let (d, len) = (20, 9); // 16 columns in registers, 4 in the tail
-        let a = data(4 * d, 1);
-        let b = data(2 * d, 2);
-        let qa: [&[f32]; 4] = std::array::from_fn(|j| &a[j * d..(j + 1) * d]);
-        let s = dot_f32_nm(qa, [&b[..d], &b[d..]]);
-        for (m, kb) in [&b[..d], &b[d..]].into_iter().enumerate() {
-            for j in 0..4 {
-                assert_eq!(s[m][j].to_bits(), dot_f32(qa[j], kb).to_bits());
+        // 20: 16 columns in registers, 4 in the tail; 128: AVX-512's 64-column passes
+        for (d, len) in [(20, 9), (128, 9)] {
+            let a = data(4 * d, 1);
+            let b = data(2 * d, 2);
+            let qa: [&[f32]; 4] = std::array::from_fn(|j| &a[j * d..(j + 1) * d]);
+            let s = dot_f32_nm(qa, [&b[..d], &b[d..]]);
+            for (m, kb) in [&b[..d], &b[d..]].into_iter().enumerate() {
+                for j in 0..4 {
+                    assert_eq!(s[m][j].to_bits(), dot_f32(qa[j], kb).to_bits());
+                }
             }
-        }
-        let rows = data(len * d, 3);
-        let w = data(2 * len, 4);
-        let mut out = vec![0f32; 2 * d];
-        weighted_rows_n([&w[..len], &w[len..]], |i| &rows[i * d..(i + 1) * d], &mut out);
-        for j in 0..2 {
-            let mut want = vec![0f32; d];
-            for i in 0..len {
-                let wj = w[j * len + i];
-                want.iter_mut().zip(&rows[i * d..]).for_each(|(o, v)| *o += wj * v);
+            let rows = data(len * d, 3);
+            let w = data(2 * len, 4);
+            let mut out = vec![0f32; 2 * d];
+            weighted_rows_n([&w[..len], &w[len..]], |i| &rows[i * d..(i + 1) * d], &mut out);
+            for j in 0..2 {
+                let mut want = vec![0f32; d];
+                for i in 0..len {
+                    let wj = w[j * len + i];
+                    want.iter_mut().zip(&rows[i * d..]).for_each(|(o, v)| *o += wj * v);
+                }
+                assert!(want.iter().zip(&out[j * d..]).all(|(a, b)| a.to_bits() == b.to_bits()));
             }
-            assert!(want.iter().zip(&out[j * d..]).all(|(a, b)| a.to_bits() == b.to_bits()));
         }
     }
 
