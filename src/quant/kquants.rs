@@ -210,3 +210,54 @@ kquant_kernels!(
     "avx2,fma,avx512f,avx512vnni,avx512vl",
     madd_add_vnni
 );
+
+/// Quantizes `x` (whole blocks of 256) into Q8_K blocks at `y` (`Q8K` bytes each) with exactly
+/// the results of candle's `BlockQ8K::from_float` (ggml's quantize_row_q8_K_ref): the first value
+/// of largest magnitude sets `d = max / −127`, each value is `iscale·x` rounded half away from
+/// zero (trunc, then ±1 where the dropped part is ≥ 0.5, all exact), and the 16-sums follow.
+///
+/// # Safety
+/// AVX2 and FMA must be present; `y` must hold `x.len() / 256` blocks.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn quantize_q8k(x: &[f32], y: *mut u8) {
+    let sign = _mm256_set1_ps(-0.0);
+    for (i, xs) in x.chunks_exact(256).enumerate() {
+        let yb = y.add(i * Q8K);
+        let p = xs.as_ptr();
+        let mut m = _mm256_setzero_ps();
+        for c in 0..32 {
+            m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(p.add(8 * c))));
+        }
+        let m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        let m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        let amax = _mm_cvtss_f32(_mm_max_ss(m2, _mm_movehdup_ps(m2)));
+        if amax == 0.0 {
+            std::ptr::write_bytes(yb, 0, Q8K);
+            continue;
+        }
+        let max = xs.iter().copied().find(|v| v.abs() == amax).unwrap_or(amax);
+        let iscale = -127f32 / max;
+        let (vs, half, one) = (_mm256_set1_ps(iscale), _mm256_set1_ps(0.5), _mm256_set1_ps(1.0));
+        let (lo, hi) = (_mm256_set1_ps(-128.0), _mm256_set1_ps(127.0));
+        let q = |c: usize| {
+            let t = _mm256_mul_ps(vs, _mm256_loadu_ps(p.add(8 * c)));
+            let r = _mm256_round_ps(t, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+            let up = _mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_sub_ps(t, r)), half, _CMP_GE_OQ);
+            let step = _mm256_or_ps(_mm256_and_ps(t, sign), one);
+            let r = _mm256_add_ps(r, _mm256_and_ps(up, step));
+            _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(r, lo), hi))
+        };
+        let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        for c in 0..8 {
+            let p01 = _mm256_packs_epi32(q(4 * c), q(4 * c + 1));
+            let p23 = _mm256_packs_epi32(q(4 * c + 2), q(4 * c + 3));
+            let b = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p01, p23), order);
+            _mm256_storeu_si256(yb.add(4 + 32 * c) as *mut __m256i, b);
+        }
+        for j in 0..16 {
+            let s: i32 = (0..16).map(|k| *yb.add(4 + 16 * j + k) as i8 as i32).sum();
+            std::ptr::write_unaligned(yb.add(260 + 2 * j) as *mut i16, s as i16);
+        }
+        std::ptr::write_unaligned(yb as *mut f32, 1.0 / iscale);
+    }
+}

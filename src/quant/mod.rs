@@ -325,6 +325,7 @@ fn quantize_acts(
     side: &mut [u64],
 ) {
     let with_side = act_kind(ty) == act_kind(TensorType::Q8_0);
+    let q8k = act_kind(ty) == act_kind(TensorType::Q4K);
     assert!(!with_side || side.len() * 8 >= n * k / 32 * SIDE_BYTES, "invariant: side sized");
     let side = side.as_mut_ptr() as usize;
     with_block!(ty, T => {
@@ -336,6 +337,12 @@ fn quantize_acts(
             for b in rows.clone() {
                 // SAFETY: each caller writes the disjoint block range of its own batch rows.
                 let dst = unsafe { std::slice::from_raw_parts_mut((ptr as *mut A).add(b * per_row), per_row) };
+                #[cfg(target_arch = "x86_64")]
+                if q8k && simd() != Simd::Scalar {
+                    // SAFETY: AVX2 was checked; dst is per_row Q8_K blocks.
+                    unsafe { kquants::quantize_q8k(&x[b * k..(b + 1) * k], dst.as_mut_ptr() as *mut u8) };
+                    continue;
+                }
                 A::from_float(&x[b * k..(b + 1) * k], dst);
             }
             if with_side {
@@ -1248,6 +1255,30 @@ pub(crate) mod tests {
                 assert!(want.iter().zip(&out[j * d..]).all(|(a, b)| a.to_bits() == b.to_bits()));
             }
         }
+    }
+
+    /// The AVX2 Q8_K quantizer gives candle's bytes, ties and all-zero blocks included.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn q8k_quantizer_matches_candle() {
+        use candle_core::quantized::k_quants::BlockQ8K;
+        // chimera's x86-64 builds target x86-64-v3 (.cargo/config.toml)
+        assert!(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"));
+        let mut x = data(256 * 6, 21);
+        x[256..512].fill(0.0); // an all-zero block
+        for (j, v) in x[512..768].iter_mut().enumerate() {
+            *v = (j as f32 - 128.0) * 0.5 / 127.0 * 3.0; // many exact halves after scaling
+        }
+        x[800] = -7.0; // the first largest magnitude is negative
+        x[900] = 7.0;
+        let mut want = vec![BlockQ8K::zeros(); 6];
+        BlockQ8K::from_float(&x, &mut want);
+        let mut got = vec![0u8; 6 * 292];
+        // SAFETY: AVX2 checked above; got holds 6 blocks.
+        unsafe { kquants::quantize_q8k(&x, got.as_mut_ptr()) };
+        // SAFETY: BlockQ8K is plain repr(C) data of 292 bytes.
+        let want = unsafe { std::slice::from_raw_parts(want.as_ptr() as *const u8, 6 * 292) };
+        assert_eq!(got, want);
     }
 
     /// The AVX2 Q5_0 kernel agrees with candle's scalar reference to float rounding.
