@@ -1,7 +1,8 @@
-//! Four-token AVX2 kernels for Q4_K and Q6_K weights against Q8_K activations: each weight
-//! super-block is unpacked once for four tokens. Per token they do exactly the operations of
-//! candle's one-token AVX2 kernels (`vec_dot_q4k_q8k`, `vec_dot_q6k_q8k`, themselves llama.cpp's),
-//! so a token's result is bit-identical alone or in a batch.
+//! AVX2 beside candle: four-token kernels for Q4_K and Q6_K weights against Q8_K activations
+//! (each weight super-block unpacked once for four tokens, per token exactly the operations of
+//! candle's one-token AVX2 kernels `vec_dot_q4k_q8k`, `vec_dot_q6k_q8k`, themselves llama.cpp's,
+//! so a token's result is bit-identical alone or in a batch), and the Q8_K and Q8_0 activation
+//! quantizers with candle's exact bytes.
 
 use half::f16;
 use std::arch::x86_64::*;
@@ -237,21 +238,10 @@ pub unsafe fn quantize_q8k(x: &[f32], y: *mut u8) {
         }
         let max = xs.iter().copied().find(|v| v.abs() == amax).unwrap_or(amax);
         let iscale = -127f32 / max;
-        let (vs, half, one) = (_mm256_set1_ps(iscale), _mm256_set1_ps(0.5), _mm256_set1_ps(1.0));
-        let (lo, hi) = (_mm256_set1_ps(-128.0), _mm256_set1_ps(127.0));
-        let q = |c: usize| {
-            let t = _mm256_mul_ps(vs, _mm256_loadu_ps(p.add(8 * c)));
-            let r = _mm256_round_ps(t, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-            let up = _mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_sub_ps(t, r)), half, _CMP_GE_OQ);
-            let step = _mm256_or_ps(_mm256_and_ps(t, sign), one);
-            let r = _mm256_add_ps(r, _mm256_and_ps(up, step));
-            _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(r, lo), hi))
-        };
-        let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        let vs = _mm256_set1_ps(iscale);
+        let q = |c: usize| round_to_i32(_mm256_mul_ps(vs, _mm256_loadu_ps(p.add(8 * c))));
         for c in 0..8 {
-            let p01 = _mm256_packs_epi32(q(4 * c), q(4 * c + 1));
-            let p23 = _mm256_packs_epi32(q(4 * c + 2), q(4 * c + 3));
-            let b = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p01, p23), order);
+            let b = pack_i8([q(4 * c), q(4 * c + 1), q(4 * c + 2), q(4 * c + 3)]);
             _mm256_storeu_si256(yb.add(4 + 32 * c) as *mut __m256i, b);
         }
         for j in 0..16 {
@@ -259,5 +249,58 @@ pub unsafe fn quantize_q8k(x: &[f32], y: *mut u8) {
             std::ptr::write_unaligned(yb.add(260 + 2 * j) as *mut i16, s as i16);
         }
         std::ptr::write_unaligned(yb as *mut f32, 1.0 / iscale);
+    }
+}
+
+/// `t` rounded half away from zero (Rust's `f32::round`), clamped to the i8 range, as i32 lanes:
+/// trunc, then ±1 where the dropped part is ≥ 0.5; every step is exact.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn round_to_i32(t: __m256) -> __m256i {
+    let sign = _mm256_set1_ps(-0.0);
+    let r = _mm256_round_ps(t, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    let up =
+        _mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_sub_ps(t, r)), _mm256_set1_ps(0.5), _CMP_GE_OQ);
+    let step = _mm256_or_ps(_mm256_and_ps(t, sign), _mm256_set1_ps(1.0));
+    let r = _mm256_add_ps(r, _mm256_and_ps(up, step));
+    _mm256_cvtps_epi32(_mm256_min_ps(
+        _mm256_max_ps(r, _mm256_set1_ps(-128.0)),
+        _mm256_set1_ps(127.0),
+    ))
+}
+
+/// Four vectors of i32 lanes (in the i8 range) as 32 bytes in order.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn pack_i8(v: [__m256i; 4]) -> __m256i {
+    let p01 = _mm256_packs_epi32(v[0], v[1]);
+    let p23 = _mm256_packs_epi32(v[2], v[3]);
+    let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p01, p23), order)
+}
+
+/// Quantizes `x` (whole blocks of 32) into 34-byte Q8_0 blocks at `y` with exactly the results of
+/// candle's `BlockQ8_0::from_float`: `d = amax / 127` (stored as f16), each value `x · (1/d)`
+/// rounded half away from zero.
+///
+/// # Safety
+/// AVX2 and FMA must be present; `y` must hold `x.len() / 32` blocks.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn quantize_q8_0(x: &[f32], y: *mut u8) {
+    let sign = _mm256_set1_ps(-0.0);
+    for (i, xs) in x.chunks_exact(32).enumerate() {
+        let yb = y.add(i * 34);
+        let v: [__m256; 4] = std::array::from_fn(|c| _mm256_loadu_ps(xs.as_ptr().add(8 * c)));
+        let m =
+            v.iter().fold(_mm256_setzero_ps(), |m, v| _mm256_max_ps(m, _mm256_andnot_ps(sign, *v)));
+        let m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        let m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        let amax = _mm_cvtss_f32(_mm_max_ss(m2, _mm_movehdup_ps(m2)));
+        let d = amax / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        std::ptr::write_unaligned(yb as *mut u16, f16::from_f32(d).to_bits());
+        let vid = _mm256_set1_ps(id);
+        let b = pack_i8(v.map(|v| round_to_i32(_mm256_mul_ps(v, vid))));
+        _mm256_storeu_si256(yb.add(2) as *mut __m256i, b);
     }
 }

@@ -338,9 +338,16 @@ fn quantize_acts(
                 // SAFETY: each caller writes the disjoint block range of its own batch rows.
                 let dst = unsafe { std::slice::from_raw_parts_mut((ptr as *mut A).add(b * per_row), per_row) };
                 #[cfg(target_arch = "x86_64")]
-                if q8k && simd() != Simd::Scalar {
-                    // SAFETY: AVX2 was checked; dst is per_row Q8_K blocks.
-                    unsafe { kquants::quantize_q8k(&x[b * k..(b + 1) * k], dst.as_mut_ptr() as *mut u8) };
+                if (q8k || with_side) && simd() != Simd::Scalar {
+                    let (xb, y) = (&x[b * k..(b + 1) * k], dst.as_mut_ptr() as *mut u8);
+                    // SAFETY: AVX2 was checked; dst is per_row Q8_K or Q8_0 blocks.
+                    unsafe {
+                        if q8k {
+                            kquants::quantize_q8k(xb, y)
+                        } else {
+                            kquants::quantize_q8_0(xb, y)
+                        }
+                    };
                     continue;
                 }
                 A::from_float(&x[b * k..(b + 1) * k], dst);
@@ -1257,7 +1264,7 @@ pub(crate) mod tests {
         }
     }
 
-    /// The AVX2 Q8_K quantizer gives candle's bytes, ties and all-zero blocks included.
+    /// The AVX2 Q8_K and Q8_0 quantizers give candle's bytes, ties and all-zero blocks included.
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn q8k_quantizer_matches_candle() {
@@ -1278,6 +1285,14 @@ pub(crate) mod tests {
         unsafe { kquants::quantize_q8k(&x, got.as_mut_ptr()) };
         // SAFETY: BlockQ8K is plain repr(C) data of 292 bytes.
         let want = unsafe { std::slice::from_raw_parts(want.as_ptr() as *const u8, 6 * 292) };
+        assert_eq!(got, want);
+        let mut want = vec![BlockQ8_0::zeros(); 48];
+        BlockQ8_0::from_float(&x, &mut want);
+        let mut got = vec![0u8; 48 * 34];
+        // SAFETY: AVX2 checked above; got holds 48 blocks.
+        unsafe { kquants::quantize_q8_0(&x, got.as_mut_ptr()) };
+        // SAFETY: BlockQ8_0 is plain repr(C) data of 34 bytes.
+        let want = unsafe { std::slice::from_raw_parts(want.as_ptr() as *const u8, 48 * 34) };
         assert_eq!(got, want);
     }
 
