@@ -1278,22 +1278,26 @@ pub(crate) mod tests {
         }
         x[800] = -7.0; // the first largest magnitude is negative
         x[900] = 7.0;
-        let mut want = vec![BlockQ8K::zeros(); 6];
-        BlockQ8K::from_float(&x, &mut want);
-        let mut got = vec![0u8; 6 * 292];
-        // SAFETY: AVX2 checked above; got holds 6 blocks.
-        unsafe { kquants::quantize_q8k(&x, got.as_mut_ptr()) };
-        // SAFETY: BlockQ8K is plain repr(C) data of 292 bytes.
-        let want = unsafe { std::slice::from_raw_parts(want.as_ptr() as *const u8, 6 * 292) };
-        assert_eq!(got, want);
-        let mut want = vec![BlockQ8_0::zeros(); 48];
-        BlockQ8_0::from_float(&x, &mut want);
-        let mut got = vec![0u8; 48 * 34];
-        // SAFETY: AVX2 checked above; got holds 48 blocks.
-        unsafe { kquants::quantize_q8_0(&x, got.as_mut_ptr()) };
-        // SAFETY: BlockQ8_0 is plain repr(C) data of 34 bytes.
-        let want = unsafe { std::slice::from_raw_parts(want.as_ptr() as *const u8, 48 * 34) };
-        assert_eq!(got, want);
+        type Quantizer = unsafe fn(&[f32], *mut u8);
+        let cases: [(Vec<u8>, Quantizer); 2] = [
+            (candle_bytes::<BlockQ8K>(&x), kquants::quantize_q8k),
+            (candle_bytes::<BlockQ8_0>(&x), kquants::quantize_q8_0),
+        ];
+        for (want, ours) in cases {
+            let mut got = vec![0u8; want.len()];
+            // SAFETY: AVX2 checked above; got holds as many blocks as want.
+            unsafe { ours(&x, got.as_mut_ptr()) };
+            assert_eq!(got, want);
+        }
+    }
+
+    /// `x` quantized by candle's `from_float` into `T` blocks, as bytes.
+    pub(crate) fn candle_bytes<T: GgmlType + Clone>(x: &[f32]) -> Vec<u8> {
+        let mut blocks = vec![T::zeros(); x.len() / T::BLCK_SIZE];
+        T::from_float(x, &mut blocks);
+        let len = blocks.len() * std::mem::size_of::<T>();
+        // SAFETY: candle's block types are plain repr(C) data of size_of::<T>() bytes.
+        unsafe { std::slice::from_raw_parts(blocks.as_ptr() as *const u8, len) }.to_vec()
     }
 
     /// The AVX2 Q5_0 kernel agrees with candle's scalar reference to float rounding.

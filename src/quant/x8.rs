@@ -335,47 +335,57 @@ pub mod simd {
         out: *mut f32,
         stride: usize,
     ) {
-        use crate::quant::x8k::simd as k;
-        let kquant = matches!(ty, TensorType::Q4K | TensorType::Q6K);
         let group_bytes = super::repacked_bytes(ty, GROUP, nb * ty.block().0);
-        let put = |t: usize, g: usize, acc: __m256| {
-            _mm256_storeu_ps(out.add(t * stride + g * GROUP), acc);
+        // T tokens against every group of the tile
+        let pass = |t: usize, a: &[(*const u8, *const f32, *const i32)]| match a.len() {
+            4 => pass_n::<4>(ty, vnni, nb, recs, group_bytes, groups.clone(), a, t, out, stride),
+            _ => pass_n::<1>(ty, vnni, nb, recs, group_bytes, groups.clone(), a, t, out, stride),
         };
         let mut t = 0;
         while t + 4 <= n {
             let a: [_; 4] = std::array::from_fn(|j| acts(t + j));
-            let (y, yd, ys) = (a.map(|a| a.0), a.map(|a| a.1), a.map(|a| a.2));
-            for g in groups.clone() {
-                let r = recs.add(g * group_bytes);
-                let acc = if kquant {
-                    k::four(ty, vnni, nb, r, y)
-                } else {
-                    per_wtype!(ty, W => if vnni {
-                        group_vnni::<W, 4>(nb, r, y, yd, ys)
-                    } else {
-                        group_avx2::<W, 4>(nb, r, y, yd, ys)
-                    })
-                };
-                for (j, acc) in acc.into_iter().enumerate() {
-                    put(t + j, g, acc);
-                }
-            }
+            pass(t, &a);
             t += 4;
         }
         for t in t..n {
-            let (y, yd, ys) = acts(t);
-            for g in groups.clone() {
-                let r = recs.add(g * group_bytes);
-                let acc = if kquant {
-                    k::one(ty, vnni, nb, r, y)
+            pass(t, &[acts(t)]);
+        }
+    }
+
+    /// Tokens `t..t + T` (activations `a`) against groups `groups`, into `out` as [`groups`].
+    ///
+    /// # Safety
+    /// As [`groups`]'.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn pass_n<const T: usize>(
+        ty: TensorType,
+        vnni: bool,
+        nb: usize,
+        recs: *const u8,
+        group_bytes: usize,
+        groups: std::ops::Range<usize>,
+        a: &[(*const u8, *const f32, *const i32)],
+        t: usize,
+        out: *mut f32,
+        stride: usize,
+    ) {
+        let y: [*const u8; T] = std::array::from_fn(|j| a[j].0);
+        let (yd, ys): ([*const f32; T], [*const i32; T]) =
+            (std::array::from_fn(|j| a[j].1), std::array::from_fn(|j| a[j].2));
+        for g in groups {
+            let r = recs.add(g * group_bytes);
+            let acc = match ty {
+                TensorType::Q4K | TensorType::Q6K => {
+                    crate::quant::x8k::simd::kernel::<T>(ty, vnni, nb, r, y)
+                }
+                _ => per_wtype!(ty, W => if vnni {
+                    group_vnni::<W, T>(nb, r, y, yd, ys)
                 } else {
-                    per_wtype!(ty, W => if vnni {
-                        group_vnni::<W, 1>(nb, r, [y], [yd], [ys])
-                    } else {
-                        group_avx2::<W, 1>(nb, r, [y], [yd], [ys])
-                    })[0]
-                };
-                put(t, g, acc);
+                    group_avx2::<W, T>(nb, r, y, yd, ys)
+                }),
+            };
+            for (j, acc) in acc.into_iter().enumerate() {
+                _mm256_storeu_ps(out.add((t + j) * stride + g * GROUP), acc);
             }
         }
     }

@@ -308,44 +308,24 @@ pub mod simd {
     kernels!(q4k_avx2, q6k_avx2, "avx2,fma", dpbusd_avx2, dpwssd_avx2);
     kernels!(q4k_vnni, q6k_vnni, "avx2,fma,avx512f,avx512vnni,avx512vl", dpbusd_vnni, dpwssd_vnni);
 
-    /// Four tokens (`y`: `nb` Q8_K blocks each) against one group's `nb` Q4_K or Q6_K records.
+    /// `T` tokens (`y`: `nb` Q8_K blocks each) against one group's `nb` Q4_K or Q6_K records.
     ///
     /// # Safety
     /// AVX2 and FMA must be present, and AVX512-VNNI/VL when `vnni`; the pointers must hold
     /// what they are said to.
-    pub unsafe fn four(
+    pub unsafe fn kernel<const T: usize>(
         ty: TensorType,
         vnni: bool,
         nb: usize,
         recs: *const u8,
-        y: [*const u8; 4],
-    ) -> [__m256; 4] {
+        y: [*const u8; T],
+    ) -> [__m256; T] {
         match (ty == TensorType::Q4K, vnni) {
-            (true, true) => q4k_vnni::<4>(nb, recs, y),
-            (true, false) => q4k_avx2::<4>(nb, recs, y),
-            (false, true) => q6k_vnni::<4>(nb, recs, y),
-            (false, false) => q6k_avx2::<4>(nb, recs, y),
+            (true, true) => q4k_vnni::<T>(nb, recs, y),
+            (true, false) => q4k_avx2::<T>(nb, recs, y),
+            (false, true) => q6k_vnni::<T>(nb, recs, y),
+            (false, false) => q6k_avx2::<T>(nb, recs, y),
         }
-    }
-
-    /// [`four`] for one token.
-    ///
-    /// # Safety
-    /// As [`four`]'s.
-    pub unsafe fn one(
-        ty: TensorType,
-        vnni: bool,
-        nb: usize,
-        recs: *const u8,
-        y: *const u8,
-    ) -> __m256 {
-        let acc = match (ty == TensorType::Q4K, vnni) {
-            (true, true) => q4k_vnni::<1>(nb, recs, [y]),
-            (true, false) => q4k_avx2::<1>(nb, recs, [y]),
-            (false, true) => q6k_vnni::<1>(nb, recs, [y]),
-            (false, false) => q6k_avx2::<1>(nb, recs, [y]),
-        };
-        acc[0]
     }
 }
 
@@ -354,17 +334,10 @@ mod tests {
     use super::*;
     use crate::quant::quantize;
     use crate::quant::tests::data;
-    use candle_core::quantized::k_quants::{BlockQ8K, GgmlType};
+    use candle_core::quantized::k_quants::BlockQ8K;
 
-    /// Q8_K activation blocks of `x`, as bytes (candle's quantizer, llama.cpp's).
     fn q8k(x: &[f32]) -> Vec<u8> {
-        let mut blocks = vec![BlockQ8K::zeros(); x.len() / 256];
-        BlockQ8K::from_float(x, &mut blocks);
-        // SAFETY: BlockQ8K is plain repr(C) data, Q8K bytes each.
-        let b =
-            unsafe { std::slice::from_raw_parts(blocks.as_ptr() as *const u8, blocks.len() * Q8K) };
-        assert_eq!(std::mem::size_of::<BlockQ8K>(), Q8K);
-        b.to_vec()
+        crate::quant::tests::candle_bytes::<BlockQ8K>(x)
     }
 
     /// The scalar reader of a record gives back each row's dequantized values (via the kernel:
