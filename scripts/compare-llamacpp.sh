@@ -2,7 +2,7 @@
 # Same-run comparison of `chimera bench` with llama.cpp's llama-bench (CPU) on one GGUF.
 #
 # Builds llama-bench from the llama.cpp source that the PyPI sdist of llama-cpp-python carries
-# (vendor/llama.cpp), pinned in scripts/llamacpp-build.sh, with cmake from PyPI, outside the repository in a cache that
+# (vendor/llama.cpp), pinned in scripts/llamacpp-build.sh, with cmake from pip, outside the repository in a cache that
 # later runs reuse. Then runs the two benches alternately ROUNDS times and prints, per test and
 # thread count, the median of the per-round mean t/s of each and the ratio chimera / llama.cpp.
 # Nothing from llama.cpp is committed.

@@ -1,4 +1,4 @@
-// Teacher-forced top-50 log-probabilities from llama.cpp, taken the way ../shared/goldens were:
+// Teacher-forced top-50 log-probabilities from llama.cpp, taken the way tests/data/goldens were:
 // the prompt as one batch (ubatch 512), then one token per step; n_ctx 4096, f16 KV, 2 threads.
 // usage: llamacpp-probe MODEL IDS_FILE FLASH_ATTN(-1 auto, 0 off, 1 on)
 // IDS_FILE lines: "NAME p1,p2,...;g1,g2,..."; prints [{"name":..,"steps":[[[id,logprob],..],..]}].

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Teacher-forced parity against ../shared/goldens/goldens-greedy.json, for chimera and, as a
+# Teacher-forced parity against tests/data/goldens/goldens-greedy.json, for chimera and, as a
 # control, for llama.cpp itself at the pinned llama-cpp-python version (flash attention auto and
 # off). Builds llama.cpp as scripts/compare-llamacpp.sh does, compiles scripts/llamacpp-probe.cpp
 # against its static libraries, and prints per prompt and engine: the worst top-10 |Δlogprob|,
@@ -10,11 +10,11 @@
 # machine the goldens came from) and adds it as a fourth engine.
 #
 # usage: scripts/parity-llamacpp.sh [MODEL (path or registry name, default gemma3:270m)]
-# env:   GOLDENS=../shared/goldens  AVX2=0|1  LLAMA_CPP_PYTHON=0.3.36  CHIMERA_LLAMACPP=<cache dir>
+# env:   GOLDENS=tests/data/goldens  AVX2=0|1  LLAMA_CPP_PYTHON=0.3.36  CHIMERA_LLAMACPP=<cache dir>
 set -euo pipefail
 MODEL=${1:-gemma3:270m}
 root=$(cd "$(dirname "$0")/.." && pwd)
-GOLDENS=${GOLDENS:-$root/../shared/goldens}
+GOLDENS=${GOLDENS:-$root/tests/data/goldens}
 . "$root/scripts/llamacpp-build.sh"
 
 # probe BUILD_DIR OUT: links the probe against one llama.cpp build
@@ -30,11 +30,11 @@ link_probe "$LLAMA_BUILD" "$probe"
 engines="chimera llama.cpp-fa-auto llama.cpp-fa-off"
 if [ "${AVX2:-0}" = 1 ]; then
   if [ ! -f "$CACHE/build-avx2/src/libllama.a" ]; then
-    "$CACHE/py/bin/cmake" -S "$LLAMA_SRC" -B "$CACHE/build-avx2" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=OFF \
+    cmake -S "$LLAMA_SRC" -B "$CACHE/build-avx2" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=OFF \
       -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_BMI2=ON \
       -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF \
       -DLLAMA_BUILD_TOOLS=OFF -DBUILD_SHARED_LIBS=OFF >&2
-    "$CACHE/py/bin/cmake" --build "$CACHE/build-avx2" --target llama -j"$(nproc)" >&2
+    cmake --build "$CACHE/build-avx2" --target llama -j"$(nproc)" >&2
   fi
   link_probe "$CACHE/build-avx2" "$CACHE/llamacpp-probe-avx2"
   engines="$engines llama.cpp-avx2-fa-auto"

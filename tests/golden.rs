@@ -1,4 +1,4 @@
-//! Parity with llama.cpp on the real gemma-3-270m Q4_K_M file (../shared/goldens).
+//! Parity with llama.cpp on the real gemma-3-270m Q4_K_M file (tests/data/goldens).
 
 use crate::util::*;
 use chimera::engine::{Engine, LoadOptions};

@@ -17,12 +17,10 @@ pub fn real_model() -> PathBuf {
     .clone()
 }
 
-/// The shared goldens folder beside the checkout.
+/// llama.cpp's reference outputs, carried in the repository (tests/data/goldens/README.md says
+/// where each file came from).
 pub fn goldens() -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let g = here.join("../shared/goldens");
-    assert!(g.is_dir(), "../shared/goldens must exist beside the checkout");
-    g
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/goldens")
 }
 
 pub fn read_json(p: &Path) -> serde_json::Value {
