@@ -2,6 +2,7 @@
 //! context policy, stop handling and timing fields.
 
 use crate::chat;
+use crate::constraint::{Constraint, Grammar, Vocab};
 use crate::error::{Error, Result};
 use crate::gguf::Gguf;
 use crate::model::{Model, State};
@@ -11,6 +12,7 @@ use crate::timing::{since, Timings};
 use crate::tokenizer::{TextStream, Tokenizer};
 use std::ops::Range;
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 /// Options fixed at load (Ollama's "runner" options).
@@ -24,12 +26,15 @@ pub struct LoadOptions {
     pub num_thread: usize,
     /// Slots offloaded to the GPU (−1 = automatic).
     pub num_gpu: i64,
+    /// Sliding-window layers keep every position, so that any cached prompt prefix can be reused
+    /// (llama.cpp's `--swa-full`); by default they keep a ring of window + num_batch.
+    pub swa_full: bool,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
         // ref: Ollama: num_ctx 4096 below 24 GiB of VRAM, num_batch 512, num_gpu −1, num_thread 0
-        LoadOptions { num_ctx: 4096, num_batch: 512, num_thread: 0, num_gpu: -1 }
+        LoadOptions { num_ctx: 4096, num_batch: 512, num_thread: 0, num_gpu: -1, swa_full: false }
     }
 }
 
@@ -59,7 +64,7 @@ impl LoadOptions {
 }
 
 /// Per-request options.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GenerateOptions {
     /// Tokens to generate; −1 = until a stop (capped at 10 × num_ctx, as Ollama).
     pub num_predict: i64,
@@ -73,6 +78,8 @@ pub struct GenerateOptions {
     /// Top-N log-probabilities per generated token (0 = none).
     pub logprobs: usize,
     pub sampler: SamplerOptions,
+    /// What the output must be (Ollama's `format`), compiled once per request.
+    pub grammar: Option<Grammar>,
 }
 
 impl Default for GenerateOptions {
@@ -86,6 +93,7 @@ impl Default for GenerateOptions {
             shift: true,
             logprobs: 0,
             sampler: SamplerOptions::default(),
+            grammar: None,
         }
     }
 }
@@ -124,7 +132,9 @@ pub struct Output {
 /// A model ready to generate.
 pub struct Engine {
     pub model: Model,
-    pub tokenizer: Tokenizer,
+    pub tokenizer: Arc<Tokenizer>,
+    /// The vocabulary compiled for structured outputs, built on the first request with a grammar.
+    vocab: OnceLock<Vocab>,
     pub plan: Plan,
     pub opts: LoadOptions,
     /// Notes from loading (clamped values, GPU requests on a CPU-only build).
@@ -144,7 +154,7 @@ impl Engine {
         let t0 = Instant::now();
         opts.validate()?;
         let gguf = Gguf::open(path)?;
-        let tokenizer = Tokenizer::from_gguf(&gguf)?;
+        let tokenizer = Arc::new(Tokenizer::from_gguf(&gguf)?);
         let sizes = sizes(&gguf)?;
         let model = Model::load(gguf)?;
         let mut warnings = vec![];
@@ -163,11 +173,13 @@ impl Engine {
                 opts.num_gpu
             ));
         }
-        let state = State::new(&model.cfg, opts.num_ctx, opts.num_batch, opts.threads());
+        let state =
+            State::new(&model.cfg, opts.num_ctx, opts.num_batch, opts.threads(), opts.swa_full);
         let mut engine = Engine {
             logits: vec![0.0; model.cfg.n_vocab],
             model,
             tokenizer,
+            vocab: OnceLock::new(),
             plan,
             opts,
             warnings,
@@ -202,11 +214,57 @@ impl Engine {
     /// Evaluates `tokens` from position 0 (in num_batch pieces) and keeps them as the context.
     fn eval_from_start(&mut self, tokens: &[u32]) -> Result<()> {
         self.ctx.clear();
+        self.eval_more(tokens)
+    }
+
+    /// Evaluates `tokens` after the current context, in num_batch pieces.
+    fn eval_more(&mut self, tokens: &[u32]) -> Result<()> {
         for chunk in tokens.chunks(self.opts.num_batch) {
             self.model.forward(&mut self.state, chunk, self.ctx.len())?;
             self.ctx.extend_from_slice(chunk);
         }
         Ok(())
+    }
+
+    /// How many leading tokens of `prompt` the cache already holds and can reuse: the longest
+    /// common prefix, less one (the last prompt token is always evaluated, for its logits), and
+    /// only while the sliding-window rings still hold it (see [`crate::kv_cache::KvCache::reusable`]).
+    pub fn reusable_prefix(&self, prompt: &[u32]) -> usize {
+        let common = self.ctx.iter().zip(prompt).take_while(|(a, b)| a == b).count();
+        let keep = common.min(prompt.len().saturating_sub(1));
+        if self.state.kv.reusable(keep, self.ctx.len()) {
+            keep
+        } else {
+            0
+        }
+    }
+
+    /// Evaluates a prompt, reusing the cached prefix it shares with the last request, and leaves
+    /// the logits of its last token in [`Engine::logits`]. Returns the number of reused tokens.
+    pub fn prefill(&mut self, prompt: &[u32]) -> Result<usize> {
+        if prompt.is_empty() {
+            return Err(Error::option("prompt", "\"\"", "it has no tokens"));
+        }
+        let keep = self.reusable_prefix(prompt);
+        self.ctx.truncate(keep);
+        self.eval_more(&prompt[keep..])?;
+        let last = (prompt.len() - keep - 1) % self.opts.num_batch;
+        self.model.logits(&mut self.state, last..last + 1, &mut self.logits);
+        Ok(keep)
+    }
+
+    /// The logits of the last evaluated token.
+    pub fn logits(&self) -> &[f32] {
+        &self.logits
+    }
+
+    /// The vocabulary compiled for structured outputs (built once, on first use).
+    pub fn vocab(&self) -> Result<&Vocab> {
+        if let Some(v) = self.vocab.get() {
+            return Ok(v);
+        }
+        let v = Vocab::new(self.tokenizer.clone())?;
+        Ok(self.vocab.get_or_init(|| v))
     }
 
     /// Evaluates `tokens` at positions `pos0..` (in num_batch pieces) after the first `pos0`
@@ -257,26 +315,21 @@ impl Engine {
         self.model.logits(&mut self.state, rows, out);
     }
 
-    /// Generates from prompt token ids, calling `on_text` with each piece of text as it becomes
-    /// final (stop strings are held back while they may still match, and trimmed).
-    pub fn generate(
-        &mut self,
+    /// The prompt as it will be evaluated: ids checked, and Ollama's truncation applied when it
+    /// exceeds num_ctx (keep num_keep, drop the oldest of the rest).
+    fn fit_prompt(
+        &self,
         prompt: &[u32],
         opts: &GenerateOptions,
-        on_text: &mut dyn FnMut(&str),
-    ) -> Result<Output> {
-        let t0 = Instant::now();
-        let load_ns = self.pending_load_ns.take().unwrap_or(0);
-        let num_ctx = self.opts.num_ctx;
-        let n_vocab = self.model.cfg.n_vocab;
-        let mut sampler = Sampler::new(opts.sampler.clone(), n_vocab, num_ctx)?;
+        warnings: &mut Vec<String>,
+    ) -> Result<Vec<u32>> {
+        let (num_ctx, n_vocab) = (self.opts.num_ctx, self.model.cfg.n_vocab);
         if prompt.is_empty() {
             return Err(Error::option("prompt", "\"\"", "it has no tokens"));
         }
         if let Some(&bad) = prompt.iter().find(|&&t| t as usize >= n_vocab) {
             return Err(Error::TokenId { id: bad, n_vocab });
         }
-        let mut warnings = vec![];
         let mut prompt = prompt.to_vec();
         if prompt.len() > num_ctx {
             if !opts.truncate {
@@ -291,92 +344,109 @@ impl Engine {
             ));
             prompt.drain(keep..keep + drop);
         }
-        prompt.iter().for_each(|&t| sampler.accept(t));
-        let mut t = Timings {
-            load_duration: load_ns,
-            prompt_eval_count: prompt.len() as u64,
-            ..Default::default()
+        Ok(prompt)
+    }
+
+    /// Makes room when the context is full: keep num_keep, discard half of the rest, evaluate
+    /// what remains again (ref: llama-server context shift). False when shifting is off.
+    fn shift_context(&mut self, opts: &GenerateOptions) -> Result<bool> {
+        if !opts.shift {
+            return Ok(false);
+        }
+        let keep = opts.num_keep.min(self.opts.num_ctx - 1);
+        let discard = ((self.ctx.len() - keep) / 2).max(1);
+        let mut kept = std::mem::take(&mut self.ctx);
+        kept.drain(keep..keep + discard);
+        self.eval_from_start(&kept)?;
+        Ok(true)
+    }
+
+    /// Generates from prompt token ids, calling `on_text` with each piece of text as it becomes
+    /// final (stop strings are held back while they may still match, and trimmed). A grammar in
+    /// the options masks every token it cannot take; generation stops when it is complete.
+    pub fn generate(
+        &mut self,
+        prompt: &[u32],
+        opts: &GenerateOptions,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Output> {
+        let t0 = Instant::now();
+        let load_ns = self.pending_load_ns.take().unwrap_or(0);
+        let num_ctx = self.opts.num_ctx;
+        let mut sampler = Sampler::new(opts.sampler.clone(), self.model.cfg.n_vocab, num_ctx)?;
+        let mut constraint = match &opts.grammar {
+            Some(g) => Some(Constraint::new(self.vocab()?, g)?),
+            None => None,
         };
+        let mut warnings = vec![];
+        let prompt = self.fit_prompt(prompt, opts, &mut warnings)?;
+        prompt.iter().for_each(|&t| sampler.accept(t));
+        let mut t = Timings { load_duration: load_ns, ..Default::default() };
 
         let t_prompt = Instant::now();
-        self.eval_from_start(&prompt)?;
-        let last = (prompt.len() - 1) % self.opts.num_batch;
-        self.model.logits(&mut self.state, last..last + 1, &mut self.logits);
+        let cached = self.prefill(&prompt)?;
         t.prompt_eval_duration = since(t_prompt);
+        t.prompt_cached_count = cached as u64;
+        t.prompt_eval_count = (prompt.len() - cached) as u64;
 
         let t_eval = Instant::now();
         let max_new =
             if opts.num_predict < 0 { 10 * num_ctx as u64 } else { opts.num_predict as u64 };
-        let mut ids = vec![];
-        let mut logprobs = vec![];
-        let mut stream = TextStream::default();
-        let mut held = String::new();
-        let mut response = String::new();
-        let mut done = DoneReason::Length;
-        while (ids.len() as u64) < max_new {
+        let mut out = Decoded::default();
+        while (out.ids.len() as u64) < max_new {
             if opts.logprobs > 0 {
-                logprobs.push(top_logprobs(&self.logits, opts.logprobs));
+                out.logprobs.push(top_logprobs(&self.logits, opts.logprobs));
             }
-            let id = sampler.sample(&self.logits);
+            let mask = match constraint.as_mut() {
+                Some(c) => Some(c.mask()?),
+                None => None,
+            };
+            let id = sampler.sample_masked(&self.logits, mask);
             sampler.accept(id);
-            if ids.is_empty() {
+            if out.ids.is_empty() {
                 t.ttft = load_ns + since(t0);
             }
-            ids.push(id);
-            if let Some(lp) = logprobs.last_mut() {
+            out.ids.push(id);
+            if let Some(lp) = out.logprobs.last_mut() {
                 lp.id = id;
                 lp.logprob = log_softmax_at(&self.logits, id);
             }
             if self.tokenizer.is_eog(id) {
-                done = DoneReason::Stop;
+                out.done = DoneReason::Stop;
                 break;
             }
-            held.push_str(&stream.push(&self.tokenizer, id));
-            if let Some(cut) = opts.stop.iter().filter_map(|s| held.find(s.as_str())).min() {
-                held.truncate(cut);
-                let n = held.len();
-                emit(&mut held, n, &mut response, on_text);
-                done = DoneReason::Stop;
+            if let Some(c) = constraint.as_mut() {
+                c.accept(id)?;
+            }
+            if out.push_text(&self.tokenizer, id, &opts.stop, on_text) {
+                out.done = DoneReason::Stop;
                 break;
             }
-            let hold = opts.stop.iter().map(|s| partial_suffix(&held, s)).max().unwrap_or(0);
-            let n = held.len() - hold;
-            emit(&mut held, n, &mut response, on_text);
-            if ids.len() as u64 >= max_new {
+            if constraint.as_ref().is_some_and(Constraint::is_stopped) {
+                out.done = DoneReason::Stop;
                 break;
             }
-            if self.ctx.len() == num_ctx {
-                if !opts.shift {
-                    break;
-                }
-                // ref: llama-server context shift: keep n_keep, discard half of the rest
-                let keep = opts.num_keep.min(num_ctx - 1);
-                let discard = ((self.ctx.len() - keep) / 2).max(1);
-                let mut kept = self.ctx.clone();
-                kept.drain(keep..keep + discard);
-                self.eval_from_start(&kept)?;
+            if out.ids.len() as u64 >= max_new {
+                break;
+            }
+            if self.ctx.len() == num_ctx && !self.shift_context(opts)? {
+                break;
             }
             self.model.forward(&mut self.state, &[id], self.ctx.len())?;
             self.ctx.push(id);
             self.model.logits(&mut self.state, 0..1, &mut self.logits);
         }
-        if done == DoneReason::Length || !held.is_empty() {
-            held.push_str(&stream.finish());
-            if !opts.stop.iter().any(|s| held.contains(s.as_str())) {
-                let n = held.len();
-                emit(&mut held, n, &mut response, on_text);
-            }
-        }
-        t.eval_count = ids.len() as u64;
+        out.finish(&opts.stop, on_text);
+        t.eval_count = out.ids.len() as u64;
         t.eval_duration = since(t_eval);
         t.total_duration = load_ns + since(t0);
         Ok(Output {
-            response,
+            response: out.response,
             prompt_ids: prompt,
-            ids,
-            done_reason: done,
+            ids: out.ids,
+            done_reason: out.done,
             timings: t,
-            logprobs,
+            logprobs: out.logprobs,
             warnings,
         })
     }
@@ -384,6 +454,64 @@ impl Engine {
     /// Placement of every block.
     pub fn placements(&self) -> &[Placement] {
         &self.plan.blocks
+    }
+}
+
+/// What a request has decoded so far: ids, text (stop strings held back while they may still
+/// match), log-probabilities and why it ended.
+struct Decoded {
+    ids: Vec<u32>,
+    logprobs: Vec<TokenLogprob>,
+    stream: TextStream,
+    held: String,
+    response: String,
+    done: DoneReason,
+}
+
+impl Default for Decoded {
+    fn default() -> Self {
+        Decoded {
+            ids: vec![],
+            logprobs: vec![],
+            stream: TextStream::default(),
+            held: String::new(),
+            response: String::new(),
+            done: DoneReason::Length,
+        }
+    }
+}
+
+impl Decoded {
+    /// Adds a token's text; true when a stop string ended the output.
+    fn push_text(
+        &mut self,
+        tok: &Tokenizer,
+        id: u32,
+        stop: &[String],
+        on_text: &mut dyn FnMut(&str),
+    ) -> bool {
+        self.held.push_str(&self.stream.push(tok, id));
+        if let Some(cut) = stop.iter().filter_map(|s| self.held.find(s.as_str())).min() {
+            self.held.truncate(cut);
+            let n = self.held.len();
+            emit(&mut self.held, n, &mut self.response, on_text);
+            return true;
+        }
+        let hold = stop.iter().map(|s| partial_suffix(&self.held, s)).max().unwrap_or(0);
+        let n = self.held.len() - hold;
+        emit(&mut self.held, n, &mut self.response, on_text);
+        false
+    }
+
+    /// Flushes held text at the end (a stop string that matched is never shown).
+    fn finish(&mut self, stop: &[String], on_text: &mut dyn FnMut(&str)) {
+        if self.done == DoneReason::Length || !self.held.is_empty() {
+            self.held.push_str(&self.stream.finish());
+            if !stop.iter().any(|s| self.held.contains(s.as_str())) {
+                let n = self.held.len();
+                emit(&mut self.held, n, &mut self.response, on_text);
+            }
+        }
     }
 }
 

@@ -46,6 +46,9 @@ pub enum Error {
     Template(String),
     #[error("tokenizer: {0}")]
     Tokenizer(String),
+    /// A structured-output grammar (JSON schema, Lark, regex) that cannot be compiled or followed.
+    #[error("grammar: {0}")]
+    Grammar(String),
 
     // === models and registry ===
     /// A model name or path could not be resolved; every source tried is listed.

@@ -18,34 +18,55 @@ pub struct KvCache {
     pub layers: Vec<LayerCache>,
     pub kv_dim: usize,
     pub num_ctx: usize,
+    /// The sliding window, where the model has one.
+    window: Option<usize>,
 }
 
 impl KvCache {
-    /// Allocates every layer for `num_ctx` positions and prompt batches of up to `n_batch`.
-    pub fn new(cfg: &Gemma3Config, num_ctx: usize, n_batch: usize) -> KvCache {
+    /// Allocates every layer for `num_ctx` positions and prompt batches of up to `n_batch`;
+    /// `swa_full` gives sliding layers every position too (llama.cpp's `--swa-full`), so that any
+    /// cached prefix can be reused.
+    pub fn new(cfg: &Gemma3Config, num_ctx: usize, n_batch: usize, swa_full: bool) -> KvCache {
         let kv_dim = cfg.kv_dim();
         let layers = (0..cfg.n_layer)
             .map(|l| {
-                let cells = Self::cells_for(cfg, l, num_ctx, n_batch);
+                let cells = Self::cells_for(cfg, l, num_ctx, n_batch, swa_full);
                 LayerCache { k: vec![0.0; cells * kv_dim], v: vec![0.0; cells * kv_dim], cells }
             })
             .collect();
-        KvCache { layers, kv_dim, num_ctx }
+        KvCache { layers, kv_dim, num_ctx, window: cfg.sliding_window }
     }
 
     /// Cells layer `l` needs (pure, so `show` can report sizes without allocating).
-    pub fn cells_for(cfg: &Gemma3Config, l: usize, num_ctx: usize, n_batch: usize) -> usize {
+    pub fn cells_for(
+        cfg: &Gemma3Config,
+        l: usize,
+        num_ctx: usize,
+        n_batch: usize,
+        swa_full: bool,
+    ) -> usize {
         match cfg.sliding_window {
-            Some(w) if !cfg.is_global(l) => (w + n_batch).min(num_ctx),
+            Some(w) if !cfg.is_global(l) && !swa_full => (w + n_batch).min(num_ctx),
             _ => num_ctx,
         }
     }
 
     /// Bytes the cache takes for a config (K and V, f32).
-    pub fn bytes_for(cfg: &Gemma3Config, num_ctx: usize, n_batch: usize) -> u64 {
+    pub fn bytes_for(cfg: &Gemma3Config, num_ctx: usize, n_batch: usize, swa_full: bool) -> u64 {
         (0..cfg.n_layer)
-            .map(|l| Self::cells_for(cfg, l, num_ctx, n_batch) as u64 * cfg.kv_dim() as u64 * 2 * 4)
+            .map(|l| {
+                let cells = Self::cells_for(cfg, l, num_ctx, n_batch, swa_full) as u64;
+                cells * cfg.kv_dim() as u64 * 2 * 4
+            })
             .sum()
+    }
+
+    /// Whether the first `keep` of `len` cached positions can be reused for a continuation:
+    /// every ring must still hold the `window − 1` positions before `keep`, which the positions
+    /// written after it (`keep..len`) may have overwritten.
+    pub fn reusable(&self, keep: usize, len: usize) -> bool {
+        let Some(w) = self.window else { return true };
+        self.layers.iter().all(|l| l.cells >= self.num_ctx || len - keep + w <= l.cells + 1)
     }
 
     /// Bytes held.
@@ -88,14 +109,26 @@ mod tests {
     #[test]
     fn sliding_layers_are_rings_global_layers_span_num_ctx() {
         let c = cfg();
-        let kv = KvCache::new(&c, 4096, 512);
+        let kv = KvCache::new(&c, 4096, 512, false);
         assert_eq!(kv.layers[5].cells, 4096);
         assert_eq!(kv.layers[11].cells, 4096);
         assert_eq!(kv.layers[0].cells, 1024);
         assert_eq!(kv.cell(0, 1025), 1);
         assert_eq!(kv.cell(5, 1025), 1025);
-        assert_eq!(kv.bytes(), KvCache::bytes_for(&c, 4096, 512));
-        // a small context caps the ring
-        assert_eq!(KvCache::cells_for(&c, 0, 256, 512), 256);
+        assert_eq!(kv.bytes(), KvCache::bytes_for(&c, 4096, 512, false));
+        // a small context caps the ring; swa_full makes every layer linear
+        assert_eq!(KvCache::cells_for(&c, 0, 256, 512, false), 256);
+        assert_eq!(KvCache::cells_for(&c, 0, 4096, 512, true), 4096);
+    }
+
+    /// A ring of 1024 cells and a window of 512: a prefix stays reusable while at most 513
+    /// positions were written after it.
+    #[test]
+    fn prefixes_are_reusable_while_the_ring_holds_their_window() {
+        let c = cfg();
+        let kv = KvCache::new(&c, 4096, 512, false);
+        assert!(kv.reusable(1000, 1513));
+        assert!(!kv.reusable(1000, 1514));
+        assert!(KvCache::new(&c, 4096, 512, true).reusable(10, 4000));
     }
 }

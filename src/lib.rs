@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod bench;
 pub mod chat;
+pub mod constraint;
 pub mod engine;
 pub mod error;
 pub mod gguf;
@@ -20,6 +21,8 @@ pub mod quant;
 pub mod quantize;
 pub mod registry;
 pub mod sampler;
+pub mod stamp;
+pub mod stats;
 pub mod synthetic;
 pub mod timing;
 pub mod tokenizer;

@@ -3,7 +3,8 @@
 //! Order and stage semantics are llama.cpp's (src/llama-sampling.cpp, the chain current Ollama runs);
 //! option names and defaults are Ollama's (api/types.go DefaultOptions, repeat_penalty 1.1 as
 //! Ollama ≤ v0.32.9). Top-p and min-p see temperature-1 probabilities because temperature comes
-//! last. The candidate buffer is allocated once, at construction.
+//! last. A constraint's mask (structured outputs) comes before every stage. The candidate buffer
+//! is allocated once, at construction.
 
 use crate::error::{Error, Result};
 
@@ -145,10 +146,24 @@ impl Sampler {
 
     /// Picks the next token from raw logits.
     pub fn sample(&mut self, logits: &[f32]) -> u32 {
+        self.sample_masked(logits, None)
+    }
+
+    /// Picks the next token among those a constraint allows (`mask`: bit `i % 32` of word
+    /// `i / 32`), the mask applied before every other stage. Penalties change each token's logit
+    /// on its own, so applying them first and dropping masked tokens after gives the same chain.
+    pub fn sample_masked(&mut self, logits: &[f32], mask: Option<&[u32]>) -> u32 {
         self.cand.clear();
         self.cand
             .extend(logits.iter().enumerate().map(|(i, &l)| Candidate { id: i as u32, logit: l }));
         self.apply_penalties();
+        if let Some(m) = mask {
+            self.cand.retain(|c| crate::constraint::allowed(m, c.id));
+            if self.cand.is_empty() {
+                // invariant: the constraint refuses an empty mask before it reaches here
+                return 0;
+            }
+        }
         let o = self.opts.clone();
         if o.temperature <= 0.0 {
             // ref: llama_sampler_temp_apply: t ≤ 0 keeps only the arg-max

@@ -9,8 +9,10 @@ pub struct Timings {
     pub total_duration: u64,
     /// Reading the GGUF, building the model, allocating the cache and the warm-up forward.
     pub load_duration: u64,
-    /// Prompt tokens evaluated.
+    /// Prompt tokens evaluated (those reused from the cache are not counted, as Ollama).
     pub prompt_eval_count: u64,
+    /// Prompt tokens whose K/V were reused from the previous request (llama.cpp's cache_prompt).
+    pub prompt_cached_count: u64,
     /// First prompt batch dispatched → logits of the last prompt token available.
     pub prompt_eval_duration: u64,
     /// Tokens sampled, the terminating end-of-generation token included.

@@ -180,6 +180,17 @@ impl Tokenizer {
         }
     }
 
+    /// Whether a token is a control token, which prints nothing (BOS, EOS, turn markers, unused
+    /// slots): what grammar engines treat as special.
+    pub fn is_control(&self, id: u32) -> bool {
+        match self {
+            Tokenizer::Spm(s) => {
+                s.types.get(id as usize).is_none_or(|t| matches!(*t, CONTROL | UNKNOWN | UNUSED))
+            }
+            Tokenizer::Hf(t, _) => t.decode(&[id], true).map_or(true, |s| s.is_empty()),
+        }
+    }
+
     /// The vocabulary text of a token (`▁` kept), for `--json` listings.
     pub fn token_text(&self, id: u32) -> String {
         match self {

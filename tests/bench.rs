@@ -117,7 +117,7 @@ fn synthetic_model_loads_benches_and_generates() {
         TensorType::Q5_0,
         "llama.cpp's fallback for 640-wide rows"
     );
-    let o = run(&["run", p.to_str().unwrap(), "hello", "--num-predict", "4", "--format", "json"]);
+    let o = run(&["run", p.to_str().unwrap(), "hello", "--num-predict", "4", "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["ids"].as_array().unwrap().len(), 4);

@@ -25,8 +25,7 @@ fn tiny_model_loads_and_generates() {
         "5",
         "--temperature",
         "0",
-        "--format",
-        "json",
+        "--json",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -178,8 +177,7 @@ fn fixed_seed_repeats_and_temperature_zero_is_greedy() {
             "Once upon a time",
             "--num-predict",
             "16",
-            "--format",
-            "json",
+            "--json",
             "--num-thread",
             "2",
         ];
@@ -211,8 +209,7 @@ fn stop_strings_are_trimmed_and_end_with_stop() {
         "40",
         "--stop",
         "France.",
-        "--format",
-        "json",
+        "--json",
         "--logprobs",
         "3",
     ]);
@@ -237,8 +234,7 @@ fn long_prompt_is_truncated_with_a_warning_or_refused() {
         "128",
         "--num-predict",
         "4",
-        "--format",
-        "json",
+        "--json",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("warning: the prompt has"));
@@ -260,8 +256,7 @@ fn context_shift_continues_past_num_ctx_and_no_shift_stops() {
             "32",
             "--num-predict",
             "48",
-            "--format",
-            "json",
+            "--json",
             "--seed",
             "1",
         ];
@@ -312,7 +307,7 @@ fn chat_templates_are_applied() {
         serde_json::from_slice(&o.stdout).unwrap()
     };
     let run = |prompt: &str, raw: bool| {
-        let mut a = vec!["run", path, prompt, "--num-predict", "1", "--format", "json"];
+        let mut a = vec!["run", path, prompt, "--num-predict", "1", "--json"];
         if raw {
             a.push("--raw");
         }

@@ -150,8 +150,7 @@ fn greedy_generation_follows_llama_cpp_up_to_near_ties() {
             "1",
             "--num-predict",
             &n,
-            "--format",
-            "json",
+            "--json",
         ]);
         assert!(o.status.success(), "{}", stderr(&o));
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();

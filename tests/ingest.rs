@@ -44,6 +44,23 @@ fn corpus() -> (tempfile::TempDir, Facts) {
     (d, facts)
 }
 
+/// The corpus's files with extension `ext`.
+fn artifact_files(ext: &str) -> Vec<PathBuf> {
+    let mut out = vec![];
+    let mut stack = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/artifacts")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == ext) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
 fn series<'a>(f: &'a Facts, file: &str, column: &str) -> &'a chimera::agent::ingest::Series {
     f.series
         .iter()
@@ -55,30 +72,64 @@ fn series<'a>(f: &'a Facts, file: &str, column: &str) -> &'a chimera::agent::ing
 fn counts_and_unreadable_files() {
     let (_d, f) = corpus();
     let t = &f.files;
-    assert_eq!((t.total, t.by_type.csv, t.by_type.json, t.by_type.md), (18, 9, 6, 3));
+    assert_eq!((t.total, t.by_type.csv, t.by_type.json, t.by_type.md), (21, 12, 6, 3));
     assert_eq!(t.ignored, 2, "notes.txt and session.ncu-rep");
-    assert_eq!(t.by_dir.get("reports"), Some(&13));
+    assert_eq!(t.by_dir.get("reports"), Some(&16));
     assert_eq!(t.by_dir.get("csv_data"), Some(&3));
     assert_eq!(t.by_dir.get("artifacts"), Some(&2));
     assert_eq!(t.unreadable.len(), 1);
     assert_eq!(t.unreadable[0].path, "reports/profiling/ncu_ollama_raw.csv");
     assert_eq!(t.unreadable[0].reason, "not UTF-8 or UTF-16 text");
-    assert_eq!(t.bytes, 6703);
+    let on_disk: u64 = ["csv", "json", "md"]
+        .iter()
+        .flat_map(|e| artifact_files(e))
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    assert_eq!(t.bytes, on_disk);
     assert_eq!(t.md_headings, 6, "1 + 2 (one mid-line, newlines collapsed) + 3");
-    assert_eq!(f.series.len(), 68);
+    // twins: same data in two formats, and a summary derived from its raw file
+    let twins: Vec<(&str, &str, &str)> =
+        f.twins.iter().map(|w| (w.file.as_str(), w.of.as_str(), w.relation.as_str())).collect();
+    assert_eq!(
+        twins,
+        vec![
+            (
+                "reports/compilation/conv_bench_20251008-120000.md",
+                "reports/compilation/conv_bench_20251008-120000.json",
+                "same data"
+            ),
+            (
+                "reports/gemma3/gemma3_baseline.json",
+                "reports/gemma3/gemma3_baseline.csv",
+                "same data"
+            ),
+            (
+                "reports/gemma3/gemma3_param_tuning_summary.csv",
+                "reports/gemma3/gemma3_param_tuning.csv",
+                "derived summary"
+            ),
+        ]
+    );
 }
 
 #[test]
 fn latest_modified_per_type() {
     let (_d, f) = corpus();
-    // sorted order: 0 artifacts/rust_multiagent_summary.csv … 19 reports/profiling/session.ncu-rep;
-    // the last CSV is reports/profiling/ncu_summary.csv (k = 18), the last MD
-    // reports/ollama/ollama_benchmark_summary.md (k = 16), the last JSON
-    // reports/ollama/20251114-101500/prompt_suite_summary.json (k = 15, a week older)
-    assert_eq!(f.latest_modified.csv.as_deref(), Some("2025-11-14T18:00:00Z"));
-    assert_eq!(f.latest_modified.md.as_deref(), Some("2025-11-14T16:00:00Z"));
-    assert_eq!(f.latest_modified.json.as_deref(), Some("2025-11-07T15:00:00Z"));
+    // sorted order: 0 artifacts/rust_multiagent_summary.csv … 22 reports/profiling/session.ncu-rep;
+    // the last CSV is reports/profiling/ncu_summary.csv (k = 21), the last MD
+    // reports/ollama/ollama_benchmark_summary.md (k = 19), the last JSON
+    // reports/ollama/20251114-101500/prompt_suite_summary.json (k = 18, a week older)
+    assert_eq!(f.latest_modified.csv.as_deref(), Some("2025-11-14T21:00:00Z"));
+    assert_eq!(f.latest_modified.md.as_deref(), Some("2025-11-14T19:00:00Z"));
+    assert_eq!(f.latest_modified.json.as_deref(), Some("2025-11-07T18:00:00Z"));
     assert_eq!(f.latest_modified.overall, f.latest_modified.csv);
+    // the data's own stamps, not the mtimes: the earliest is conv_bench's generated_at (and its
+    // name), the latest the suite's last row
+    let ts = &f.time_span;
+    assert_eq!(ts.data, Some(("2025-10-08T12:00:00Z".into(), "2025-11-14T10:16:00Z".into())));
+    assert_eq!(ts.names, Some(("2025-10-08T12:00:00Z".into(), "2025-11-14T10:15:00Z".into())));
+    // mtimes of the artifacts (session.ncu-rep, k = 22, is not one)
+    assert_eq!(ts.mtimes, Some(("2025-11-07T03:00:00Z".into(), "2025-11-14T21:00:00Z".into())));
 }
 
 #[test]
@@ -90,7 +141,13 @@ fn series_statistics() {
     assert!((s.sd - 1.2909944487358056).abs() < 1e-12);
     // failed rows (error text, all-zero metrics) are counted, not averaged in
     let s = series(&f, "reports/ollama/20251114-101500/prompt_suite_runs.csv", "tokens_s");
-    assert_eq!((s.n, s.n_failed, s.mean, s.min, s.max), (3, 1, 270.0, 240.0, 300.0));
+    assert_eq!((s.n, s.n_failed, s.mean, s.min, s.max), (5, 1, 266.0, 262.0, 270.0));
+    let s = series(
+        &f,
+        "reports/ollama/20251114-101500/prompt_suite_summary.json",
+        "models[].mean_ttft_s",
+    );
+    assert_eq!((s.n, s.n_null), (1, 1), "a null is missing, not a value");
     let s = series(&f, "csv_data/baseline_performance_summary.csv", "Generation Time (ms)");
     assert_eq!((s.n, s.n_failed, s.mean, s.sd), (3, 1, 3600.0, 800.0));
     let s = series(&f, "reports/gemma3/gemma3_baseline.json", "results[].ttft_s");
@@ -102,7 +159,7 @@ fn series_statistics() {
 }
 
 #[test]
-fn sweeps_cold_starts_and_gaps() {
+fn sweeps_failures_and_gaps() {
     let (_d, f) = corpus();
     let sw = f.sweeps.iter().find(|s| s.file == "reports/gemma3/gemma3_param_tuning.csv").unwrap();
     assert_eq!(sw.configs, 4);
@@ -112,9 +169,25 @@ fn sweeps_cold_starts_and_gaps() {
     assert_eq!(sw.best_ttft.as_ref().unwrap().value, 0.125);
     assert_eq!(sw.throughput_spread, Some(51.5));
     assert_eq!(sw.spread_exceeds_noise, Some(true));
-    let c = f.cold_starts.iter().find(|c| c.file == "reports/gemma3/gemma3_baseline.csv").unwrap();
-    assert_eq!((c.cold_rows, c.warm_rows, c.cold_mean_ttft), (1, 3, Some(2.3)));
-    assert!((c.warm_mean_ttft.unwrap() - 0.13).abs() < 1e-12);
+    // every failed row with its error text (or none, when it failed silently)
+    let fails: Vec<(&str, usize, Option<&str>)> =
+        f.failures.iter().map(|x| (x.file.as_str(), x.row, x.message.as_deref())).collect();
+    assert_eq!(
+        fails,
+        vec![
+            ("csv_data/baseline_performance_summary.csv", 4, None),
+            (
+                "reports/gemma3/gemma3_param_tuning.csv",
+                13,
+                Some("Failed to connect to Ollama: connection refused")
+            ),
+            (
+                "reports/ollama/20251114-101500/prompt_suite_runs.csv",
+                3,
+                Some("WinError 10061: Failed to connect to Ollama")
+            ),
+        ]
+    );
     let kinds: Vec<(&str, &str)> =
         f.gaps.iter().map(|g| (g.path.as_str(), g.kind.as_str())).collect();
     assert!(kinds.contains(&("reports/llama3/baseline_ml_metrics.json", "empty file")));

@@ -12,6 +12,12 @@ mod cli;
 /// `ingest` facts on examples/artifacts, and robustness to random bytes.
 mod ingest;
 
+/// `findings` on examples/artifacts: every finding, with statistics checked against scipy's.
+mod findings;
+
+/// Structured outputs, grounded decoding and the prompt cache on the real model.
+mod constraint;
+
 /// `analyze`: the report agent end to end, its refusals and its grounding check.
 mod agent;
 

@@ -146,9 +146,11 @@ pub fn check(text: &str, known: &Known) -> Vec<Unverified> {
     }
     for (t, at, decimals) in numbers(text) {
         // parts of dates were checked as dates
-        if found_dates.iter().any(|d| {
-            text[at.saturating_sub(8)..(at + t.len() + 6).min(text.len())].contains(d.as_str())
-        }) {
+        let lo = (0..=at.saturating_sub(8)).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+        let hi = ((at + t.len() + 6).min(text.len())..=text.len())
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(text.len());
+        if found_dates.iter().any(|d| text[lo..hi].contains(d.as_str())) {
             continue;
         }
         let Ok(x) = t.replace(',', "").parse::<f64>() else { continue };
@@ -166,6 +168,106 @@ pub fn check(text: &str, known: &Known) -> Vec<Unverified> {
             out.push(Unverified { text: t, context: around(text, at) });
         }
     }
+    out
+}
+
+/// Words that give a number its unit ("12 ms", "3 rows", "2.5 ×").
+const UNITS: &[&str] = &[
+    "%",
+    "tok/s",
+    "t/s",
+    "ms",
+    "s",
+    "ns",
+    "seconds",
+    "second",
+    "minutes",
+    "minute",
+    "hours",
+    "hour",
+    "days",
+    "day",
+    "weeks",
+    "months",
+    "month",
+    "years",
+    "rows",
+    "row",
+    "files",
+    "file",
+    "artifacts",
+    "tokens",
+    "bytes",
+    "×",
+    "x",
+    "times",
+    "runs",
+    "run",
+    "prompts",
+    "settings",
+    "records",
+    "stamps",
+    "series",
+    "sweeps",
+    "configs",
+    "gb",
+    "mb",
+    "kb",
+    "gib",
+    "mib",
+];
+
+/// Each number of `text` with the unit word right after it, if the next word is one.
+pub fn number_units(text: &str) -> Vec<(String, Option<String>)> {
+    numbers(text)
+        .into_iter()
+        .map(|(n, at, _)| {
+            let rest = text[at + n.len()..].trim_start();
+            let word: String = rest
+                .chars()
+                .take_while(|c| !c.is_whitespace() && !matches!(c, ',' | ';' | ')' | '(' | ':'))
+                .collect();
+            let word = word.trim_end_matches('.').to_lowercase();
+            let unit = UNITS.contains(&word.as_str()).then_some(word);
+            (n, unit)
+        })
+        .collect()
+}
+
+/// Numbers of model text written with a unit that the same number never has in `sources` (the
+/// facts and findings it was given): "7.458 months" where the findings say "df = 7.458".
+pub fn check_units(text: &str, sources: &[&str]) -> Vec<Unverified> {
+    let known: Vec<(String, Option<String>)> =
+        sources.iter().flat_map(|s| number_units(s)).collect();
+    let mut out = vec![];
+    for (n, unit) in number_units(text) {
+        let Some(u) = unit else { continue };
+        if !known.iter().any(|(k, ku)| *k == n && ku.as_deref() == Some(u.as_str())) {
+            let at = text.find(&n).unwrap_or(0);
+            out.push(Unverified { text: format!("{n} {u}"), context: around(text, at) });
+        }
+    }
+    out
+}
+
+/// The number strings of a text as a grammar may allow them: dates whole (YYYY-MM-DD, never
+/// their parts), every other number as written.
+pub fn allowed_numbers(text: &str) -> Vec<String> {
+    let ds = dates(text);
+    let mut out: Vec<String> = ds.clone();
+    let spans: Vec<(usize, usize)> = ds
+        .iter()
+        .flat_map(|d| {
+            text.match_indices(d.as_str()).map(|(i, m)| (i, i + m.len())).collect::<Vec<_>>()
+        })
+        .collect();
+    for (n, at, _) in numbers(text) {
+        if !spans.iter().any(|&(a, b)| at >= a && at < b) {
+            out.push(n);
+        }
+    }
+    out.sort();
+    out.dedup();
     out
 }
 
@@ -198,6 +300,27 @@ mod tests {
         let text = "1. gemma3 on Q4_K_M, three points; data from 2025-11-14, not 2024-01-02; in 2025, not 2023.";
         let bad: Vec<String> = check(text, &known()).into_iter().map(|u| u.text).collect();
         assert_eq!(bad, vec!["2024-01-02", "2023"]);
+    }
+
+    #[test]
+    fn non_ascii_text_around_numbers() {
+        let k = Known { values: vec![17.7], dates: vec!["2025-11-14".into()] };
+        assert!(check("ttft 17.7× the warm median, ×× 2025-11-14 ×", &k).is_empty());
+    }
+
+    #[test]
+    fn units_must_match_the_sources() {
+        let src = ["df = 7.458; throughput fell 11.2 % over 6 runs"];
+        let bad: Vec<String> =
+            check_units("a length of 7.458 months and 11.2 % over 6 runs, 6 rows", &src)
+                .into_iter()
+                .map(|u| u.text)
+                .collect();
+        assert_eq!(bad, vec!["7.458 months", "6 rows"]);
+        assert_eq!(
+            allowed_numbers("from 2025-10-08 to 2025-11-14, 14 stamps"),
+            vec!["14", "2025-10-08", "2025-11-14"]
+        );
     }
 
     #[test]

@@ -1,9 +1,15 @@
-//! Report rendering: the Markdown shapes users of the original know, with tables from the facts and
-//! metrics from the engine's timing records; and the SVG chart of per-call throughput and TTFT.
+//! Report rendering: the Markdown shapes users of the original know, built on the findings —
+//! the Executive Summary is the top findings, Key Findings all of them with their evidence,
+//! Recommendations and Risks follow from them — with the computed tables, the model's grounded
+//! narrative where it passed the check, metrics from the engine's timing records, and the SVG
+//! chart of per-call throughput and TTFT.
 
+use super::advice;
+use super::findings::{p_text, pct, Finding};
 use super::grounding::Unverified;
 use super::ingest::Facts;
-use super::{facts_text, fmt, Analysis, Delta, LlmCall, Stat, COLLECTOR_PERSONA, INSIGHT_PERSONA};
+use super::narrative::{COLLECTOR_PERSONA, INSIGHT_PERSONA};
+use super::{facts_text, fmt, Analysis, Delta, LlmCall, Stat};
 use std::fmt::Write as _;
 
 /// Wall-clock seconds of the workflow stages.
@@ -15,46 +21,17 @@ pub struct Workflow {
     pub total_seconds: f64,
 }
 
-const SECTIONS: [(&str, &[&str]); 4] = [
-    ("Executive Summary", &["executive summary", "summary"]),
-    ("Key Findings", &["key findings", "findings"]),
-    ("Recommendations", &["recommendation"]),
-    ("Risks", &["risk"]),
-];
-
-/// Splits model text at headings naming the four sections; text before any heading is summary.
-fn split_sections(text: &str) -> [String; 4] {
-    let mut out: [String; 4] = Default::default();
-    let mut cur = 0;
-    for line in text.lines() {
-        let l = line.trim().trim_start_matches(['#', '*', ' ']).to_ascii_lowercase();
-        let is_heading = line.trim_start().starts_with('#')
-            || line.trim_start().starts_with("**")
-            || l.len() < 40;
-        let hit = SECTIONS.iter().position(|(_, keys)| {
-            keys.iter().any(|k| {
-                l.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.' || c == ' ')
-                    .starts_with(k)
-            })
-        });
-        match hit {
-            Some(i) if is_heading => cur = i,
-            _ => {
-                out[cur].push_str(line);
-                out[cur].push('\n');
-            }
-        }
-    }
-    out.map(|s| s.trim().to_string())
+/// What every report of one analysis shares.
+pub struct Context<'a> {
+    pub facts: &'a Facts,
+    pub findings: &'a [Finding],
+    pub model: &'a str,
+    pub date: &'a str,
+    pub workflow: &'a Workflow,
 }
 
-fn or_note(s: &str) -> String {
-    if s.is_empty() {
-        "_The model wrote no separate section here; see the Executive Summary._".into()
-    } else {
-        s.to_string()
-    }
-}
+/// Findings the Executive Summary lists.
+pub const SUMMARY_FINDINGS: usize = 5;
 
 fn ms(x: f64) -> String {
     format!("{x:.2}")
@@ -76,26 +53,82 @@ fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
-/// The technical report for one analysis (the last run's agent text).
-pub fn render_report(
-    facts: &Facts,
-    a: &Analysis,
-    model: &str,
-    date: &str,
-    workflow: &Workflow,
-    unverified: &[Unverified],
-) -> String {
-    let last = a.runs.last();
-    let inventory = last.map_or("", |r| r.inventory.as_str());
-    let [summary, findings, recs, risks] = split_sections(last.map_or("", |r| r.insight.as_str()));
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// The technical report for one analysis (the last run's model text).
+pub fn render_report(c: &Context, a: &Analysis, unverified: &[Unverified]) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# Technical Report: {} Analysis\n", a.label);
-    let _ = writeln!(s, "**Date:** {date}  ");
-    let _ = writeln!(s, "**Model:** {model}  ");
+    let _ = writeln!(s, "**Date:** {}  ", c.date);
+    let _ = writeln!(s, "**Model:** {}  ", c.model);
     let _ = writeln!(s, "**Agent Type:** {} (DataCollector-9000 → InsightAgent)  ", a.label);
     let _ = writeln!(s, "**Configuration:** {}\n\n---\n", a.configuration);
-    let _ = writeln!(s, "## Executive Summary\n\n{}\n", or_note(&summary));
-    let _ = writeln!(s, "## Data Ingestion Summary\n\n{}\n", or_note(inventory));
+    let last = a.runs.last().cloned().unwrap_or_default();
+    executive_summary(&mut s, c, a, &last.insight);
+    ingestion(&mut s, c.facts, &last.inventory, a);
+    performance(&mut s, c);
+    key_findings(&mut s, c.findings, &last.commentary);
+    recommendations(&mut s, c.findings);
+    appendix(&mut s, a, unverified);
+    let t = &c.facts.files;
+    let w = c.workflow;
+    let _ = writeln!(s, "---\n\n## Workflow Summary\n");
+    let _ = writeln!(
+        s,
+        "- Files analyzed: {} ({} csv, {} json, {} md)",
+        t.total, t.by_type.csv, t.by_type.json, t.by_type.md
+    );
+    let _ = writeln!(s, "- Findings: {} (computed, no model)", c.findings.len());
+    let _ = writeln!(
+        s,
+        "- Execution time: {:.2} s total (ingest {:.2} s | analysis {:.2} s | report {:.2} s)\n",
+        w.total_seconds, w.ingest_seconds, w.analysis_seconds, w.report_seconds
+    );
+    let _ = writeln!(s, "### Data Summary\n\n```text\n{}```\n", facts_text(c.facts));
+    render_metrics(&mut s, a);
+    let _ = writeln!(
+        s,
+        "## Persona Prompt\n\n```text\n{COLLECTOR_PERSONA}\n```\n\n```text\n{INSIGHT_PERSONA}\n```"
+    );
+    s
+}
+
+fn executive_summary(s: &mut String, c: &Context, a: &Analysis, model_summary: &str) {
+    let _ = writeln!(s, "## Executive Summary\n");
+    let _ = writeln!(s, "_Every number and conclusion in this list is computed from the artifacts; F-numbers refer to Key Findings._\n");
+    if c.findings.is_empty() {
+        let _ = writeln!(s, "The artifacts support no finding.\n");
+    }
+    for (i, f) in c.findings.iter().take(SUMMARY_FINDINGS).enumerate() {
+        let _ = writeln!(s, "{}. **{} ({}).** {}", i + 1, f.id, f.kind.label(), f.sentence);
+    }
+    let _ = writeln!(s);
+    let rejected = a
+        .rejected
+        .iter()
+        .any(|r| r.stage == "insight" && Some(r.run_number) == a.runs.last().map(|x| x.run_number));
+    let note = format!(
+        "**Model summary** ({}, decoded under a grammar that admits only the findings' numbers and the facts' names):",
+        c.model
+    );
+    if !model_summary.is_empty() {
+        let _ = writeln!(s, "{note}\n\n> {}\n", model_summary.replace('\n', " "));
+    } else if rejected {
+        let _ = writeln!(s, "{note} it failed the grounding check and is in the Appendix; the computed findings above stand.\n");
+    } else {
+        let _ = writeln!(s, "{note} the model wrote none.\n");
+    }
+}
+
+fn ingestion(s: &mut String, facts: &Facts, inventory: &str, a: &Analysis) {
+    let _ = writeln!(s, "## Data Ingestion Summary\n");
+    if !inventory.is_empty() {
+        let _ = writeln!(s, "The collector's inventory (model text, grounded):\n\n{inventory}\n");
+    } else if a.rejected.iter().any(|r| r.stage == "collector") {
+        let _ = writeln!(s, "_The collector's inventory failed the grounding check (see the Appendix); the computed inventory follows._\n");
+    }
     let t = &facts.files;
     let lm = &facts.latest_modified;
     let _ = writeln!(s, "| Type | Files | Latest modified (UTC) |\n|---|---|---|");
@@ -115,20 +148,68 @@ pub fn render_report(
         t.skipped.len(),
         t.unreadable.len()
     );
+    let span = |x: &Option<(String, String)>| {
+        x.as_ref().map_or("none".into(), |(a, b)| format!("{a} to {b}"))
+    };
+    let ts = &facts.time_span;
+    let _ = writeln!(
+        s,
+        "Time span: {} by {} stamps inside the data, {} by {} stamps in file and folder names; file mtimes {} (a checkout resets them).",
+        span(&ts.data),
+        ts.data_stamps,
+        span(&ts.names),
+        ts.name_stamps,
+        span(&ts.mtimes)
+    );
     for u in &t.unreadable {
         let _ = writeln!(s, "- unreadable: `{}` ({})", u.path, u.reason);
     }
-    let _ = writeln!(s, "\n## Performance Analysis\n\n_Every table in this section is computed from the artifacts, not written by the model._\n");
-    let _ = writeln!(s, "### Measurements\n\n| File | Column | Unit | n | Failed | Mean | SD | Min | Max | p50 | p95 |\n|---|---|---|---|---|---|---|---|---|---|---|");
+    for w in &facts.twins {
+        let _ = writeln!(s, "- counted once: `{}` repeats `{}` ({})", w.file, w.of, w.relation);
+    }
+    let _ = writeln!(s);
+}
+
+fn performance(s: &mut String, c: &Context) {
+    let facts = c.facts;
+    let _ = writeln!(s, "## Performance Analysis\n\n_Every table in this section is computed from the artifacts, not written by the model._\n");
+    let cmp: Vec<&Finding> = c.findings.iter().filter(|f| f.comparison.is_some()).collect();
+    if !cmp.is_empty() {
+        let _ = writeln!(s, "### Comparisons\n\n| Finding | Metric | Baseline | Candidate | Change | 95 % CI | Welch | Mann–Whitney | Verdict |\n|---|---|---|---|---|---|---|---|---|");
+        for f in cmp {
+            let Some(x) = &f.comparison else { continue };
+            let side = |y: &super::findings::Side| {
+                format!("{}: {} (n = {})", cell(&y.label), super::findings::num(y.mean), y.n)
+            };
+            let ci = x
+                .ci95_percent
+                .map_or("-".into(), |(lo, hi)| format!("{} % to {} %", pct(lo), pct(hi)));
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} % | {ci} | {} | {} | {} |",
+                f.id,
+                cell(&x.metric),
+                side(&x.baseline),
+                side(&x.candidate),
+                pct(x.change_percent),
+                x.welch.map_or("-".into(), |w| p_text(w.p)),
+                x.mann_whitney.map_or("-".into(), |m| p_text(m.p)),
+                f.kind.label()
+            );
+        }
+        let _ = writeln!(s);
+    }
+    let _ = writeln!(s, "### Measurements\n\n| File | Column | Unit | n | Failed | Missing | Mean | SD | Min | Max | p50 | p95 |\n|---|---|---|---|---|---|---|---|---|---|---|---|");
     for x in &facts.series {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             x.file,
-            x.column,
+            cell(&x.column),
             x.unit.as_deref().unwrap_or("-"),
             x.n,
             x.n_failed,
+            x.n_null,
             fmt(x.mean),
             fmt(x.sd),
             fmt(x.min),
@@ -138,14 +219,14 @@ pub fn render_report(
         );
     }
     if !facts.sweeps.is_empty() {
-        let _ = writeln!(s, "\n### Parameter sweeps\n\n| File | Configs | Best throughput | Worst throughput | Best TTFT | Worst TTFT | Spread | Beyond run-to-run noise |\n|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(s, "\n### Parameter sweeps\n\n| File | Configs | Best throughput | Worst throughput | Best TTFT | Worst TTFT | Spread |\n|---|---|---|---|---|---|---|");
         let cv = |c: &Option<super::ingest::ConfigValue>| {
             c.as_ref().map_or("-".into(), |c| format!("{} ({})", fmt(c.value), c.config))
         };
         for w in &facts.sweeps {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} |",
                 w.file,
                 w.configs,
                 cv(&w.best_throughput),
@@ -153,26 +234,6 @@ pub fn render_report(
                 cv(&w.best_ttft),
                 cv(&w.worst_ttft),
                 w.throughput_spread.map_or("-".into(), fmt),
-                w.spread_exceeds_noise.map_or("unknown (no repeats)", |b| if b {
-                    "yes"
-                } else {
-                    "no"
-                })
-            );
-        }
-    }
-    if !facts.cold_starts.is_empty() {
-        let _ = writeln!(s, "\n### Cold and warm starts\n\n| File | Cold rows | Cold mean TTFT | Warm rows | Warm mean TTFT |\n|---|---|---|---|---|");
-        for c in &facts.cold_starts {
-            let o = |x: Option<f64>| x.map_or("-".into(), fmt);
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} |",
-                c.file,
-                c.cold_rows,
-                o(c.cold_mean_ttft),
-                c.warm_rows,
-                o(c.warm_mean_ttft)
             );
         }
     }
@@ -182,12 +243,82 @@ pub fn render_report(
             let _ = writeln!(s, "- `{}`: {} ({})", g.path, g.kind, g.detail);
         }
     }
-    let _ = writeln!(s, "\n## Key Findings\n\n{}\n", or_note(&findings));
-    let _ = writeln!(s, "## Recommendations\n\n{}\n", or_note(&recs));
-    let _ = writeln!(s, "## Appendix\n\n### Risks and mitigations\n\n{}\n", or_note(&risks));
-    let _ = writeln!(s, "### Unverified figures\n");
+    let _ = writeln!(s);
+}
+
+fn key_findings(s: &mut String, found: &[Finding], commentary: &[(String, String)]) {
+    let _ = writeln!(s, "## Key Findings\n");
+    if found.is_empty() {
+        let _ = writeln!(s, "The artifacts support no finding.\n");
+    }
+    for f in found {
+        let _ = writeln!(s, "### {} · {}\n\n{}\n", f.id, f.kind.label(), f.sentence);
+        let _ = writeln!(s, "- Evidence: {}", f.evidence);
+        if !f.files.is_empty() {
+            let files: Vec<String> = f.files.iter().map(|x| format!("`{x}`")).collect();
+            let _ = writeln!(s, "- Files: {}", files.join(", "));
+        }
+        if let Some((_, c)) = commentary.iter().find(|(id, _)| *id == f.id) {
+            let _ = writeln!(s, "- Commentary (model, grounded): {c}");
+        }
+        let _ = writeln!(s);
+    }
+}
+
+fn recommendations(s: &mut String, found: &[Finding]) {
+    let _ = writeln!(s, "## Recommendations\n");
+    let recs = advice::recommendations(found);
+    if recs.is_empty() {
+        let _ = writeln!(s, "The findings call for no change.\n");
+    }
+    for (i, r) in recs.iter().enumerate() {
+        let _ = writeln!(s, "{}. {} (rests on {})", i + 1, r.text, r.rests_on.join(", "));
+    }
+    let _ = writeln!(s, "\n## Risks and Mitigations\n");
+    let risks = advice::risks(found);
+    if risks.is_empty() {
+        let _ = writeln!(s, "The findings show no risk.\n");
+        return;
+    }
+    let _ = writeln!(s, "| Risk | Mitigation | Rests on |\n|---|---|---|");
+    for r in risks {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} |",
+            cell(&r.risk),
+            cell(&r.mitigation),
+            r.rests_on.join(", ")
+        );
+    }
+    let _ = writeln!(s);
+}
+
+fn appendix(s: &mut String, a: &Analysis, unverified: &[Unverified]) {
+    let _ = writeln!(s, "## Appendix\n\n### Model text that failed the grounding check\n");
+    let last = a.runs.last().map_or(0, |r| r.run_number);
+    let rejected: Vec<_> = a.rejected.iter().filter(|r| r.run_number == last).collect();
+    if rejected.is_empty() {
+        let _ = writeln!(s, "None: all model text in the body passed the check.\n");
+    }
+    for r in rejected {
+        let mut why: Vec<String> = r
+            .unverified
+            .iter()
+            .map(|u| format!("`{}` matches nothing in the facts", u.text))
+            .collect();
+        why.extend(r.contradiction.clone());
+        let about = r.finding.as_deref().map_or(String::new(), |f| format!(" on {f}"));
+        let _ = writeln!(
+            s,
+            "- {}{about}: \"{}\" — {}",
+            r.stage,
+            r.text.replace('\n', " "),
+            why.join("; ")
+        );
+    }
+    let _ = writeln!(s, "\n### Unverified figures\n");
     if unverified.is_empty() {
-        let _ = writeln!(s, "Every number and date in the model-written text matches the facts or the measured metrics.\n");
+        let _ = writeln!(s, "None: every number and date in the model-written text matches the facts or the measured metrics.\n");
     } else {
         let _ = writeln!(s, "{} figure(s) in the model-written text match nothing in the facts or the measured metrics:\n", unverified.len());
         for u in unverified {
@@ -195,33 +326,17 @@ pub fn render_report(
         }
         s.push('\n');
     }
-    let _ = writeln!(s, "---\n\n## Workflow Summary\n");
-    let _ = writeln!(
-        s,
-        "- Files analyzed: {} ({} csv, {} json, {} md)",
-        t.total, t.by_type.csv, t.by_type.json, t.by_type.md
-    );
-    let _ = writeln!(
-        s,
-        "- Execution time: {:.2} s total (ingest {:.2} s | analysis {:.2} s | report {:.2} s)\n",
-        workflow.total_seconds,
-        workflow.ingest_seconds,
-        workflow.analysis_seconds,
-        workflow.report_seconds
-    );
-    let _ = writeln!(s, "### Data Summary\n\n```text\n{}```\n", facts_text(facts));
-    render_metrics(&mut s, a);
-    let _ = writeln!(
-        s,
-        "## Persona Prompt\n\n```text\n{COLLECTOR_PERSONA}\n```\n\n```text\n{INSIGHT_PERSONA}\n```"
-    );
-    s
 }
 
 fn render_metrics(s: &mut String, a: &Analysis) {
     let m = &a.aggregate_metrics;
     let _ = writeln!(s, "## Metrics\n");
     let _ = writeln!(s, "Measured by the engine on the warm calls (the warm-up call is reported as the cold start and kept out):\n");
+    let _ = writeln!(
+        s,
+        "- Prompt tokens: {} evaluated, {} reused from the cache (the shared block of facts and findings)",
+        m.sum_prompt_eval_count, m.sum_prompt_cached_count
+    );
     let _ = writeln!(
         s,
         "- Throughput: {} tok/s (mean ± sample sd of eval_count / eval_duration per call)",
@@ -261,13 +376,15 @@ fn render_metrics(s: &mut String, a: &Analysis) {
     if m.failed_calls > 0 {
         let _ = writeln!(s, "- Failed or zero-token calls (excluded): {}", m.failed_calls);
     }
-    let _ = writeln!(s, "\n| Run | Stage | TTFT (ms) | Throughput (tok/s) | Tokens | Duration (ms) | Failed |\n|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "\n| Run | Stage | Prompt eval / cached | TTFT (ms) | Throughput (tok/s) | Tokens | Duration (ms) | Failed |\n|---|---|---|---|---|---|---|---|");
     for c in &a.llm_calls {
+        let stage = c.finding.as_ref().map_or(c.stage.clone(), |f| format!("{} {f}", c.stage));
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {stage} | {} / {} | {} | {} | {} | {} | {} |",
             c.run_number,
-            c.stage,
+            c.metrics.prompt_eval_count,
+            c.metrics.prompt_cached_count,
             ms(c.metrics.ttft_ms),
             ms(c.metrics.throughput_tokens_per_sec),
             c.metrics.tokens_generated,
@@ -370,19 +487,4 @@ pub fn svg_chart(calls: &[LlmCall]) -> String {
     );
     s.push_str("</svg>\n");
     s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn insight_text_splits_at_section_headings() {
-        let t = "Intro line\n## Key Findings\n- a\n**Recommendations**\n1. b\n### Risks\n| r | m |";
-        let [sum, f, r, k] = split_sections(t);
-        assert_eq!(
-            (sum.as_str(), f.as_str(), r.as_str(), k.as_str()),
-            ("Intro line", "- a", "1. b", "| r | m |")
-        );
-    }
 }

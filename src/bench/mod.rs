@@ -241,6 +241,7 @@ pub fn run(
                 num_batch: c.n_batch,
                 num_thread: c.threads,
                 num_gpu: c.num_gpu,
+                swa_full: false,
             };
             let engine = Engine::load(&path, opts)?;
             loaded = Some(Loaded { key: key_owned, engine, path, synthetic });
@@ -315,7 +316,7 @@ fn run_case(
         n_gen: c.n_gen,
         n_depth: c.depth,
         test: name.to_string(),
-        test_time: crate::agent::ingest::rfc3339(std::time::SystemTime::now()),
+        test_time: crate::stamp::rfc3339(std::time::SystemTime::now()),
         avg_ns: avg_ns.round() as u64,
         stddev_ns: sd_ns.round() as u64,
         avg_ts,
@@ -326,8 +327,8 @@ fn run_case(
 }
 
 fn mean_sd(v: &[f64]) -> (f64, f64) {
-    let (mean, sd, ..) = crate::agent::ingest::stats(v);
-    (mean, sd)
+    let s = crate::stats::Summary::of(v).unwrap_or_default();
+    (s.mean, s.sd)
 }
 
 /// llama.cpp's model type string, e.g. "gemma3 270M Q4_K - Medium".

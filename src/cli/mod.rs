@@ -1,6 +1,7 @@
 //! The command line: clap definitions, one function per subcommand, and all printing.
 
 use anyhow::{Context, Result};
+use chimera::constraint::Grammar;
 use chimera::engine::{Engine, GenerateOptions, LoadOptions, Output};
 use chimera::gguf::{Gguf, TensorType};
 use chimera::kv_cache::KvCache;
@@ -211,6 +212,7 @@ impl LoadArgs {
             num_batch: self.num_batch,
             num_thread: self.num_thread,
             num_gpu: self.num_gpu,
+            swa_full: false,
         }
     }
 }
@@ -280,6 +282,26 @@ impl GenArgs {
                 frequency_penalty: self.frequency_penalty,
                 seed: self.seed,
             },
+            grammar: None,
+        }
+    }
+}
+
+/// The grammar `--format` or `--grammar` asks for; a file that cannot be read or parsed is named.
+fn grammar(format: Option<&str>, lark: Option<&std::path::Path>) -> Result<Option<Grammar>> {
+    if let Some(p) = lark {
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("--grammar {}", p.display()))?;
+        return Ok(Some(Grammar::Lark(text)));
+    }
+    match format {
+        None => Ok(None),
+        Some("json") => Ok(Some(Grammar::Json)),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("--format {path}"))?;
+            let schema: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("--format {path}: not a JSON schema: {e}"))?;
+            Ok(Some(Grammar::JsonSchema(schema)))
         }
     }
 }
@@ -299,10 +321,17 @@ pub struct RunArgs {
     /// Print Ollama's statistics block to stderr.
     #[arg(long)]
     pub verbose: bool,
-    /// `json`: print one JSON object at the end instead of streaming text.
-    #[arg(long, value_parser = ["json"])]
+    /// Print one JSON object at the end (response, ids, done_reason, every timing field) instead
+    /// of streaming text.
+    #[arg(long)]
+    pub json: bool,
+    /// The output's format, as Ollama's `format`: `json` (any JSON value) or a JSON schema file.
+    #[arg(long, value_name = "json|SCHEMA.json", conflicts_with = "grammar")]
     pub format: Option<String>,
-    /// With --format json: per generated token, its logprob and the top-N alternatives.
+    /// A Lark grammar file the output must follow (llguidance's Lark dialect).
+    #[arg(long, value_name = "FILE")]
+    pub grammar: Option<PathBuf>,
+    /// With --json: per generated token, its logprob and the top-N alternatives.
     #[arg(long, default_value_t = 0)]
     pub logprobs: usize,
     #[command(flatten)]
@@ -417,7 +446,8 @@ fn load(model: &str, opts: LoadOptions) -> Result<Engine> {
 }
 
 fn run_cmd(a: RunArgs) -> Result<()> {
-    let opts = a.gen.options(a.logprobs);
+    let mut opts = a.gen.options(a.logprobs);
+    opts.grammar = grammar(a.format.as_deref(), a.grammar.as_deref())?;
     opts.sampler.validate()?;
     a.load.options().validate()?;
     let prompt_ids: Option<Vec<u32>> = match &a.prompt_ids {
@@ -442,14 +472,22 @@ fn run_cmd(a: RunArgs) -> Result<()> {
         (None, Some(t)) => engine.prompt_ids(&t, a.raw)?,
         (None, None) => unreachable!("one of the two is set above"),
     };
-    let json = a.format.is_some();
+    let json = a.json;
     let mut stdout = std::io::stdout().lock();
-    let out = engine.generate(&ids, &opts, &mut |piece| {
-        if !json {
-            let _ = stdout.write_all(piece.as_bytes());
-            let _ = stdout.flush();
-        }
-    })?;
+    let out = engine
+        .generate(&ids, &opts, &mut |piece| {
+            if !json {
+                let _ = stdout.write_all(piece.as_bytes());
+                let _ = stdout.flush();
+            }
+        })
+        .map_err(|e| match (&e, &a.grammar, &a.format) {
+            (chimera::Error::Grammar(_), Some(p), _) => {
+                anyhow::anyhow!("--grammar {}: {e}", p.display())
+            }
+            (chimera::Error::Grammar(_), None, Some(f)) => anyhow::anyhow!("--format {f}: {e}"),
+            _ => e.into(),
+        })?;
     for w in &out.warnings {
         eprintln!("warning: {w}");
     }
@@ -499,7 +537,7 @@ fn show(a: ShowArgs) -> Result<()> {
     }
     let n_params: u64 = g.tensors.iter().map(|t| t.n_elements()).sum();
     let num_ctx = a.num_ctx.min(cfg.context_length);
-    let kv = KvCache::bytes_for(&cfg, num_ctx, 512.min(num_ctx));
+    let kv = KvCache::bytes_for(&cfg, num_ctx, 512.min(num_ctx), false);
     if a.json {
         let v = serde_json::json!({
             "file": path, "file_size": g.file_size, "gguf_version": g.version,
@@ -580,6 +618,7 @@ fn perplexity(a: PerplexityArgs) -> Result<()> {
         num_batch: a.num_ctx,
         num_thread: a.num_thread,
         num_gpu: -1,
+        swa_full: false,
     };
     opts.validate()?;
     let mut engine = load(&a.model, opts)?;
@@ -637,38 +676,24 @@ fn list() -> Result<()> {
 fn ingest(a: IngestArgs) -> Result<()> {
     let opts = chimera::agent::ingest::IngestOptions { max_file_bytes: a.max_file_bytes };
     let f = chimera::agent::ingest::ingest(&a.dir, &opts)?;
+    let found = chimera::agent::findings::findings(&f);
     if a.json {
-        outln!("{}", serde_json::to_string_pretty(&f)?);
+        let mut v = serde_json::to_value(&f)?;
+        v["findings"] = serde_json::to_value(&found)?;
+        outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
     let t = &f.files;
     outln!(
-        "{}: {} artifacts ({} csv, {} json, {} md), {} bytes; {} ignored, {} skipped, {} unreadable",
-        f.root, t.total, t.by_type.csv, t.by_type.json, t.by_type.md, t.bytes, t.ignored, t.skipped.len(), t.unreadable.len()
+        "{}: {} artifacts ({} csv, {} json, {} md), {} bytes; {} ignored, {} skipped, {} unreadable; {} series, {} sweeps, {} failed rows",
+        f.root, t.total, t.by_type.csv, t.by_type.json, t.by_type.md, t.bytes, t.ignored, t.skipped.len(),
+        t.unreadable.len(), f.series.len(), f.sweeps.len(), f.failures.len()
     );
-    for u in &t.unreadable {
-        outln!("  unreadable {}: {}", u.path, u.reason);
-    }
-    outln!(
-        "{} series, {} sweeps, {} cold-start tables, {} gaps",
-        f.series.len(),
-        f.sweeps.len(),
-        f.cold_starts.len(),
-        f.gaps.len()
-    );
-    for s in &f.series {
-        outln!(
-            "  {} {} [{}]: n={} failed={} mean={:.4} sd={:.4} min={} max={}",
-            s.file,
-            s.column,
-            s.unit.as_deref().unwrap_or("-"),
-            s.n,
-            s.n_failed,
-            s.mean,
-            s.sd,
-            s.min,
-            s.max
-        );
+    outln!("{} findings (ranked):", found.len());
+    let w = found.iter().map(|x| x.kind.label().len()).max().unwrap_or(4);
+    outln!("{:<4} {:<w$}  FINDING", "ID", "KIND");
+    for x in &found {
+        outln!("{:<4} {:<w$}  {}", x.id, x.kind.label(), x.sentence);
     }
     Ok(())
 }

@@ -437,14 +437,21 @@ pub struct State {
 }
 
 impl State {
-    /// Allocates everything a forward over up to `max_batch` tokens in `num_ctx` positions needs.
-    pub fn new(cfg: &Gemma3Config, num_ctx: usize, max_batch: usize, threads: usize) -> State {
+    /// Allocates everything a forward over up to `max_batch` tokens in `num_ctx` positions needs
+    /// (`swa_full`: sliding layers keep every position, see [`KvCache::new`]).
+    pub fn new(
+        cfg: &Gemma3Config,
+        num_ctx: usize,
+        max_batch: usize,
+        threads: usize,
+        swa_full: bool,
+    ) -> State {
         let z = |n: usize| vec![0f32; n];
         let nb = max_batch;
         let max_k = cfg.n_embd.max(cfg.n_ff).max(cfg.q_dim());
         State {
             pool: Pool::new(threads),
-            kv: KvCache::new(cfg, num_ctx, nb),
+            kv: KvCache::new(cfg, num_ctx, nb, swa_full),
             max_batch: nb,
             mm: MatmulScratch::new(nb, max_k),
             x: z(nb * cfg.n_embd),

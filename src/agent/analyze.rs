@@ -1,0 +1,416 @@
+//! `analyze`, the workflow: ingest → findings → the agents on the engine (grounded, the shared
+//! block cached) → the grounding check → the report folder (report.md, metrics.json, chart.svg;
+//! with `compare`, the baseline's report and the comparison), written atomically.
+
+use super::findings::{self, Finding};
+use super::grounding::{self, Known};
+use super::ingest::{self, Facts, IngestOptions};
+use super::narrative::{self, Prompt, Style};
+use super::render::{self, Workflow};
+use super::{Aggregate, Analysis, CallMetrics, Event, LlmCall, Rejected, RunText};
+use crate::engine::{DoneReason, Engine, GenerateOptions, LoadOptions};
+use crate::error::{Error, Result};
+use crate::stamp;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Findings the model writes one sentence of commentary on.
+pub const COMMENTARY_FINDINGS: usize = 3;
+
+/// Tokens each stage may write when num_predict is unlimited: a base model may never end.
+const BUDGET: [(&str, i64); 3] = [("collector", 96), ("insight", 128), ("commentary", 48)];
+
+/// One analysis to run.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub dir: PathBuf,
+    pub out: PathBuf,
+    /// Allow the output folder inside the analysed folder.
+    pub allow_inside: bool,
+    pub max_file_bytes: u64,
+    pub model_path: PathBuf,
+    /// The model as the user named it (for the report).
+    pub model_name: String,
+    pub load: LoadOptions,
+    pub gen: GenerateOptions,
+    pub runs: usize,
+    pub label: String,
+    /// The configuration line (see [`super::describe`]).
+    pub configuration: String,
+    /// Also run Ollama's defaults as a baseline and write the comparison.
+    pub compare: bool,
+}
+
+/// What was written.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Outcome {
+    pub out_dir: PathBuf,
+    pub files: Vec<String>,
+    pub findings: usize,
+    pub unverified_figures: usize,
+    pub aggregate_metrics: Aggregate,
+    pub workflow: Workflow,
+    pub delta: Option<super::Delta>,
+}
+
+/// The nearest existing ancestor, canonicalized, with the rest appended.
+fn absolute(p: &Path) -> PathBuf {
+    let p = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(p)
+    };
+    let mut base = p.clone();
+    let mut rest = vec![];
+    while !base.exists() {
+        match (base.file_name(), base.parent()) {
+            (Some(n), Some(parent)) => {
+                rest.push(n.to_os_string());
+                base = parent.to_path_buf();
+            }
+            _ => break,
+        }
+    }
+    let mut out = base.canonicalize().unwrap_or(base);
+    out.extend(rest.iter().rev());
+    out
+}
+
+/// Refusals before any work: an output folder inside the input or already there, no runs.
+fn check(job: &Job) -> Result<()> {
+    if job.runs == 0 {
+        return Err(Error::option("runs", 0, "must be ≥ 1"));
+    }
+    if absolute(&job.out).starts_with(absolute(&job.dir)) && !job.allow_inside {
+        return Err(Error::option(
+            "out",
+            job.out.display(),
+            &format!(
+                "inside the analysed folder {}; pass --allow-inside to write there",
+                job.dir.display()
+            ),
+        ));
+    }
+    if job.out.exists() {
+        return Err(Error::option("out", job.out.display(), "already exists"));
+    }
+    Ok(())
+}
+
+/// Runs the whole workflow.
+pub fn run(job: &Job, progress: &mut dyn FnMut(Event)) -> Result<Outcome> {
+    let t0 = Instant::now();
+    check(job)?;
+    let now = std::time::SystemTime::now();
+    let facts = ingest::ingest(&job.dir, &IngestOptions { max_file_bytes: job.max_file_bytes })?;
+    if facts.files.total == 0 {
+        return Err(Error::option(
+            "dir",
+            job.dir.display(),
+            "no artifacts (csv, json or md files) to analyze",
+        ));
+    }
+    let found = findings::findings(&facts);
+    let ingest_seconds = t0.elapsed().as_secs_f64();
+    progress(Event::Ingested { facts: &facts, findings: found.len(), seconds: ingest_seconds });
+    let t_an = Instant::now();
+    let baseline = if job.compare {
+        let load = LoadOptions { num_thread: job.load.num_thread, ..LoadOptions::default() };
+        let gen =
+            GenerateOptions { num_predict: job.gen.num_predict, ..GenerateOptions::default() };
+        let mut engine = load_engine(&job.model_path, load, progress)?;
+        Some(agents(
+            &mut engine,
+            &facts,
+            &found,
+            &gen,
+            job.runs,
+            "Baseline",
+            "Ollama defaults",
+            progress,
+        )?)
+    } else {
+        None
+    };
+    let mut engine = load_engine(&job.model_path, job.load.clone(), progress)?;
+    let main = agents(
+        &mut engine,
+        &facts,
+        &found,
+        &job.gen,
+        job.runs,
+        &job.label,
+        &job.configuration,
+        progress,
+    )?;
+    let analysis_seconds = t_an.elapsed().as_secs_f64();
+
+    let t_rep = Instant::now();
+    let date = stamp::rfc3339(now)[..10].to_string();
+    let unverified: Vec<grounding::Unverified> = main
+        .rejected
+        .iter()
+        .filter(|r| r.run_number == job.runs)
+        .flat_map(|r| r.unverified.clone())
+        .collect();
+    let mut workflow = Workflow { ingest_seconds, analysis_seconds, ..Default::default() };
+    workflow.report_seconds = t_rep.elapsed().as_secs_f64();
+    workflow.total_seconds = t0.elapsed().as_secs_f64();
+    let ctx = render::Context {
+        facts: &facts,
+        findings: &found,
+        model: &job.model_name,
+        date: &date,
+        workflow: &workflow,
+    };
+    let report = render::render_report(&ctx, &main, &unverified);
+    let delta =
+        baseline.as_ref().map(|b| super::delta(&b.aggregate_metrics, &main.aggregate_metrics));
+    let metrics = serde_json::json!({
+        "benchmark_type": "chimera_analyze",
+        "model": job.model_name,
+        "timestamp": stamp::rfc3339(now),
+        "folder": job.dir,
+        "configuration": job.configuration,
+        "runs": job.runs,
+        "findings": found,
+        "llm_calls": main.llm_calls,
+        "aggregate_metrics": main.aggregate_metrics,
+        "workflow": workflow,
+        "unverified_figures": {"count": unverified.len(), "items": unverified},
+        "rejected_model_text": main.rejected,
+        "baseline": baseline.as_ref().map(|b| serde_json::json!({"llm_calls": b.llm_calls, "aggregate_metrics": b.aggregate_metrics, "configuration": b.configuration})),
+        "delta": delta,
+    });
+    let mut files: Vec<(String, Vec<u8>)> = vec![
+        ("report.md".into(), report.into_bytes()),
+        (
+            "metrics.json".into(),
+            serde_json::to_string_pretty(&metrics).unwrap_or_default().into_bytes(),
+        ),
+        ("chart.svg".into(), render::svg_chart(&main.llm_calls).into_bytes()),
+    ];
+    if let (Some(b), Some(d)) = (&baseline, &delta) {
+        files.push((
+            "comparison_report.md".into(),
+            render::render_comparison(b, &main, d, &job.model_name, &date).into_bytes(),
+        ));
+        let bu: Vec<_> = b.rejected.iter().flat_map(|r| r.unverified.clone()).collect();
+        files.push(("baseline_report.md".into(), render::render_report(&ctx, b, &bu).into_bytes()));
+    }
+    write_folder(&job.out, &files)?;
+    Ok(Outcome {
+        out_dir: job.out.clone(),
+        files: files.into_iter().map(|f| f.0).collect(),
+        findings: found.len(),
+        unverified_figures: unverified.len(),
+        aggregate_metrics: main.aggregate_metrics,
+        workflow,
+        delta,
+    })
+}
+
+fn load_engine(path: &Path, opts: LoadOptions, progress: &mut dyn FnMut(Event)) -> Result<Engine> {
+    let engine = Engine::load(path, opts)?;
+    engine.warnings.iter().for_each(|w| progress(Event::Warning(w)));
+    Ok(engine)
+}
+
+/// Writes every file into a fresh folder beside `out`, then renames it into place: a failure
+/// leaves no partial output.
+fn write_folder(out: &Path, files: &[(String, Vec<u8>)]) -> Result<()> {
+    let tmp = PathBuf::from(format!("{}.tmp-{}", out.display(), std::process::id()));
+    let write = || -> Result<()> {
+        if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        for (name, body) in files {
+            crate::atomic_write(&tmp.join(name), |w| w.write_all(body))?;
+        }
+        std::fs::rename(&tmp, out).map_err(|e| Error::io(out, e))
+    };
+    write().inspect_err(|_| {
+        let _ = std::fs::remove_dir_all(&tmp);
+    })
+}
+
+/// The numbers and dates the model's text may state: the facts, the findings, and the engine's
+/// measurements of this analysis.
+pub fn known(facts: &Facts, found: &[Finding], calls: &[LlmCall]) -> Known {
+    let mut measured: Vec<f64> = vec![facts.files.total as f64];
+    for c in calls {
+        let m = &c.metrics;
+        measured.extend([
+            m.ttft_ms,
+            m.throughput_tokens_per_sec,
+            m.total_duration_ms,
+            m.tokens_generated as f64,
+        ]);
+    }
+    let mut k = Known::from_facts(facts, &measured);
+    for f in found {
+        k.values.extend(f.numbers.iter().filter_map(|n| n.replace(',', "").parse::<f64>().ok()));
+        k.dates.extend(grounding::dates(&f.sentence));
+    }
+    k
+}
+
+/// The warm-up call (reported as the cold start; it also fills the cache with the shared block),
+/// then `runs` × (collector, insight, commentary on the top findings).
+#[allow(clippy::too_many_arguments)]
+pub fn agents(
+    engine: &mut Engine,
+    facts: &Facts,
+    found: &[Finding],
+    opts: &GenerateOptions,
+    runs: usize,
+    label: &str,
+    configuration: &str,
+    progress: &mut dyn FnMut(Event),
+) -> Result<Analysis> {
+    if runs == 0 {
+        return Err(Error::option("runs", 0, "must be ≥ 1"));
+    }
+    let t0 = Instant::now();
+    let style =
+        if engine.tokenizer.chat_template().is_some() { Style::Chat } else { Style::Completion };
+    let shared = narrative::shared_block(&super::facts_text(facts), found);
+    let top: Vec<&Finding> = found.iter().take(narrative::PROMPT_FINDINGS).collect();
+    let names = narrative::names_in(found);
+    let facts_text = super::facts_text(facts);
+    let inventory_numbers = grounding::allowed_numbers(&facts_text);
+    let top_text: String = top.iter().map(|f| format!("{} {}\n", f.sentence, f.evidence)).collect();
+    let top_numbers = grounding::allowed_numbers(&top_text);
+    let mut sources: Vec<String> =
+        found.iter().map(|f| format!("{} {}", f.sentence, f.evidence)).collect();
+    sources.push(facts_text.clone());
+    let known = Checker { known: known(facts, found, &[]), sources };
+    let mut a =
+        Analysis { label: label.into(), configuration: configuration.into(), ..Default::default() };
+    let mut call = Caller { engine, opts, progress, calls: &mut a.llm_calls };
+    let collector = narrative::collector(style, &shared);
+    let g = narrative::grounding_grammar(&inventory_numbers, &names, 5, true);
+    call.go(0, "warmup", None, &collector, g.clone(), 1)?;
+    for run in 1..=runs {
+        let mut text = RunText { run_number: run, ..Default::default() };
+        let inv = call.go(run, "collector", None, &collector, g.clone(), budget("collector"))?;
+        let inv = format!("{} {inv}", narrative::started(style, narrative::INVENTORY_START));
+        text.inventory = keep(&mut a.rejected, &known, (run, "collector", None), inv.trim(), None);
+        let p = narrative::insight(style, &shared, &text.inventory);
+        let g = narrative::grounding_grammar(&top_numbers, &names, 1, false);
+        let summary = call.go(run, "insight", None, &p, g, budget("insight"))?;
+        let summary = format!("{} {summary}", narrative::started(style, narrative::SUMMARY_START));
+        text.insight = keep(&mut a.rejected, &known, (run, "insight", None), summary.trim(), None);
+        for f in found.iter().take(COMMENTARY_FINDINGS) {
+            let p = narrative::commentary(style, &shared, f);
+            let g = narrative::grounding_grammar(
+                &grounding::allowed_numbers(&format!("{} {}", f.sentence, f.evidence)),
+                &names,
+                1,
+                false,
+            );
+            let c = call.go(run, "commentary", Some(&f.id), &p, g, budget("commentary"))?;
+            let c =
+                keep(&mut a.rejected, &known, (run, "commentary", Some(&f.id)), &c, Some(f.kind));
+            if !c.is_empty() {
+                text.commentary.push((f.id.clone(), c));
+            }
+        }
+        a.runs.push(text);
+    }
+    (call.progress)(Event::Done);
+    a.aggregate_metrics = Aggregate::of(&a.llm_calls);
+    a.analysis_seconds = t0.elapsed().as_secs_f64();
+    Ok(a)
+}
+
+fn budget(stage: &str) -> i64 {
+    BUDGET.iter().find(|b| b.0 == stage).map_or(64, |b| b.1)
+}
+
+/// The text when it passes the grounding check (and, for a commentary, does not contradict the
+/// kind of its finding); otherwise "" and the text goes to `rejected` with the reason.
+fn keep(
+    rejected: &mut Vec<Rejected>,
+    known: &Checker,
+    (run, stage, finding): (usize, &str, Option<&str>),
+    text: &str,
+    kind: Option<findings::Kind>,
+) -> String {
+    let text = text.trim();
+    let mut bad = grounding::check(text, &known.known);
+    let sources: Vec<&str> = known.sources.iter().map(String::as_str).collect();
+    bad.extend(grounding::check_units(text, &sources));
+    let contradiction = kind.and_then(|k| narrative::contradiction(k, text));
+    if bad.is_empty() && contradiction.is_none() {
+        return text.to_string();
+    }
+    rejected.push(Rejected {
+        run_number: run,
+        stage: stage.into(),
+        finding: finding.map(String::from),
+        text: text.into(),
+        unverified: bad,
+        contradiction,
+    });
+    String::new()
+}
+
+/// What model text is checked against: the known values and the texts that gave them units.
+struct Checker {
+    known: Known,
+    sources: Vec<String>,
+}
+
+/// Runs one agent call and records it.
+struct Caller<'a, 'b> {
+    engine: &'a mut Engine,
+    opts: &'a GenerateOptions,
+    progress: &'a mut dyn FnMut(Event<'b>),
+    calls: &'a mut Vec<LlmCall>,
+}
+
+impl Caller<'_, '_> {
+    fn go(
+        &mut self,
+        run: usize,
+        stage: &'static str,
+        finding: Option<&str>,
+        p: &Prompt,
+        grammar: crate::constraint::Grammar,
+        stage_budget: i64,
+    ) -> Result<String> {
+        (self.progress)(Event::Stage { run, stage });
+        let ids = self.engine.prompt_ids(&p.text, !p.chat)?;
+        let mut opts = self.opts.clone();
+        opts.grammar = Some(grammar);
+        opts.num_predict = match opts.num_predict {
+            n if n < 0 => stage_budget,
+            n => n.min(stage_budget.max(1)),
+        };
+        let mut n = 0;
+        let progress = &mut self.progress;
+        let out = self.engine.generate(&ids, &opts, &mut |_| {
+            n += 1;
+            progress(Event::Tokens { n });
+        })?;
+        let text = match out.done_reason {
+            DoneReason::Length if stage != "warmup" => narrative::complete_part(&out.response),
+            _ => out.response.as_str(),
+        };
+        let response = text.trim().to_string();
+        self.calls.push(LlmCall {
+            run_number: run,
+            stage: stage.into(),
+            finding: finding.map(String::from),
+            prompt: p.text.clone(),
+            response: response.clone(),
+            metrics: CallMetrics::from(&out.timings),
+            failed: stage != "warmup" && (out.timings.eval_count == 0 || response.is_empty()),
+            timings: out.timings,
+        });
+        Ok(response)
+    }
+}
