@@ -3,9 +3,9 @@
 //! at the model's shapes. The CPU engine's results are complete when a call returns, so timing
 //! needs no device synchronization.
 
+use chimera::backend::cpu::quant::{matmul, quantize, MatmulScratch, QWeight};
 use chimera::gguf::TensorType;
 use chimera::pool::Pool;
-use chimera::quant::{matmul, quantize, MatmulScratch, QWeight};
 use chimera::sampler::{Sampler, SamplerOptions};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
@@ -51,8 +51,8 @@ fn matvec_threads(c: &mut Criterion, threads: usize) {
             unsafe { std::slice::from_raw_parts_mut(aligned.as_mut_ptr() as *mut u8, bytes.len()) };
         view.copy_from_slice(&bytes);
         // repacked as the model repacks its blocks' Q4_0/Q5_0/Q8_0 weights
-        let x8 = chimera::quant::x8::can_repack(ty, rows, cols)
-            .then(|| chimera::quant::x8::repack(ty, rows, cols, view));
+        let x8 = chimera::backend::cpu::quant::x8::can_repack(ty, rows, cols)
+            .then(|| chimera::backend::cpu::quant::x8::repack(ty, rows, cols, view));
         let w = QWeight { ty, rows, cols, data: view, x8: x8.as_deref() };
         let x = data(cols);
         let mut out = vec![0f32; rows];

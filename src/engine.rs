@@ -1,11 +1,14 @@
-//! The engine: a loaded model, its tokenizer and state, and generation with Ollama's options,
+//! The engine: a loaded model, its tokenizer and context, and generation with Ollama's options,
 //! context policy, stop handling and timing fields.
 
+use crate::backend::cpu::kv::KvCache;
+use crate::backend::{Batch, Front, Sizing};
 use crate::chat;
+use crate::config::Gemma3Config;
 use crate::constraint::{Constraint, Grammar, Vocab};
 use crate::error::{Error, Result};
 use crate::gguf::Gguf;
-use crate::model::{Model, State};
+use crate::model::{GpuDevice, Model, SlotDevice};
 use crate::offload::{self, Placement, Plan};
 use crate::sampler::{Sampler, SamplerOptions};
 use crate::timing::{since, Timings};
@@ -14,6 +17,15 @@ use std::ops::Range;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
+
+/// The most candidates a device front end returns (kernels/sample.cu's top-k bound).
+const MAX_FRONT_K: usize = 64;
+
+/// What a model is loaded from.
+enum Source {
+    Gguf(Gguf),
+    Folder(crate::backend::candle::safetensors::Folder),
+}
 
 /// Options fixed at load (Ollama's "runner" options).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -29,12 +41,28 @@ pub struct LoadOptions {
     /// Sliding-window layers keep every position, so that any cached prompt prefix can be reused
     /// (llama.cpp's `--swa-full`); by default they keep a ring of window + num_batch.
     pub swa_full: bool,
+    /// What runs the plan's GPU slots.
+    pub gpu: GpuDevice,
+    /// Sequences (KV slots) decoded at once; each gets num_ctx positions.
+    pub n_seq: usize,
+    /// Single-token decode steps replayed as CUDA graphs (`CHIMERA_CUDA_GRAPHS=0` turns them
+    /// off); no effect elsewhere.
+    pub cuda_graphs: bool,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
         // ref: Ollama: num_ctx 4096 below 24 GiB of VRAM, num_batch 512, num_gpu −1, num_thread 0
-        LoadOptions { num_ctx: 4096, num_batch: 512, num_thread: 0, num_gpu: -1, swa_full: false }
+        LoadOptions {
+            num_ctx: 4096,
+            num_batch: 512,
+            num_thread: 0,
+            num_gpu: -1,
+            swa_full: false,
+            gpu: GpuDevice::for_build(0),
+            n_seq: 1,
+            cuda_graphs: true,
+        }
     }
 }
 
@@ -49,6 +77,9 @@ impl LoadOptions {
         }
         if self.num_gpu < -1 {
             return Err(Error::option("num_gpu", self.num_gpu, "must be ≥ −1 (−1 = automatic)"));
+        }
+        if self.n_seq == 0 {
+            return Err(Error::option("parallel", 0, "must be ≥ 1"));
         }
         Ok(())
     }
@@ -127,6 +158,10 @@ pub struct Output {
     pub logprobs: Vec<TokenLogprob>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Kernels one decode step launches, as its captured CUDA graph counts them (the graph then
+    /// replays them with one launch); absent without CUDA graphs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub graph_kernels: Option<usize>,
 }
 
 /// A model ready to generate.
@@ -139,8 +174,9 @@ pub struct Engine {
     pub opts: LoadOptions,
     /// Notes from loading (clamped values, GPU requests on a CPU-only build).
     pub warnings: Vec<String>,
-    state: State,
     logits: Vec<f32>,
+    /// Candidates from a device front end.
+    front: Vec<(u32, f32)>,
     /// Tokens whose K/V are in the cache, in position order.
     ctx: Vec<u32>,
     /// Load time, reported by the first request only (later ones find the model loaded).
@@ -149,49 +185,73 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Opens, checks and loads a GGUF, allocates the cache and runs one warm-up forward.
+    /// Opens, checks and loads a GGUF file or a Hugging Face safetensors folder, allocates the
+    /// cache and runs one warm-up forward.
     pub fn load(path: &Path, mut opts: LoadOptions) -> Result<Engine> {
         let t0 = Instant::now();
         opts.validate()?;
-        let gguf = Gguf::open(path)?;
-        let tokenizer = Arc::new(Tokenizer::from_gguf(&gguf)?);
-        let sizes = sizes(&gguf)?;
-        let model = Model::load(gguf)?;
         let mut warnings = vec![];
-        if opts.num_ctx > model.cfg.context_length {
+        let folder = crate::config::is_folder(path);
+        let (cfg, tokenizer, src) = if folder {
+            let f = crate::backend::candle::safetensors::Folder::open(path)?;
+            (f.cfg.clone(), Arc::new(f.tokenizer()?), Source::Folder(f))
+        } else {
+            let g = Gguf::open(path)?;
+            (Gemma3Config::from_gguf(&g)?, Arc::new(Tokenizer::from_gguf(&g)?), Source::Gguf(g))
+        };
+        if opts.num_ctx > cfg.context_length {
             warnings.push(format!(
                 "num_ctx {} exceeds the model's context_length {}; using {}",
-                opts.num_ctx, model.cfg.context_length, model.cfg.context_length
+                opts.num_ctx, cfg.context_length, cfg.context_length
             ));
-            opts.num_ctx = model.cfg.context_length;
+            opts.num_ctx = cfg.context_length;
         }
         opts.num_batch = opts.num_batch.min(opts.num_ctx);
-        let plan = offload::plan(&sizes, opts.num_gpu, None)?;
-        if opts.num_gpu > 0 {
-            warnings.push(format!(
-                "num_gpu {} requested, but this build has no GPU backend (build with --features cuda); running on CPU",
-                opts.num_gpu
-            ));
-        }
-        let state =
-            State::new(&model.cfg, opts.num_ctx, opts.num_batch, opts.threads(), opts.swa_full);
+        let sizing = Sizing {
+            num_ctx: opts.num_ctx,
+            num_batch: opts.num_batch,
+            n_seq: opts.n_seq,
+            swa_full: opts.swa_full,
+            threads: opts.threads(),
+            graphs: opts.cuda_graphs,
+        };
+        let (model, plan) = match src {
+            Source::Gguf(gguf) => {
+                let sizes = sizes(&gguf, &opts)?;
+                let plan =
+                    offload::plan(&sizes, opts.num_gpu, crate::backend::free_memory(opts.gpu))?;
+                if opts.num_gpu > 0 && opts.gpu == GpuDevice::None {
+                    warnings.push(format!(
+                        "num_gpu {} requested, but this build has no GPU backend (build with --features cuda); running on CPU",
+                        opts.num_gpu
+                    ));
+                }
+                (Model::load(gguf, &plan, opts.gpu, &sizing)?, plan)
+            }
+            Source::Folder(f) => {
+                let n = f.cfg.n_layer;
+                let plan = Plan::all_gpu(n);
+                (Model::load_folder(f, opts.gpu, &sizing)?, plan)
+            }
+        };
         let mut engine = Engine {
             logits: vec![0.0; model.cfg.n_vocab],
+            front: Vec::with_capacity(MAX_FRONT_K),
             model,
             tokenizer,
             vocab: OnceLock::new(),
             plan,
             opts,
             warnings,
-            state,
             ctx: vec![],
             pending_load_ns: None,
             load_ns: 0,
         };
         // Warm-up: touch every weight page and the code paths once, as llama.cpp does at load.
         let bos = engine.tokenizer.specials().bos.unwrap_or(0);
-        engine.model.forward(&mut engine.state, &[bos], 0)?;
-        engine.model.logits(&mut engine.state, 0..1, &mut engine.logits);
+        engine.model.forward(&[bos], &Batch::Run { seq: 0, pos0: 0, n: 1 })?;
+        engine.model.logits(0..1, &mut engine.logits)?;
+        engine.model.sync()?;
         engine.load_ns = since(t0);
         engine.pending_load_ns = Some(engine.load_ns);
         Ok(engine)
@@ -199,7 +259,7 @@ impl Engine {
 
     /// Bytes of the KV cache.
     pub fn kv_bytes(&self) -> u64 {
-        self.state.kv.bytes()
+        self.model.kv_bytes()
     }
 
     /// Token ids for a user prompt: the model's chat template applied unless `raw` (see
@@ -220,7 +280,8 @@ impl Engine {
     /// Evaluates `tokens` after the current context, in num_batch pieces.
     fn eval_more(&mut self, tokens: &[u32]) -> Result<()> {
         for chunk in tokens.chunks(self.opts.num_batch) {
-            self.model.forward(&mut self.state, chunk, self.ctx.len())?;
+            self.model
+                .forward(chunk, &Batch::Run { seq: 0, pos0: self.ctx.len(), n: chunk.len() })?;
             self.ctx.extend_from_slice(chunk);
         }
         Ok(())
@@ -228,11 +289,11 @@ impl Engine {
 
     /// How many leading tokens of `prompt` the cache already holds and can reuse: the longest
     /// common prefix, less one (the last prompt token is always evaluated, for its logits), and
-    /// only while the sliding-window rings still hold it (see [`crate::kv_cache::KvCache::reusable`]).
+    /// only while the sliding-window rings still hold it (see [`crate::backend::Backend::reusable`]).
     pub fn reusable_prefix(&self, prompt: &[u32]) -> usize {
         let common = self.ctx.iter().zip(prompt).take_while(|(a, b)| a == b).count();
         let keep = common.min(prompt.len().saturating_sub(1));
-        if self.state.kv.reusable(keep, self.ctx.len()) {
+        if self.model.reusable(0, keep, self.ctx.len()) {
             keep
         } else {
             0
@@ -249,7 +310,7 @@ impl Engine {
         self.ctx.truncate(keep);
         self.eval_more(&prompt[keep..])?;
         let last = (prompt.len() - keep - 1) % self.opts.num_batch;
-        self.model.logits(&mut self.state, last..last + 1, &mut self.logits);
+        self.model.logits(last..last + 1, &mut self.logits)?;
         Ok(keep)
     }
 
@@ -280,12 +341,13 @@ impl Engine {
         self.ctx.truncate(pos0);
         let mut last = 0;
         for chunk in tokens.chunks(self.opts.num_batch) {
-            self.model.forward(&mut self.state, chunk, self.ctx.len())?;
+            self.model
+                .forward(chunk, &Batch::Run { seq: 0, pos0: self.ctx.len(), n: chunk.len() })?;
             self.ctx.extend_from_slice(chunk);
             last = chunk.len();
         }
         if last > 0 {
-            self.model.logits(&mut self.state, last - 1..last, &mut self.logits);
+            self.model.logits(last - 1..last, &mut self.logits)?;
         }
         Ok(())
     }
@@ -306,13 +368,17 @@ impl Engine {
             ));
         }
         self.eval_from_start(tokens)?;
-        self.model.logits(&mut self.state, rows, out);
-        Ok(())
+        self.model.logits(rows, out)
     }
 
     /// Logits of more hidden rows of the last evaluated batch.
-    pub fn logits_rows(&mut self, rows: Range<usize>, out: &mut [f32]) {
-        self.model.logits(&mut self.state, rows, out);
+    pub fn logits_rows(&mut self, rows: Range<usize>, out: &mut [f32]) -> Result<()> {
+        self.model.logits(rows, out)
+    }
+
+    /// The device each block and the head run on.
+    pub fn placement(&self) -> Vec<SlotDevice> {
+        self.model.placement()
     }
 
     /// The prompt as it will be evaluated: ids checked, and Ollama's truncation applied when it
@@ -385,6 +451,8 @@ impl Engine {
 
         let t_prompt = Instant::now();
         let cached = self.prefill(&prompt)?;
+        // a device backend's queued work is done before its clock is read
+        self.model.sync()?;
         t.prompt_eval_duration = since(t_prompt);
         t.prompt_cached_count = cached as u64;
         t.prompt_eval_count = (prompt.len() - cached) as u64;
@@ -393,15 +461,29 @@ impl Engine {
         let max_new =
             if opts.num_predict < 0 { 10 * num_ctx as u64 } else { opts.num_predict as u64 };
         let mut out = Decoded::default();
+        // the chain's first stages run next to the logits where the head's backend can, so that
+        // only k candidates leave the device; log-probabilities and grammars need every logit
+        let front_k = if opts.logprobs == 0 && constraint.is_none() {
+            sampler.front_k(MAX_FRONT_K)
+        } else {
+            None
+        };
+        // the prompt's logits are on the host; a decode step's stay on the device for the front
+        let mut on_host = true;
         while (out.ids.len() as u64) < max_new {
             if opts.logprobs > 0 {
                 out.logprobs.push(top_logprobs(&self.logits, opts.logprobs));
             }
-            let mask = match constraint.as_mut() {
-                Some(c) => Some(c.mask()?),
-                None => None,
+            let id = match (on_host, front_k) {
+                (false, Some(k)) => self.sample_front(&mut sampler, k)?,
+                _ => {
+                    let mask = match constraint.as_mut() {
+                        Some(c) => Some(c.mask()?),
+                        None => None,
+                    };
+                    sampler.sample_masked(&self.logits, mask)
+                }
             };
-            let id = sampler.sample_masked(&self.logits, mask);
             sampler.accept(id);
             if out.ids.is_empty() {
                 t.ttft = load_ns + since(t0);
@@ -432,14 +514,20 @@ impl Engine {
             if self.ctx.len() == num_ctx && !self.shift_context(opts)? {
                 break;
             }
-            self.model.forward(&mut self.state, &[id], self.ctx.len())?;
+            self.model.forward(&[id], &Batch::Run { seq: 0, pos0: self.ctx.len(), n: 1 })?;
             self.ctx.push(id);
-            self.model.logits(&mut self.state, 0..1, &mut self.logits);
+            on_host = front_k.is_none();
+            if on_host {
+                self.model.logits(0..1, &mut self.logits)?;
+            }
         }
         out.finish(&opts.stop, on_text);
+        self.model.sync()?;
         t.eval_count = out.ids.len() as u64;
         t.eval_duration = since(t_eval);
         t.total_duration = load_ns + since(t0);
+        let (graph_kernels, note) = self.graph_info();
+        warnings.extend(note);
         Ok(Output {
             response: out.response,
             prompt_ids: prompt,
@@ -448,7 +536,35 @@ impl Engine {
             timings: t,
             logprobs: out.logprobs,
             warnings,
+            graph_kernels,
         })
+    }
+
+    /// The next token from the last decode step's logits through the head backend's front end
+    /// (penalties and top-k there, the rest of the chain here), or from the full row where
+    /// that backend has none.
+    fn sample_front(&mut self, sampler: &mut Sampler, k: usize) -> Result<u32> {
+        let o = &sampler.opts;
+        let (repeat_penalty, frequency_penalty, presence_penalty) =
+            (o.repeat_penalty, o.frequency_penalty, o.presence_penalty);
+        let front = Front {
+            k,
+            repeat_penalty,
+            frequency_penalty,
+            presence_penalty,
+            pairs: sampler.penalty_pairs(),
+        };
+        if self.model.sample_front(0, &front, &mut self.front)? {
+            return Ok(sampler.sample_front(&self.front));
+        }
+        self.model.logits(0..1, &mut self.logits)?;
+        Ok(sampler.sample(&self.logits))
+    }
+
+    /// Kernel launches of one eager decode step as a captured CUDA graph counts them, and a
+    /// note when capture failed; `(None, None)` without CUDA graphs.
+    pub fn graph_info(&self) -> (Option<usize>, Option<String>) {
+        self.model.graph_info()
     }
 
     /// Placement of every block.
@@ -556,14 +672,18 @@ pub fn top_logprobs(logits: &[f32], n: usize) -> TokenLogprob {
     TokenLogprob { id: 0, logprob: 0.0, top }
 }
 
-/// Sizes for the offload planner, read from tensor headers alone (no weights touched).
-pub fn sizes(g: &Gguf) -> Result<offload::Sizes> {
-    let n_layer = crate::model::Gemma3Config::from_gguf(g)?.n_layer;
+/// Sizes for the offload planner, read from tensor headers alone (no weights touched): each
+/// block's weights and the KV cache it holds for `opts` (num_ctx × n_seq), the head, the
+/// embedding.
+pub fn sizes(g: &Gguf, opts: &LoadOptions) -> Result<offload::Sizes> {
+    let cfg = Gemma3Config::from_gguf(g)?;
     let embd = g.tensor("token_embd.weight").map_or(0, |t| t.bytes);
     let head = g.tensor("output.weight").map_or(embd, |t| t.bytes)
         + g.tensor("output_norm.weight").map_or(0, |t| t.bytes);
+    let nb = opts.num_batch.min(opts.num_ctx);
+    let kv = |l| KvCache::layer_bytes(&cfg, l, opts.num_ctx, nb, opts.swa_full) * opts.n_seq as u64;
     Ok(offload::Sizes {
-        block_bytes: (0..n_layer).map(|l| Model::layer_bytes(g, l)).collect(),
+        block_bytes: (0..cfg.n_layer).map(|l| Model::layer_bytes(g, l) + kv(l)).collect(),
         head_bytes: head,
         embd_bytes: embd,
     })

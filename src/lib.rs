@@ -6,18 +6,18 @@
 //! and generates with Ollama's options and timing fields.
 
 pub mod agent;
+pub mod backend;
 pub mod bench;
 pub mod chat;
+pub mod config;
 pub mod constraint;
 pub mod engine;
 pub mod error;
 pub mod gguf;
-pub mod kv_cache;
 pub mod model;
 pub mod offload;
 pub mod perplexity;
 pub mod pool;
-pub mod quant;
 pub mod quantize;
 pub mod registry;
 pub mod sampler;

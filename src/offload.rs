@@ -62,6 +62,28 @@ pub fn plan(sizes: &Sizes, num_gpu: i64, free_gpu: Option<u64>) -> Result<Plan> 
     Ok(Plan { blocks, head, gpu_slots: slots, gpu_bytes, cpu_bytes: total - gpu_bytes })
 }
 
+impl Plan {
+    /// Bytes per device: the CPU (the embedding, its blocks and perhaps the head) and, when any
+    /// slot is on it, the GPU named `gpu` (`cpu` when there is no GPU backend: one entry).
+    pub fn bytes_by_device(&self, gpu: &str) -> Vec<(String, u64)> {
+        if self.gpu_slots == 0 || gpu == "cpu" {
+            return vec![("cpu".into(), self.cpu_bytes + self.gpu_bytes)];
+        }
+        vec![("cpu".into(), self.cpu_bytes), (gpu.into(), self.gpu_bytes)]
+    }
+
+    /// Every block and the head on the GPU (a safetensors folder, which runs on candle alone).
+    pub fn all_gpu(n_blocks: usize) -> Plan {
+        Plan {
+            blocks: vec![Placement::Gpu; n_blocks],
+            head: Placement::Gpu,
+            gpu_slots: n_blocks + 1,
+            gpu_bytes: 0,
+            cpu_bytes: 0,
+        }
+    }
+}
+
 fn bytes_on_gpu(s: &Sizes, slots: usize) -> u64 {
     let n = s.block_bytes.len();
     let blocks: u64 = s.block_bytes[n - slots.min(n)..].iter().sum();

@@ -53,7 +53,7 @@ pub fn run(
             if row == first {
                 engine.eval_logits(&chunk, row..end, &mut logits)?;
             } else {
-                engine.logits_rows(row..end, &mut logits);
+                engine.logits_rows(row..end, &mut logits)?;
             }
             for (i, r) in (row..end).enumerate() {
                 let l = &logits[i * n_vocab..(i + 1) * n_vocab];

@@ -8,9 +8,9 @@
 //! 1-D tensors (norms) stay F32. Metadata is kept, `general.file_type` updated, and the file is
 //! written atomically as GGUF v3.
 
+use crate::backend::cpu::quant;
 use crate::error::{Error, Result};
 use crate::gguf::{self, Gguf, TensorType, Value, WriteTensor};
-use crate::quant;
 use std::path::Path;
 
 /// What to quantize to: a single type or one of llama.cpp's mixes.

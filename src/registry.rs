@@ -71,10 +71,11 @@ pub fn store_dir() -> PathBuf {
     home.join("models")
 }
 
-/// Resolves a path or a registry name to a local file, fetching a named model if needed.
+/// Resolves a path (a GGUF file, or a Hugging Face folder holding a config.json) or a registry
+/// name to a local model, fetching a named model if needed.
 pub fn resolve(name: &str, progress: Progress) -> Result<PathBuf> {
     let p = Path::new(name);
-    if p.is_file() {
+    if p.is_file() || crate::config::is_folder(p) {
         return Ok(p.to_path_buf());
     }
     let reg = Registry::load()?;

@@ -96,6 +96,7 @@ pub struct Sampler {
     window: usize,
     history: std::collections::VecDeque<u32>,
     sorted_hist: Vec<u32>,
+    pairs: Vec<i32>,
     cand: Vec<Candidate>,
     probs: Vec<f32>,
     rng: Mt19937,
@@ -122,6 +123,7 @@ impl Sampler {
             window,
             history: std::collections::VecDeque::with_capacity(window + 1),
             sorted_hist: Vec::with_capacity(window),
+            pairs: Vec::with_capacity(2 * window),
             cand: Vec::with_capacity(n_vocab),
             probs: Vec::with_capacity(n_vocab),
             rng: Mt19937::new(seed),
@@ -164,12 +166,56 @@ impl Sampler {
                 return 0;
             }
         }
-        let o = self.opts.clone();
-        if o.temperature <= 0.0 {
+        if self.opts.temperature <= 0.0 {
             // ref: llama_sampler_temp_apply: t ≤ 0 keeps only the arg-max
             return argmax(&self.cand);
         }
-        top_k(&mut self.cand, o.top_k);
+        top_k(&mut self.cand, self.opts.top_k);
+        self.draw()
+    }
+
+    /// Candidates a device front end must return for this chain, when it can run one: 1 when
+    /// greedy, top_k when that is set and at most `max_k`; `None` when the chain needs every
+    /// logit (no top-k).
+    pub fn front_k(&self, max_k: usize) -> Option<usize> {
+        if self.opts.temperature <= 0.0 {
+            return Some(1);
+        }
+        let k = usize::try_from(self.opts.top_k).ok()?;
+        (1..=max_k).contains(&k).then_some(k)
+    }
+
+    /// The penalty window as (id, count) pairs, each distinct id once, for a device front end;
+    /// empty when no penalty applies.
+    pub fn penalty_pairs(&mut self) -> &[i32] {
+        self.pairs.clear();
+        let o = &self.opts;
+        if o.repeat_penalty == 1.0 && o.frequency_penalty == 0.0 && o.presence_penalty == 0.0 {
+            return &self.pairs;
+        }
+        self.sorted_hist.clear();
+        self.sorted_hist.extend(self.history.iter().copied());
+        self.sorted_hist.sort_unstable();
+        for run in self.sorted_hist.chunk_by(|a, b| a == b) {
+            self.pairs.extend([run[0] as i32, run.len() as i32]);
+        }
+        &self.pairs
+    }
+
+    /// Picks the next token from the candidates a device front end returned (penalties and
+    /// top-k applied, descending): the rest of the chain, on the host.
+    pub fn sample_front(&mut self, front: &[(u32, f32)]) -> u32 {
+        self.cand.clear();
+        self.cand.extend(front.iter().map(|&(id, logit)| Candidate { id, logit }));
+        if self.opts.temperature <= 0.0 || self.cand.len() <= 1 {
+            return self.cand.first().map_or(0, |c| c.id);
+        }
+        self.draw()
+    }
+
+    /// top-p, min-p, temperature and the draw over sorted candidates.
+    fn draw(&mut self) -> u32 {
+        let o = &self.opts;
         top_p(&mut self.cand, o.top_p, &mut self.probs);
         min_p(&mut self.cand, o.min_p);
         for c in &mut self.cand {
@@ -190,32 +236,19 @@ impl Sampler {
     /// Repeat (divide positive, multiply non-positive, once per distinct token), then frequency
     /// (× count) and presence penalties (ref: llama_sampler_penalties_apply).
     fn apply_penalties(&mut self) {
-        let o = &self.opts;
-        if self.history.is_empty()
-            || (o.repeat_penalty == 1.0 && o.frequency_penalty == 0.0 && o.presence_penalty == 0.0)
-        {
+        if self.penalty_pairs().is_empty() {
             return;
         }
-        self.sorted_hist.clear();
-        self.sorted_hist.extend(self.history.iter().copied());
-        self.sorted_hist.sort_unstable();
-        let mut i = 0;
-        while i < self.sorted_hist.len() {
-            let id = self.sorted_hist[i];
-            let mut j = i;
-            while j < self.sorted_hist.len() && self.sorted_hist[j] == id {
-                j += 1;
-            }
-            let count = (j - i) as f32;
-            if let Some(c) = self.cand.get_mut(id as usize) {
+        let o = &self.opts;
+        for p in self.pairs.chunks_exact(2) {
+            if let Some(c) = self.cand.get_mut(p[0] as usize) {
                 if c.logit <= 0.0 {
                     c.logit *= o.repeat_penalty;
                 } else {
                     c.logit /= o.repeat_penalty;
                 }
-                c.logit -= count * o.frequency_penalty + o.presence_penalty;
+                c.logit -= p[1] as f32 * o.frequency_penalty + o.presence_penalty;
             }
-            i = j;
         }
     }
 }

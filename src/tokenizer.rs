@@ -34,7 +34,7 @@ pub struct Specials {
 /// A tokenizer of either kind.
 pub enum Tokenizer {
     Spm(Box<Spm>),
-    Hf(Box<tokenizers::Tokenizer>, Specials),
+    Hf(Box<tokenizers::Tokenizer>, Specials, Option<String>),
 }
 
 /// The SentencePiece vocabulary and its lookup tables.
@@ -144,11 +144,19 @@ impl Tokenizer {
         })))
     }
 
-    /// Loads a Hugging Face `tokenizer.json`.
-    pub fn from_json(path: &std::path::Path, specials: Specials) -> Result<Tokenizer> {
+    /// Loads a Hugging Face `tokenizer.json`; `<end_of_turn>` is found in its vocabulary when
+    /// `specials` names no end-of-turn id (ref: llama-vocab.cpp's end-of-generation set).
+    pub fn from_json(
+        path: &std::path::Path,
+        mut specials: Specials,
+        chat_template: Option<String>,
+    ) -> Result<Tokenizer> {
         let t = tokenizers::Tokenizer::from_file(path)
             .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
-        Ok(Tokenizer::Hf(Box::new(t), specials))
+        if specials.eot.is_none() {
+            specials.eot = t.token_to_id("<end_of_turn>");
+        }
+        Ok(Tokenizer::Hf(Box::new(t), specials, chat_template))
     }
 
     /// Token ids of `text`: BOS first when `add_bos` and the vocabulary adds it; special pieces
@@ -156,7 +164,7 @@ impl Tokenizer {
     pub fn encode(&self, text: &str, add_bos: bool, parse_special: bool) -> Result<Vec<u32>> {
         match self {
             Tokenizer::Spm(s) => Ok(s.encode(text, add_bos, parse_special)),
-            Tokenizer::Hf(t, sp) => {
+            Tokenizer::Hf(t, sp, _) => {
                 let enc = t.encode(text, false).map_err(|e| Error::Tokenizer(e.to_string()))?;
                 let mut ids = Vec::with_capacity(enc.len() + 1);
                 if add_bos && sp.add_bos {
@@ -172,7 +180,7 @@ impl Tokenizer {
     pub fn piece_bytes(&self, id: u32, out: &mut Vec<u8>) {
         match self {
             Tokenizer::Spm(s) => s.piece_bytes(id, out),
-            Tokenizer::Hf(t, _) => {
+            Tokenizer::Hf(t, ..) => {
                 if let Ok(s) = t.decode(&[id], true) {
                     out.extend_from_slice(s.as_bytes())
                 }
@@ -187,7 +195,7 @@ impl Tokenizer {
             Tokenizer::Spm(s) => {
                 s.types.get(id as usize).is_none_or(|t| matches!(*t, CONTROL | UNKNOWN | UNUSED))
             }
-            Tokenizer::Hf(t, _) => t.decode(&[id], true).map_or(true, |s| s.is_empty()),
+            Tokenizer::Hf(t, ..) => t.decode(&[id], true).map_or(true, |s| s.is_empty()),
         }
     }
 
@@ -195,7 +203,7 @@ impl Tokenizer {
     pub fn token_text(&self, id: u32) -> String {
         match self {
             Tokenizer::Spm(s) => s.tokens.get(id as usize).cloned().unwrap_or_default(),
-            Tokenizer::Hf(t, _) => t.id_to_token(id).unwrap_or_default(),
+            Tokenizer::Hf(t, ..) => t.id_to_token(id).unwrap_or_default(),
         }
     }
 
@@ -210,7 +218,7 @@ impl Tokenizer {
     pub fn specials(&self) -> &Specials {
         match self {
             Tokenizer::Spm(s) => &s.specials,
-            Tokenizer::Hf(_, sp) => sp,
+            Tokenizer::Hf(_, sp, _) => sp,
         }
     }
 
@@ -230,7 +238,7 @@ impl Tokenizer {
     pub fn chat_template(&self) -> Option<&str> {
         match self {
             Tokenizer::Spm(s) => s.chat_template.as_deref(),
-            Tokenizer::Hf(..) => None,
+            Tokenizer::Hf(_, _, t) => t.as_deref(),
         }
     }
 
@@ -238,7 +246,7 @@ impl Tokenizer {
     pub fn len(&self) -> usize {
         match self {
             Tokenizer::Spm(s) => s.tokens.len(),
-            Tokenizer::Hf(t, _) => t.get_vocab_size(true),
+            Tokenizer::Hf(t, ..) => t.get_vocab_size(true),
         }
     }
 

@@ -110,7 +110,7 @@ fn lark_grammars_and_bad_inputs() {
 }
 
 fn engine(num_ctx: usize, num_batch: usize, swa_full: bool) -> Engine {
-    let opts = LoadOptions { num_ctx, num_batch, num_thread: 0, num_gpu: 0, swa_full };
+    let opts = LoadOptions { num_ctx, num_batch, num_gpu: 0, swa_full, ..LoadOptions::default() };
     Engine::load(&real_model(), opts).unwrap()
 }
 

@@ -2,8 +2,8 @@
 //! real model, the Q8_0 requant's perplexity, per-type round-trip error, and refusals.
 
 use crate::util::*;
+use chimera::backend::cpu::quant;
 use chimera::gguf::{Gguf, TensorType};
-use chimera::quant;
 
 fn hist(p: &std::path::Path) -> (u64, std::collections::BTreeMap<String, usize>) {
     let g = Gguf::open(p).unwrap();

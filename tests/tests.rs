@@ -9,6 +9,9 @@ mod golden;
 /// The built `chimera` binary: bad inputs, options, run behaviour.
 mod cli;
 
+/// The backends: candle on its CPU device against the cpu backend, placements, safetensors.
+mod backends;
+
 /// `ingest` facts on examples/artifacts, and robustness to random bytes.
 mod ingest;
 
@@ -26,3 +29,8 @@ mod bench;
 
 /// `quantize`: llama.cpp's per-tensor choices, sizes and perplexity of requants.
 mod quantize;
+
+/// The CUDA backend (`--features cuda`, on a machine with a GPU): each kernel against its CPU
+/// reference, the model against the cpu backend, graphs against eager steps.
+#[cfg(feature = "cuda")]
+mod cuda;

@@ -20,7 +20,13 @@ pub fn real_model() -> PathBuf {
 /// llama.cpp's reference outputs, carried in the repository (tests/data/goldens/README.md says
 /// where each file came from).
 pub fn goldens() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/goldens")
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/goldens");
+    // a test binary carried to another machine runs from a checkout's root
+    if built.exists() {
+        built
+    } else {
+        PathBuf::from("tests/data/goldens")
+    }
 }
 
 pub fn read_json(p: &Path) -> serde_json::Value {
@@ -73,12 +79,13 @@ fn tiny_vocab() -> (Vec<String>, Vec<f64>, Vec<i64>) {
     (t, scores, ty)
 }
 
-/// Writes a 2-block gemma3 model with deterministic F32 (or `ty`) weights; `edit` may change the
-/// metadata before writing.
-pub fn tiny_model(path: &Path, ty: TensorType, edit: impl FnOnce(&mut BTreeMap<String, Value>)) {
+/// The tiny model's shape: (n_embd, n_ff, heads, kv heads, head_dim, blocks).
+pub const TINY: (usize, usize, usize, usize, usize, usize) = (64, 128, 2, 1, 32, 2);
+
+/// The tiny model's metadata.
+pub fn tiny_metadata() -> BTreeMap<String, Value> {
     let (tokens, scores, types) = tiny_vocab();
-    let (e, ff, nh, nkv, hd, nl) = (64usize, 128usize, 2usize, 1usize, 32usize, 2usize);
-    let nv = tokens.len();
+    let (e, ff, nh, nkv, hd, nl) = TINY;
     let mut md = BTreeMap::new();
     let s = |v: &str| Value::String(v.into());
     md.insert("general.architecture".into(), s("gemma3"));
@@ -101,7 +108,13 @@ pub fn tiny_model(path: &Path, ty: TensorType, edit: impl FnOnce(&mut BTreeMap<S
     md.insert("tokenizer.ggml.eos_token_id".into(), Value::U32(1));
     md.insert("tokenizer.ggml.add_bos_token".into(), Value::Bool(true));
     md.insert("tokenizer.ggml.add_space_prefix".into(), Value::Bool(false));
-    edit(&mut md);
+    md
+}
+
+/// The tiny model's tensors in f32: (GGUF name, GGUF dims, values), deterministic.
+pub fn tiny_tensors() -> Vec<(String, Vec<u64>, Vec<f32>)> {
+    let (e, ff, nh, nkv, hd, nl) = TINY;
+    let nv = tiny_vocab().0.len();
     let mut seed = 12345u32;
     let mut rand = |n: usize, scale: f32| -> Vec<f32> {
         (0..n)
@@ -111,22 +124,18 @@ pub fn tiny_model(path: &Path, ty: TensorType, edit: impl FnOnce(&mut BTreeMap<S
             })
             .collect()
     };
-    let mut tensors = vec![];
-    let mut add = |name: String, dims: Vec<u64>, data: Vec<f32>, t: TensorType| {
-        let bytes = gguf_bytes(&data, t);
-        tensors.push(WriteTensor { name, dims, ty: t, data: bytes.into() });
-    };
-    add("token_embd.weight".into(), vec![e as u64, nv as u64], rand(e * nv, 0.5), ty);
-    add("output_norm.weight".into(), vec![e as u64], vec![1.0; e], TensorType::F32);
+    let mut t = vec![];
+    t.push(("token_embd.weight".to_string(), vec![e as u64, nv as u64], rand(e * nv, 0.5)));
+    t.push(("output_norm.weight".to_string(), vec![e as u64], vec![1.0; e]));
     for l in 0..nl {
         let n = |x: &str| format!("blk.{l}.{x}.weight");
         for (name, len) in
             [("attn_norm", e), ("post_attention_norm", e), ("ffn_norm", e), ("post_ffw_norm", e)]
         {
-            add(n(name), vec![len as u64], vec![1.0; len], TensorType::F32);
+            t.push((n(name), vec![len as u64], vec![1.0; len]));
         }
-        add(n("attn_q_norm"), vec![hd as u64], vec![1.0; hd], TensorType::F32);
-        add(n("attn_k_norm"), vec![hd as u64], vec![1.0; hd], TensorType::F32);
+        t.push((n("attn_q_norm"), vec![hd as u64], vec![1.0; hd]));
+        t.push((n("attn_k_norm"), vec![hd as u64], vec![1.0; hd]));
         for (name, cols, rows) in [
             ("attn_q", e, nh * hd),
             ("attn_k", e, nkv * hd),
@@ -136,15 +145,112 @@ pub fn tiny_model(path: &Path, ty: TensorType, edit: impl FnOnce(&mut BTreeMap<S
             ("ffn_up", e, ff),
             ("ffn_down", ff, e),
         ] {
-            add(n(name), vec![cols as u64, rows as u64], rand(cols * rows, 0.2), ty);
+            t.push((n(name), vec![cols as u64, rows as u64], rand(cols * rows, 0.2)));
         }
     }
+    t
+}
+
+/// Writes a 2-block gemma3 model with deterministic F32 (or `ty`) weights; `edit` may change the
+/// metadata before writing.
+pub fn tiny_model(path: &Path, ty: TensorType, edit: impl FnOnce(&mut BTreeMap<String, Value>)) {
+    let mut md = tiny_metadata();
+    edit(&mut md);
+    let tensors: Vec<WriteTensor> = tiny_tensors()
+        .into_iter()
+        .map(|(name, dims, data)| {
+            let t = if dims.len() == 1 { TensorType::F32 } else { ty };
+            WriteTensor { name, dims, ty: t, data: gguf_bytes(&data, t).into() }
+        })
+        .collect();
     gguf::write(path, &md, &tensors).unwrap();
 }
 
 fn gguf_bytes(data: &[f32], t: TensorType) -> Vec<u8> {
     match t {
         TensorType::F32 => data.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        _ => chimera::quant::quantize(t, data),
+        _ => chimera::backend::cpu::quant::quantize(t, data),
+    }
+}
+
+pub fn ids(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+}
+
+pub fn log_softmax(l: &[f32]) -> Vec<f32> {
+    let m = l.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let lse = m + l.iter().map(|x| ((x - m) as f64).exp()).sum::<f64>().ln() as f32;
+    l.iter().map(|x| x - lse).collect()
+}
+
+/// Teacher-forced log-probabilities at every generated step of every golden prompt (prompt and
+/// generated tokens as one batch).
+pub fn teacher_forced(
+    model: &Path,
+    gpu: chimera::model::GpuDevice,
+    num_gpu: i64,
+) -> Vec<Vec<Vec<f32>>> {
+    let g = read_json(&goldens().join("goldens-greedy.json"));
+    let opts = chimera::engine::LoadOptions {
+        num_ctx: 1024,
+        num_batch: 512,
+        num_gpu,
+        gpu,
+        ..Default::default()
+    };
+    let mut e = chimera::engine::Engine::load(model, opts).unwrap();
+    let nv = e.model.n_vocab();
+    g["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let (pi, gi) = (ids(&p["prompt_ids"]), ids(&p["generated_ids"]));
+            let all: Vec<u32> = pi.iter().chain(&gi).copied().collect();
+            let rows = pi.len() - 1..all.len();
+            let mut l = vec![0f32; rows.len() * nv];
+            e.eval_logits(&all, rows, &mut l).unwrap();
+            l.chunks(nv).map(log_softmax).collect()
+        })
+        .collect()
+}
+
+/// The spread between two engines' teacher-forced log-probabilities.
+pub struct Spread {
+    pub worst: f32,
+    pub p90_step: f32,
+    pub mean: f32,
+    pub first_dprob: f32,
+    /// Arg-max mismatches where the reference's top two are at least 0.1 apart.
+    pub argmax_off: usize,
+}
+
+pub fn spread(a: &[Vec<Vec<f32>>], b: &[Vec<Vec<f32>>]) -> Spread {
+    let (mut steps, mut all, mut first, mut off) = (vec![], vec![], 0f32, 0);
+    for (pa, pb) in a.iter().zip(b) {
+        for (k, (x, y)) in pa.iter().zip(pb).enumerate() {
+            let mut idx: Vec<usize> = (0..x.len()).collect();
+            idx.select_nth_unstable_by(10, |&i, &j| x[j].total_cmp(&x[i]));
+            idx.truncate(10);
+            idx.sort_by(|&i, &j| x[j].total_cmp(&x[i]));
+            let amax_y = (0..y.len()).max_by(|&i, &j| y[i].total_cmp(&y[j])).unwrap();
+            if amax_y != idx[0] && x[idx[0]] - x[idx[1]] >= 0.1 {
+                off += 1;
+            }
+            let d: Vec<f32> = idx.iter().map(|&i| (x[i] - y[i]).abs()).collect();
+            steps.push(d.iter().copied().fold(0f32, f32::max));
+            all.extend(d);
+            if k == 0 {
+                first = idx.iter().map(|&i| (x[i].exp() - y[i].exp()).abs()).fold(first, f32::max);
+            }
+        }
+    }
+    steps.sort_by(f32::total_cmp);
+    Spread {
+        worst: *steps.last().unwrap(),
+        p90_step: steps[steps.len() * 9 / 10],
+        mean: all.iter().sum::<f32>() / all.len() as f32,
+        first_dprob: first,
+        argmax_off: off,
     }
 }

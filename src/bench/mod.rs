@@ -27,6 +27,9 @@ pub struct Grid {
     pub num_ctx: usize,
     pub reps: usize,
     pub warmup: bool,
+    /// What runs the offloaded layers, and whether decode steps may be CUDA graphs.
+    pub gpu: crate::backend::GpuDevice,
+    pub cuda_graphs: bool,
 }
 
 impl Default for Grid {
@@ -44,6 +47,8 @@ impl Default for Grid {
             num_ctx: 0,
             reps: 5,
             warmup: true,
+            gpu: crate::backend::GpuDevice::for_build(0),
+            cuda_graphs: true,
         }
     }
 }
@@ -241,7 +246,9 @@ pub fn run(
                 num_batch: c.n_batch,
                 num_thread: c.threads,
                 num_gpu: c.num_gpu,
-                swa_full: false,
+                gpu: grid.gpu,
+                cuda_graphs: grid.cuda_graphs,
+                ..LoadOptions::default()
             };
             let engine = Engine::load(&path, opts)?;
             loaded = Some(Loaded { key: key_owned, engine, path, synthetic });
@@ -293,20 +300,27 @@ fn run_case(
     let ns_f: Vec<f64> = samples_ns.iter().map(|&x| x as f64).collect();
     let (avg_ns, sd_ns) = mean_sd(&ns_f);
     let (avg_ts, sd_ts) = mean_sd(&samples_ts);
-    let g_ = &e.model.gguf;
+    let g_ = e.model.gguf.as_deref();
     let ty = model_type(e);
-    let synthetic =
-        synthetic || g_.metadata.get("chimera.synthetic").and_then(|v| v.as_bool()) == Some(true);
+    let synthetic = synthetic
+        || g_.and_then(|g| g.metadata.get("chimera.synthetic")).and_then(|v| v.as_bool())
+            == Some(true);
+    let devices = e.model.devices();
+    let gpu: Vec<&String> = devices.iter().filter(|d| d.as_str() != "cpu").collect();
     Ok(BenchRecord {
         build_commit: env.build_commit.clone(),
         build_target: env.build_target.clone(),
         cpu_info: env.cpu_info.clone(),
-        gpu_info: String::new(),
-        backends: "CPU".into(),
+        gpu_info: gpu.iter().map(|d| d.as_str()).collect::<Vec<_>>().join(","),
+        backends: devices
+            .iter()
+            .map(|d| if d == "cpu" { "CPU".to_string() } else { d.to_uppercase() })
+            .collect::<Vec<_>>()
+            .join(","),
         model_filename: path.display().to_string(),
         model_type: ty,
-        model_size: g_.tensors.iter().map(|t| t.bytes).sum(),
-        model_n_params: g_.tensors.iter().map(|t| t.n_elements()).sum(),
+        model_size: g_.map_or(e.model.weight_bytes(), |g| g.tensors.iter().map(|t| t.bytes).sum()),
+        model_n_params: g_.map_or(0, |g| g.tensors.iter().map(|t| t.n_elements()).sum()),
         synthetic,
         n_batch: c.n_batch,
         n_threads: e.opts.threads(),
@@ -333,7 +347,12 @@ fn mean_sd(v: &[f64]) -> (f64, f64) {
 
 /// llama.cpp's model type string, e.g. "gemma3 270M Q4_K - Medium".
 fn model_type(e: &Engine) -> String {
-    let ftype = e.model.gguf.metadata.get("general.file_type").and_then(|v| v.as_i64());
+    let ftype = e
+        .model
+        .gguf
+        .as_ref()
+        .and_then(|g| g.metadata.get("general.file_type"))
+        .and_then(|v| v.as_i64());
     // ref: llama.h enum llama_ftype names
     let name = match ftype {
         Some(0) => "all F32",

@@ -73,7 +73,7 @@ fn progress() -> impl FnMut(Event) {
 }
 
 pub fn run(a: AnalyzeArgs) -> Result<()> {
-    a.load.options().validate()?;
+    a.load.options()?.validate()?;
     a.gen.options(0).sampler.validate()?;
     if a.runs == 0 {
         anyhow::bail!("invalid value for --runs: 0 (must be ≥ 1)");
@@ -91,7 +91,7 @@ pub fn run(a: AnalyzeArgs) -> Result<()> {
         max_file_bytes: a.max_file_bytes,
         model_path: resolve(&a.model)?,
         model_name: a.model.clone(),
-        load: a.load.options(),
+        load: a.load.options()?,
         gen: a.gen.options(0),
         runs: a.runs,
         label: a.label.clone(),

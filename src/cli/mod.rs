@@ -1,10 +1,11 @@
 //! The command line: clap definitions, one function per subcommand, and all printing.
 
 use anyhow::{Context, Result};
+use chimera::backend::cpu::kv::KvCache;
 use chimera::constraint::Grammar;
 use chimera::engine::{Engine, GenerateOptions, LoadOptions, Output};
 use chimera::gguf::{Gguf, TensorType};
-use chimera::kv_cache::KvCache;
+use chimera::model::GpuDevice;
 use chimera::model::{size_label, Gemma3Config};
 use chimera::registry::{self, Registry};
 use chimera::sampler::SamplerOptions;
@@ -203,17 +204,58 @@ pub struct LoadArgs {
     /// Prompt tokens evaluated per forward.
     #[arg(long, default_value_t = 512)]
     pub num_batch: usize,
+    /// The GPU that runs offloaded layers (CUDA device index).
+    #[arg(long, default_value_t = 0)]
+    pub main_gpu: usize,
 }
 
 impl LoadArgs {
-    fn options(&self) -> LoadOptions {
-        LoadOptions {
+    fn options(&self) -> Result<LoadOptions> {
+        Ok(LoadOptions {
             num_ctx: self.num_ctx,
             num_batch: self.num_batch,
             num_thread: self.num_thread,
             num_gpu: self.num_gpu,
-            swa_full: false,
-        }
+            gpu: gpu_device(self.main_gpu)?,
+            cuda_graphs: cuda_graphs()?,
+            ..LoadOptions::default()
+        })
+    }
+}
+
+/// The device GPU slots run on, as placements name it.
+fn gpu_name(g: GpuDevice) -> String {
+    match g {
+        GpuDevice::None => "cpu".into(),
+        GpuDevice::CandleCpu => "candle-cpu".into(),
+        GpuDevice::Cuda(i) => format!("cuda:{i}"),
+    }
+}
+
+/// What runs GPU slots: `CHIMERA_DEVICE` (`candle-cpu`, `cuda`, `cuda:N`, `cpu`), else the
+/// build's GPU (CUDA device `main_gpu` in a CUDA build, none otherwise).
+fn gpu_device(main_gpu: usize) -> Result<GpuDevice> {
+    let Ok(v) = std::env::var("CHIMERA_DEVICE") else { return Ok(GpuDevice::for_build(main_gpu)) };
+    Ok(match v.trim() {
+        "" => GpuDevice::for_build(main_gpu),
+        "candle-cpu" => GpuDevice::CandleCpu,
+        "cpu" => GpuDevice::None,
+        "cuda" => GpuDevice::Cuda(main_gpu),
+        other => match other.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
+            Some(n) => GpuDevice::Cuda(n),
+            None => anyhow::bail!(
+                "invalid value for CHIMERA_DEVICE: '{other}' (candle-cpu, cuda, cuda:N or cpu)"
+            ),
+        },
+    })
+}
+
+/// Whether decode steps may be replayed as CUDA graphs: `CHIMERA_CUDA_GRAPHS=0` turns them off.
+fn cuda_graphs() -> Result<bool> {
+    match std::env::var("CHIMERA_CUDA_GRAPHS").as_deref().map(str::trim) {
+        Err(_) | Ok("" | "1" | "on" | "true") => Ok(true),
+        Ok("0" | "off" | "false") => Ok(false),
+        Ok(other) => anyhow::bail!("invalid value for CHIMERA_CUDA_GRAPHS: '{other}' (0 or 1)"),
     }
 }
 
@@ -449,7 +491,7 @@ fn run_cmd(a: RunArgs) -> Result<()> {
     let mut opts = a.gen.options(a.logprobs);
     opts.grammar = grammar(a.format.as_deref(), a.grammar.as_deref())?;
     opts.sampler.validate()?;
-    a.load.options().validate()?;
+    a.load.options()?.validate()?;
     let prompt_ids: Option<Vec<u32>> = match &a.prompt_ids {
         Some(s) => Some(
             serde_json::from_str(s)
@@ -466,7 +508,7 @@ fn run_cmd(a: RunArgs) -> Result<()> {
             Some(s)
         }
     };
-    let mut engine = load(&a.model, a.load.options())?;
+    let mut engine = load(&a.model, a.load.options()?)?;
     let ids = match (prompt_ids, text) {
         (Some(ids), _) => ids,
         (None, Some(t)) => engine.prompt_ids(&t, a.raw)?,
@@ -492,7 +534,14 @@ fn run_cmd(a: RunArgs) -> Result<()> {
         eprintln!("warning: {w}");
     }
     if json {
-        serde_json::to_writer(&mut stdout, &out)?;
+        // a struct, not a Value: f32 fields keep their shortest form
+        #[derive(serde::Serialize)]
+        struct Result<'a> {
+            #[serde(flatten)]
+            out: &'a chimera::engine::Output,
+            placement: Vec<chimera::model::SlotDevice>,
+        }
+        serde_json::to_writer(&mut stdout, &Result { out: &out, placement: engine.placement() })?;
         writeln!(stdout)?;
     } else {
         writeln!(stdout)?;
@@ -522,13 +571,19 @@ pub fn stats_block(o: &Output) -> String {
 }
 
 fn show(a: ShowArgs) -> Result<()> {
-    chimera::engine::LoadOptions { num_ctx: a.num_ctx, num_gpu: a.num_gpu, ..Default::default() }
-        .validate()?;
+    let lopts = LoadOptions {
+        num_ctx: a.num_ctx,
+        num_gpu: a.num_gpu,
+        gpu: gpu_device(0)?,
+        ..Default::default()
+    };
+    lopts.validate()?;
     let path = resolve(&a.model)?;
     let g = Gguf::open(&path)?;
     let cfg = Gemma3Config::from_gguf(&g)?;
-    let sizes = chimera::engine::sizes(&g)?;
-    let plan = chimera::offload::plan(&sizes, a.num_gpu, None)?;
+    let sizes = chimera::engine::sizes(&g, &lopts)?;
+    let plan = chimera::offload::plan(&sizes, a.num_gpu, chimera::backend::free_memory(lopts.gpu))?;
+    let devices = plan.bytes_by_device(&gpu_name(lopts.gpu));
     let mut hist: std::collections::BTreeMap<TensorType, (usize, u64)> = Default::default();
     for t in &g.tensors {
         let e = hist.entry(t.ty).or_default();
@@ -544,6 +599,7 @@ fn show(a: ShowArgs) -> Result<()> {
             "config": cfg, "n_params": n_params, "size_label": size_label(cfg.n_layer),
             "tensor_types": hist.iter().map(|(t, (n, b))| (t.name().to_string(), serde_json::json!({"count": n, "bytes": b}))).collect::<serde_json::Map<_, _>>(),
             "num_ctx": num_ctx, "kv_bytes": kv, "offload": plan,
+            "devices": devices.iter().map(|(d, b)| serde_json::json!({"device": d, "bytes": b})).collect::<Vec<_>>(),
             "metadata": g.metadata.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.brief()))).collect::<serde_json::Map<_, _>>(),
         });
         outln!("{}", serde_json::to_string_pretty(&v)?);
@@ -579,6 +635,8 @@ fn show(a: ShowArgs) -> Result<()> {
         outln!("  {:<6} {:>4} tensors {:>12} bytes", t.name(), n, b);
     }
     outln!("offload       num_gpu {}: {plan}", a.num_gpu);
+    let per: Vec<String> = devices.iter().map(|(d, b)| format!("{d} {b} bytes")).collect();
+    outln!("devices       {} (weights and KV cache at num_ctx {num_ctx})", per.join(", "));
     outln!("metadata");
     for (k, v) in &g.metadata {
         outln!("  {k} = {}", v.brief());
@@ -599,8 +657,11 @@ fn tokenize(a: TokenizeArgs) -> Result<()> {
         }
     };
     let path = resolve(&a.model)?;
-    let g = Gguf::open(&path)?;
-    let tok = Tokenizer::from_gguf(&g)?;
+    let tok = if chimera::config::is_folder(&path) {
+        chimera::backend::candle::safetensors::Folder::open(&path)?.tokenizer()?
+    } else {
+        Tokenizer::from_gguf(&Gguf::open(&path)?)?
+    };
     let ids = tok.encode(&text, !a.no_bos, true)?;
     if a.json {
         let pieces: Vec<String> = ids.iter().map(|&i| tok.token_text(i)).collect();
@@ -617,8 +678,7 @@ fn perplexity(a: PerplexityArgs) -> Result<()> {
         num_ctx: a.num_ctx,
         num_batch: a.num_ctx,
         num_thread: a.num_thread,
-        num_gpu: -1,
-        swa_full: false,
+        ..LoadOptions::default()
     };
     opts.validate()?;
     let mut engine = load(&a.model, opts)?;
@@ -729,6 +789,8 @@ fn bench(a: BenchArgs) -> Result<()> {
         num_ctx: a.num_ctx,
         reps: a.reps,
         warmup: !a.no_warmup,
+        gpu: gpu_device(0)?,
+        cuda_graphs: cuda_graphs()?,
     };
     let total = bench::expand(&grid)?.len() as u64;
     let bar = indicatif::ProgressBar::new(total);

@@ -376,7 +376,7 @@ pub mod simd {
             let r = recs.add(g * group_bytes);
             let acc = match ty {
                 TensorType::Q4K | TensorType::Q6K => {
-                    crate::quant::x8k::simd::kernel::<T>(ty, vnni, nb, r, y)
+                    crate::backend::cpu::quant::x8k::simd::kernel::<T>(ty, vnni, nb, r, y)
                 }
                 _ => per_wtype!(ty, W => if vnni {
                     group_vnni::<W, T>(nb, r, y, yd, ys)
@@ -394,8 +394,8 @@ pub mod simd {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::quant::quantize;
-    use crate::quant::tests::data;
+    use crate::backend::cpu::quant::quantize;
+    use crate::backend::cpu::quant::tests::data;
 
     /// Every SIMD kernel (AVX2, and AVX512-VNNI where present; four tokens and one) gives the
     /// scalar reference's bits.
@@ -406,7 +406,7 @@ pub(crate) mod tests {
         let nb = cols / 32;
         let acts = quantize(TensorType::Q8_0, &data(n * cols, 7));
         let mut side = vec![0u32; n * nb * 10];
-        crate::quant::q8_0_side(&acts, 0..n, n, nb, side.as_mut_ptr() as *mut u8);
+        crate::backend::cpu::quant::q8_0_side(&acts, 0..n, n, nb, side.as_mut_ptr() as *mut u8);
         let yd = |t: usize| &side[n * nb * 8 + t * nb..][..nb];
         let ys = |t: usize| &side[n * nb * 9 + t * nb..][..nb];
         let ysi = |t: usize| -> &[i32] {
@@ -475,7 +475,11 @@ pub(crate) mod tests {
             let (nb, rb) = (cols / 32, record_bytes(ty));
             for r in 0..rows {
                 let bb = ty.block().1;
-                crate::quant::dequantize(ty, &raw[r * nb * bb..(r + 1) * nb * bb], &mut want);
+                crate::backend::cpu::quant::dequantize(
+                    ty,
+                    &raw[r * nb * bb..(r + 1) * nb * bb],
+                    &mut want,
+                );
                 for (e, &want) in want.iter().enumerate() {
                     let rec = &x8[((r / 8) * nb + e / 32) * rb..][..rb];
                     let k = r % 8;

@@ -332,12 +332,12 @@ pub mod simd {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::quantize;
-    use crate::quant::tests::data;
+    use crate::backend::cpu::quant::quantize;
+    use crate::backend::cpu::quant::tests::data;
     use candle_core::quantized::k_quants::BlockQ8K;
 
     fn q8k(x: &[f32]) -> Vec<u8> {
-        crate::quant::tests::candle_bytes::<BlockQ8K>(x)
+        crate::backend::cpu::quant::tests::candle_bytes::<BlockQ8K>(x)
     }
 
     /// The scalar reader of a record gives back each row's dequantized values (via the kernel:
@@ -359,7 +359,11 @@ mod tests {
                 let y = q8k(&x);
                 let got = group_scalar(ty, nb, &x8, &y);
                 for (k, got) in got.iter().enumerate() {
-                    crate::quant::dequantize(ty, &raw[k * nb * bb..(k + 1) * nb * bb], &mut want);
+                    crate::backend::cpu::quant::dequantize(
+                        ty,
+                        &raw[k * nb * bb..(k + 1) * nb * bb],
+                        &mut want,
+                    );
                     let tol = 1e-4;
                     assert!(
                         (got - want[e]).abs() <= tol,
@@ -401,12 +405,12 @@ mod tests {
                     want[t * rows + g * GROUP..][..GROUP].copy_from_slice(&r);
                 }
             }
-            crate::quant::x8::tests::assert_levels_match(ty, &want, &|vnni| {
+            crate::backend::cpu::quant::x8::tests::assert_levels_match(ty, &want, &|vnni| {
                 let mut got = vec![0f32; n * rows];
                 let (recs, out) = (x8.as_ptr(), got.as_mut_ptr());
                 // SAFETY: the instruction set was detected; buffers are sized as documented.
                 unsafe {
-                    crate::quant::x8::simd::groups(
+                    crate::backend::cpu::quant::x8::simd::groups(
                         ty,
                         vnni,
                         nb,

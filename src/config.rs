@@ -38,6 +38,11 @@ pub fn size_label(n_layer: usize) -> &'static str {
     }
 }
 
+/// Whether a path is a Hugging Face model folder (it holds a config.json), not a GGUF file.
+pub fn is_folder(p: &std::path::Path) -> bool {
+    p.is_dir() && p.join("config.json").is_file()
+}
+
 impl Gemma3Config {
     /// Reads and checks the metadata; every missing required key is named in one error.
     pub fn from_gguf(g: &Gguf) -> Result<Self> {

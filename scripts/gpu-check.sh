@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# The one-call GPU check: build here, run on a GPU machine that has no Rust and no network.
+#
+#   scripts/gpu-check.sh build    on a machine with nvcc (CUDA 13) on PATH: builds the CUDA
+#                                 chimera binary, its CUDA test binary and a CUDA llama-bench
+#                                 (llama.cpp from the llama-cpp-python sdist, sm_90), stripped and
+#                                 gzipped into $CARRY (default gpu-carry/, git-ignored, ≤ 64 MiB).
+#   scripts/gpu-check.sh device   on the GPU machine, from the repository root, with $CARRY
+#                                 beside it: writes synthetic gemma3 GGUFs (270M with the real
+#                                 file's shapes and tensor types; 1B, 4B, 12B Q4_K_M), runs the CUDA
+#                                 tests (kernels against their CPU references, CUDA against the CPU
+#                                 backend teacher-forced on the golden prompts, graph replay against
+#                                 eager steps), then chimera bench and llama-bench pp512/tg128 on the
+#                                 270M at num_gpu 0, 9, 18, 19 and on 1B, 4B, 12B at full offload
+#                                 (both engines read the same files), and prints one table with
+#                                 ratios. Results go to $OUT (default ./gpu-check-out).
+#
+# env: CARRY, OUT, REPS (5), SIZES ("1b 4b 12b"), LLAMA_CPP_PYTHON, CHIMERA_CUDA_TARGET,
+#      CUDA_COMPUTE_CAP (90).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+CARRY=${CARRY:-$root/gpu-carry}
+cap=${CUDA_COMPUTE_CAP:-90}
+
+build() {
+  command -v nvcc >/dev/null || { echo "gpu-check: nvcc is not on PATH (CUDA 13 toolkit)" >&2; exit 2; }
+  local target=${CHIMERA_CUDA_TARGET:-$root/target-cuda} t0=$SECONDS
+  mkdir -p "$CARRY"
+  (cd "$root" && CARGO_TARGET_DIR=$target CUDA_COMPUTE_CAP=$cap cargo build --release --locked --features cuda)
+  local tests
+  tests=$(cd "$root" && CARGO_TARGET_DIR=$target CUDA_COMPUTE_CAP=$cap cargo test --release --locked --features cuda \
+    --no-run --message-format=json | python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "integration" and m.get("executable"):
+        print(m["executable"])')
+  [ -n "$tests" ] || { echo "gpu-check: no integration test binary was built" >&2; exit 1; }
+  echo "gpu-check: chimera built in $((SECONDS - t0)) s" >&2
+  strip -o "$CARRY/chimera" "$target/release/chimera" && gzip -9f "$CARRY/chimera"
+  strip -o "$CARRY/integration" "$tests" && gzip -9f "$CARRY/integration"
+
+  # llama.cpp with its CUDA backend, static, for this compute capability only
+  LLAMACPP_CPU=0 . "$root/scripts/llamacpp-build.sh"
+  llamacpp_source
+  local lb="$CACHE/build-cuda-sm$cap"
+  t0=$SECONDS
+  cmake -S "$LLAMA_SRC" -B "$lb" -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$cap" \
+    -DCMAKE_CUDA_COMPILER="$(command -v nvcc)" -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+    -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF \
+    -DBUILD_SHARED_LIBS=OFF >&2
+  cmake --build "$lb" --target llama-bench -j"$(nproc)" >&2
+  echo "gpu-check: llama-bench (CUDA) built in $((SECONDS - t0)) s" >&2
+  strip -o "$CARRY/llama-bench" "$lb/bin/llama-bench" && gzip -9f "$CARRY/llama-bench"
+  git -C "$root" rev-parse --short=8 HEAD > "$CARRY/commit"
+  ls -l "$CARRY" >&2
+  local total
+  total=$(du -cb "$CARRY"/* | tail -1 | cut -f1)
+  if [ "$total" -gt $((64 * 1024 * 1024)) ]; then
+    echo "gpu-check: $CARRY is $total bytes, more than one device call carries (64 MiB)" >&2
+    exit 1
+  fi
+  echo "gpu-check: $CARRY ready ($total bytes); on the device: scripts/gpu-check.sh device" >&2
+}
+
+device() {
+  local out=${OUT:-$root/gpu-check-out} reps=${REPS:-5} sizes=${SIZES:-"1b 4b 12b"} bin
+  mkdir -p "$out"
+  bin=$(mktemp -d)
+  for f in chimera integration llama-bench; do
+    gunzip -c "$CARRY/$f.gz" > "$bin/$f" && chmod +x "$bin/$f"
+  done
+  # the CUDA 13 runtime, cuBLAS and cuRAND from the Python wheels; libcuda from the driver
+  local nv
+  nv=$(python3 -c 'import nvidia, os; print(os.path.dirname(nvidia.__file__))' 2>/dev/null || true)
+  for d in "$nv"/cu13/lib "$nv"/*/lib; do
+    [ -d "$d" ] && LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  done
+  export LD_LIBRARY_PATH
+  {
+    echo "chimera commit $(cat "$CARRY/commit" 2>/dev/null || echo unknown)"
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+    nproc
+  } | tee "$out/machine.txt"
+
+  # synthetic models, written once by chimera (the 270M: the real file's shapes and type mix)
+  local t0=$SECONDS
+  "$bin/chimera" bench --synthetic "270m,${sizes// /,}" -p 1 -n 1 -r 1 --no-warmup --num-gpu 0 -o json \
+    > "$out/synthetic.json"
+  echo "synthetic models written in $((SECONDS - t0)) s" | tee -a "$out/machine.txt"
+
+  # parity and graphs: the CUDA tests, each reporting its figures
+  t0=$SECONDS
+  local st=0
+  "$bin/integration" cuda:: --test-threads 1 --nocapture > "$out/cuda-tests.txt" 2>&1 || st=$?
+  tail -n 30 "$out/cuda-tests.txt"
+  echo "CUDA tests exit $st, ran in $((SECONDS - t0)) s" | tee -a "$out/machine.txt"
+
+  # speed: chimera bench and llama-bench on the same files, alternating by model
+  local m270 file
+  m270=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[0]["model_filename"])' "$out/synthetic.json")
+  "$bin/chimera" bench -m "$m270" --num-gpu 0,9,18,19 -r "$reps" -o json > "$out/chimera-270m.json"
+  "$bin/llama-bench" -m "$m270" -ngl 0,9,18,19 -r "$reps" -o json > "$out/llama-270m.json"
+  for s in $sizes; do
+    file=$(python3 -c 'import json,sys; print([r["model_filename"] for r in json.load(open(sys.argv[1])) if "-'"$s"'-" in r["model_filename"]][0])' "$out/synthetic.json")
+    # full offload: every block and the head (both clamp a larger count)
+    "$bin/chimera" bench -m "$file" --num-gpu 999 -r "$reps" -o json > "$out/chimera-$s.json"
+    "$bin/llama-bench" -m "$file" -ngl 999 -r "$reps" -o json > "$out/llama-$s.json"
+  done
+  python3 "$root/scripts/gpu-table.py" "$out" | tee "$out/table.md"
+}
+
+case "${1:-}" in
+  build) build ;;
+  device) device ;;
+  *) echo "usage: scripts/gpu-check.sh build|device" >&2; exit 2 ;;
+esac

@@ -1,0 +1,206 @@
+//! The CPU backend's KV cache, allocated once at load from `num_ctx`, one slot per sequence for
+//! each block placed on the CPU: global layers linear, sliding layers a ring.
+//!
+//! A sliding layer keeps `window + n_batch` cells (capped at num_ctx), as llama.cpp's iSWA cache
+//! does (`n_swa + n_ubatch`): a prompt batch of up to n_batch tokens is written before it is
+//! attended, and its first query still needs the `window - 1` keys before the batch.
+
+use crate::config::Gemma3Config;
+
+/// K and V rows of one layer and one sequence, `cells × kv_dim` f32 each. Every access goes
+/// through the pointers made when the storage was allocated (it is never moved or resized), so
+/// threads may write distinct cells while nothing reads them.
+pub struct LayerCache {
+    k: *mut f32,
+    v: *mut f32,
+    pub cells: usize,
+    kv_dim: usize,
+}
+
+// SAFETY: the pointers address storage owned by the KvCache for its whole life; the backend
+// writes cells from one task each and reads only after the writes have joined.
+unsafe impl Send for LayerCache {}
+unsafe impl Sync for LayerCache {}
+
+impl LayerCache {
+    /// All keys (cells × kv_dim).
+    pub fn k(&self) -> &[f32] {
+        // SAFETY: see the type; no write is in flight while a reader holds this.
+        unsafe { std::slice::from_raw_parts(self.k, self.cells * self.kv_dim) }
+    }
+
+    /// All values (cells × kv_dim).
+    pub fn v(&self) -> &[f32] {
+        // SAFETY: as for `k`.
+        unsafe { std::slice::from_raw_parts(self.v, self.cells * self.kv_dim) }
+    }
+
+    /// The key and value rows of `cell`, to write.
+    ///
+    /// # Safety
+    /// Nothing else may read or write this cell while the slices live.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn cell_mut(&self, cell: usize) -> (&mut [f32], &mut [f32]) {
+        let d = self.kv_dim;
+        unsafe {
+            (
+                std::slice::from_raw_parts_mut(self.k.add(cell * d), d),
+                std::slice::from_raw_parts_mut(self.v.add(cell * d), d),
+            )
+        }
+    }
+}
+
+/// Every placed layer's cache, `n_seq` slots each.
+pub struct KvCache {
+    /// `layers[l][seq]`; empty for layers placed elsewhere.
+    layers: Vec<Vec<LayerCache>>,
+    /// The storage the caches point into (K then V of each), never touched after allocation.
+    _storage: Vec<Vec<f32>>,
+    pub kv_dim: usize,
+    pub num_ctx: usize,
+    /// The sliding window, where the model has one.
+    window: Option<usize>,
+}
+
+impl KvCache {
+    /// Allocates `n_seq` slots of `num_ctx` positions for each layer in `placed`, for prompt
+    /// batches of up to `n_batch`; `swa_full` gives sliding layers every position too (llama.cpp's
+    /// `--swa-full`), so that any cached prefix can be reused.
+    pub fn new(
+        cfg: &Gemma3Config,
+        placed: &[bool],
+        num_ctx: usize,
+        n_batch: usize,
+        swa_full: bool,
+        n_seq: usize,
+    ) -> KvCache {
+        let kv_dim = cfg.kv_dim();
+        let mut storage = vec![];
+        let mut layers = vec![];
+        for (l, &here) in placed.iter().enumerate().take(cfg.n_layer) {
+            let mut slots = vec![];
+            if here {
+                let cells = Self::cells_for(cfg, l, num_ctx, n_batch, swa_full);
+                for _ in 0..n_seq {
+                    let (mut k, mut v) = (vec![0f32; cells * kv_dim], vec![0f32; cells * kv_dim]);
+                    slots.push(LayerCache { k: k.as_mut_ptr(), v: v.as_mut_ptr(), cells, kv_dim });
+                    storage.push(k);
+                    storage.push(v);
+                }
+            }
+            layers.push(slots);
+        }
+        KvCache { layers, _storage: storage, kv_dim, num_ctx, window: cfg.sliding_window }
+    }
+
+    /// Cells layer `l` needs (pure, so `show` can report sizes without allocating).
+    pub fn cells_for(
+        cfg: &Gemma3Config,
+        l: usize,
+        num_ctx: usize,
+        n_batch: usize,
+        swa_full: bool,
+    ) -> usize {
+        match cfg.sliding_window {
+            Some(w) if !cfg.is_global(l) && !swa_full => (w + n_batch).min(num_ctx),
+            _ => num_ctx,
+        }
+    }
+
+    /// Bytes one sequence's cache takes for layer `l` (K and V, f32).
+    pub fn layer_bytes(
+        cfg: &Gemma3Config,
+        l: usize,
+        num_ctx: usize,
+        n_batch: usize,
+        swa_full: bool,
+    ) -> u64 {
+        Self::cells_for(cfg, l, num_ctx, n_batch, swa_full) as u64 * cfg.kv_dim() as u64 * 2 * 4
+    }
+
+    /// Bytes one sequence's cache takes for every layer.
+    pub fn bytes_for(cfg: &Gemma3Config, num_ctx: usize, n_batch: usize, swa_full: bool) -> u64 {
+        (0..cfg.n_layer).map(|l| Self::layer_bytes(cfg, l, num_ctx, n_batch, swa_full)).sum()
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> u64 {
+        self.layers.iter().flatten().map(|l| (2 * l.cells * l.kv_dim) as u64 * 4).sum()
+    }
+
+    /// Layer `l`'s cache of sequence `seq`.
+    #[inline]
+    pub fn layer(&self, l: usize, seq: usize) -> &LayerCache {
+        &self.layers[l][seq]
+    }
+
+    /// Whether the first `keep` of `len` cached positions can be reused for a continuation:
+    /// every ring must still hold the `window − 1` positions before `keep`, which the positions
+    /// written after it (`keep..len`) may have overwritten.
+    pub fn reusable(&self, keep: usize, len: usize) -> bool {
+        let Some(w) = self.window else { return true };
+        self.layers
+            .iter()
+            .filter_map(|slots| slots.first())
+            .all(|l| l.cells >= self.num_ctx || len - keep + w <= l.cells + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> Gemma3Config {
+        Gemma3Config {
+            n_vocab: 10,
+            n_embd: 8,
+            n_layer: 12,
+            n_ff: 16,
+            n_head: 2,
+            n_head_kv: 1,
+            head_dim: 4,
+            context_length: 4096,
+            rms_eps: 1e-6,
+            sliding_window: Some(512),
+            rope_base_global: 1e6,
+            rope_base_local: 1e4,
+            rope_scale_global: 1.0,
+            attn_scale: 0.5,
+            final_softcap: None,
+            tied_output: true,
+        }
+    }
+
+    #[test]
+    fn sliding_layers_are_rings_global_layers_span_num_ctx() {
+        let c = cfg();
+        let kv = KvCache::new(&c, &[true; 12], 4096, 512, false, 2);
+        assert_eq!(kv.layer(5, 1).cells, 4096);
+        assert_eq!(kv.layer(11, 0).cells, 4096);
+        assert_eq!(kv.layer(0, 1).cells, 1024);
+        assert_eq!(kv.bytes(), 2 * KvCache::bytes_for(&c, 4096, 512, false));
+        // a small context caps the ring; swa_full makes every layer linear
+        assert_eq!(KvCache::cells_for(&c, 0, 256, 512, false), 256);
+        assert_eq!(KvCache::cells_for(&c, 0, 4096, 512, true), 4096);
+        // only placed layers hold memory
+        let mut half = [false; 12];
+        half[6..].iter_mut().for_each(|p| *p = true);
+        let kv = KvCache::new(&c, &half, 4096, 512, false, 1);
+        assert_eq!(
+            kv.bytes(),
+            (6..12).map(|l| KvCache::layer_bytes(&c, l, 4096, 512, false)).sum::<u64>()
+        );
+    }
+
+    /// A ring of 1024 cells and a window of 512: a prefix stays reusable while at most 513
+    /// positions were written after it.
+    #[test]
+    fn prefixes_are_reusable_while_the_ring_holds_their_window() {
+        let c = cfg();
+        let kv = KvCache::new(&c, &[true; 12], 4096, 512, false, 1);
+        assert!(kv.reusable(1000, 1513));
+        assert!(!kv.reusable(1000, 1514));
+        assert!(KvCache::new(&c, &[true; 12], 4096, 512, true, 1).reusable(10, 4000));
+    }
+}
