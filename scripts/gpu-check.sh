@@ -43,12 +43,24 @@ for line in sys.stdin:
   # llama.cpp with its CUDA backend, static, for this compute capability only
   LLAMACPP_CPU=0 . "$root/scripts/llamacpp-build.sh"
   llamacpp_source
-  local lb="$CACHE/build-cuda-sm$cap"
+  local lb="$CACHE/build-cuda-sm$cap" cuda_home
+  cuda_home=$(dirname "$(dirname "$(command -v nvcc)")")
+  # a toolkit from pip wheels keeps its libraries in lib/, where nvcc does not look, and may
+  # lack cuBLAS's headers: they come from the cuBLAS wheel of the same CUDA, through pip
+  [ -d "$cuda_home/lib64" ] || export NVCC_APPEND_FLAGS="-L$cuda_home/lib${NVCC_APPEND_FLAGS:+ $NVCC_APPEND_FLAGS}"
+  local inc="$CACHE/cublas-include"
+  if [ ! -f "$cuda_home/include/cublas_v2.h" ] && [ ! -f "$inc/cublas_v2.h" ]; then
+    local major
+    major=$(nvcc --version | grep -oP 'release \K[0-9]+\.[0-9]+')
+    python3 -m pip download -q --no-deps -d "$CACHE/wheels" "nvidia-cublas>=$major,<${major%.*}.$(( ${major#*.} + 1 ))"
+    mkdir -p "$inc" && unzip -q -j -o "$CACHE"/wheels/nvidia_cublas-*.whl 'nvidia/*/include/*' -d "$inc"
+  fi
   t0=$SECONDS
   cmake -S "$LLAMA_SRC" -B "$lb" -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$cap" \
-    -DCMAKE_CUDA_COMPILER="$(command -v nvcc)" -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+    -DCMAKE_CUDA_COMPILER="$(command -v nvcc)" -DCUDAToolkit_ROOT="$cuda_home" \
+    -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
     -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF \
-    -DBUILD_SHARED_LIBS=OFF >&2
+    -DBUILD_SHARED_LIBS=OFF -DCMAKE_CUDA_FLAGS="-I$inc" -DCMAKE_CXX_FLAGS="-I$inc" >&2
   cmake --build "$lb" --target llama-bench -j"$(nproc)" >&2
   echo "gpu-check: llama-bench (CUDA) built in $((SECONDS - t0)) s" >&2
   strip -o "$CARRY/llama-bench" "$lb/bin/llama-bench" && gzip -9f "$CARRY/llama-bench"

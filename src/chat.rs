@@ -4,21 +4,46 @@
 use crate::error::{Error, Result};
 use minijinja::{context, Environment, ErrorKind};
 
+/// One message of a conversation (`system`, `user`, `assistant`; `model` is read as assistant).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Message {
+    pub role: String,
+    pub content: String,
+}
+
+impl Message {
+    pub fn new(role: &str, content: &str) -> Message {
+        Message { role: role.into(), content: content.into() }
+    }
+}
+
 /// The prompt text for one user message under `template` (None: the text as it is).
+pub fn prompt(template: Option<&str>, user: &str, bos: &str, eos: &str) -> Result<String> {
+    match template {
+        None => Ok(user.to_string()),
+        Some(_) => render(template, &[Message::new("user", user)], bos, eos),
+    }
+}
+
+/// The prompt text for a conversation, ending where the model's next turn starts.
 ///
 /// A template that contains `<start_of_turn>` gets gemma's turn format, which is what llama.cpp
 /// does by default (ref: llama-chat.cpp llm_chat_detect_template → LLM_CHAT_TEMPLATE_GEMMA), so
-/// chimera's prompts match llama.cpp's token for token. Any other template is rendered with
-/// `messages = [{role: "user", content}]`, `add_generation_prompt = true`, `bos_token` and
-/// `eos_token`, and `raise_exception`. A leading `bos_token` is dropped because the tokenizer
-/// adds BOS itself (llama.cpp warns about the double BOS otherwise).
-pub fn prompt(template: Option<&str>, user: &str, bos: &str, eos: &str) -> Result<String> {
-    let Some(template) = template else {
-        return Ok(user.to_string());
+/// chimera's prompts match llama.cpp's token for token; so does a model without a template (a
+/// gemma3 base model), since the family's turns are gemma's. Any other template is rendered with
+/// `messages`, `add_generation_prompt = true`, `bos_token` and `eos_token`, and
+/// `raise_exception`. A leading `bos_token` is dropped because the tokenizer adds BOS itself
+/// (llama.cpp warns about the double BOS otherwise).
+pub fn render(
+    template: Option<&str>,
+    messages: &[Message],
+    bos: &str,
+    eos: &str,
+) -> Result<String> {
+    let template = match template {
+        Some(t) if !t.contains("<start_of_turn>") => t,
+        _ => return Ok(gemma_turns(messages)),
     };
-    if template.contains("<start_of_turn>") {
-        return Ok(gemma(user));
-    }
     let err = |e: minijinja::Error| {
         let mut what = e.to_string();
         if let Some(detail) = e.detail() {
@@ -32,11 +57,13 @@ pub fn prompt(template: Option<&str>, user: &str, bos: &str, eos: &str) -> Resul
         Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
     });
     env.add_template("chat", template).map_err(err)?;
+    let msgs: Vec<_> =
+        messages.iter().map(|m| context! { role => m.role, content => m.content }).collect();
     let text = env
         .get_template("chat")
         .map_err(err)?
         .render(context! {
-            messages => vec![context! { role => "user", content => user }],
+            messages => msgs,
             add_generation_prompt => true,
             bos_token => bos,
             eos_token => eos,
@@ -51,7 +78,35 @@ pub fn prompt(template: Option<&str>, user: &str, bos: &str, eos: &str) -> Resul
 /// gemma's turn format for one user message (ref: llama-chat.cpp LLM_CHAT_TEMPLATE_GEMMA; the
 /// template's leading `{{ bos_token }}` is left to the tokenizer's add_bos).
 pub fn gemma(user: &str) -> String {
-    format!("<start_of_turn>user\n{}<end_of_turn>\n<start_of_turn>model\n", user.trim())
+    gemma_turns(&[Message::new("user", user)])
+}
+
+/// gemma's turn format for a conversation (ref: llama-chat.cpp LLM_CHAT_TEMPLATE_GEMMA): a
+/// system message is prepended to the next user turn, `assistant` turns are `model` turns,
+/// contents are trimmed, and the model's turn is opened at the end.
+pub fn gemma_turns(messages: &[Message]) -> String {
+    let mut out = String::new();
+    let mut system = String::new();
+    for m in messages {
+        let content = m.content.trim();
+        match m.role.as_str() {
+            "system" => {
+                system.push_str(content);
+                system.push_str("\n\n");
+            }
+            role => {
+                let role = if role == "assistant" { "model" } else { role };
+                out.push_str(&format!("<start_of_turn>{role}\n"));
+                if role == "user" {
+                    out.push_str(&std::mem::take(&mut system));
+                }
+                out.push_str(content);
+                out.push_str("<end_of_turn>\n");
+            }
+        }
+    }
+    out.push_str("<start_of_turn>model\n");
+    out
 }
 
 #[cfg(test)]
@@ -87,6 +142,23 @@ mod tests {
         assert!(prompt(Some(&with_bos), "Hi", "<s>", "</s>").unwrap().starts_with("<|im_start|>"));
         let py = "{{ messages[0]['content'].strip().upper() }}";
         assert_eq!(prompt(Some(py), "  hi ", "<s>", "</s>").unwrap(), "HI");
+    }
+
+    #[test]
+    fn conversations_take_gemma_turns() {
+        let msgs = [
+            Message::new("system", "Be brief."),
+            Message::new("user", " Hi "),
+            Message::new("assistant", "Hello."),
+            Message::new("user", "Why?"),
+        ];
+        assert_eq!(
+            render(None, &msgs, "<bos>", "<eos>").unwrap(),
+            "<start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\nHello.<end_of_turn>\n\
+             <start_of_turn>user\nWhy?<end_of_turn>\n<start_of_turn>model\n"
+        );
+        let two = render(Some(CHATML), &msgs[1..3], "<s>", "</s>").unwrap();
+        assert_eq!(two, "<|im_start|>user\n Hi <|im_end|>\n<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>assistant\n");
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod pool;
 pub mod quantize;
 pub mod registry;
 pub mod sampler;
+pub mod serve;
 pub mod stamp;
 pub mod stats;
 pub mod synthetic;

@@ -94,6 +94,20 @@ pub fn resolve(name: &str, progress: Progress) -> Result<PathBuf> {
     }
 }
 
+/// A registry model already on this machine (the store, else the Hugging Face cache), its
+/// sha256 checked; nothing is downloaded. `None` when it is not here.
+pub fn local(spec: &ModelSpec) -> Option<PathBuf> {
+    let store = store_dir().join(&spec.file);
+    let hf = spec
+        .hf_repo
+        .as_ref()
+        .and_then(|r| hf_hub::Cache::from_env().model(r.clone()).get(&spec.file));
+    [Some(store), hf]
+        .into_iter()
+        .flatten()
+        .find(|p| p.is_file() && verify(p, &spec.sha256, &mut |_, _, _| {}).is_ok())
+}
+
 /// Makes a registry model present in the store (or finds it in the HF cache) and returns its path.
 pub fn pull(spec: &ModelSpec, progress: Progress) -> Result<PathBuf> {
     let mut tried = vec![];

@@ -202,6 +202,43 @@ impl Sampler {
         &self.pairs
     }
 
+    /// The chain's first stages on the host, as a device front end runs them: penalties, then
+    /// the `k` best (descending, ties to the lower id) into `out`, without a candidate per
+    /// vocabulary entry. One pass keeps the best k + h raw logits (h: distinct ids in the
+    /// penalty window); the window's ids are then scored with their penalties. That set holds
+    /// the true top k: at most h of the raw best k + h are penalized, and every id outside the
+    /// window keeps its raw logit.
+    pub fn front_host(&mut self, logits: &[f32], k: usize, out: &mut Vec<(u32, f32)>) {
+        let o = self.opts.clone();
+        let pairs = self.penalty_pairs().len() / 2;
+        let m = (k + pairs).min(logits.len());
+        self.cand.clear();
+        let mut floor = f32::NEG_INFINITY;
+        for (i, &l) in logits.iter().enumerate() {
+            if self.cand.len() < m || l > floor {
+                let c = Candidate { id: i as u32, logit: l };
+                let at = self.cand.partition_point(|x| by_logit_desc(x, &c).is_lt());
+                self.cand.insert(at, c);
+                self.cand.truncate(m);
+                if self.cand.len() == m {
+                    floor = self.cand[m - 1].logit;
+                }
+            }
+        }
+        for p in self.pairs.chunks_exact(2) {
+            let Some(&raw) = logits.get(p[0] as usize) else { continue };
+            let mut l = if raw <= 0.0 { raw * o.repeat_penalty } else { raw / o.repeat_penalty };
+            l -= p[1] as f32 * o.frequency_penalty + o.presence_penalty;
+            match self.cand.iter_mut().find(|c| c.id == p[0] as u32) {
+                Some(c) => c.logit = l,
+                None => self.cand.push(Candidate { id: p[0] as u32, logit: l }),
+            }
+        }
+        top_k(&mut self.cand, k as i32);
+        out.clear();
+        out.extend(self.cand.iter().map(|c| (c.id, c.logit)));
+    }
+
     /// Picks the next token from the candidates a device front end returned (penalties and
     /// top-k applied, descending): the rest of the chain, on the host.
     pub fn sample_front(&mut self, front: &[(u32, f32)]) -> u32 {
@@ -476,6 +513,43 @@ mod tests {
         assert_eq!(run(42), run(42));
         assert_ne!(run(42), run(43));
         assert!(run(42).iter().collect::<std::collections::HashSet<_>>().len() > 3);
+    }
+
+    #[test]
+    fn the_host_front_end_continues_the_full_chain() {
+        let nv = 5000;
+        let logits: Vec<f32> = (0..nv).map(|i| ((i * 7919 % 1000) as f32 / 100.0) - 5.0).collect();
+        for o in [
+            SamplerOptions { seed: 3, ..Default::default() },
+            SamplerOptions {
+                seed: 4,
+                top_k: 64,
+                presence_penalty: -2.0,
+                repeat_penalty: 0.7,
+                ..Default::default()
+            },
+            SamplerOptions {
+                temperature: 0.0,
+                repeat_penalty: 3.0,
+                frequency_penalty: 1.0,
+                ..Default::default()
+            },
+        ] {
+            let (mut full, mut front) = (
+                Sampler::new(o.clone(), nv, 64).unwrap(),
+                Sampler::new(o.clone(), nv, 64).unwrap(),
+            );
+            let k = front.front_k(64).unwrap();
+            let mut cands = vec![];
+            for step in 0..200 {
+                let a = full.sample(&logits);
+                front.front_host(&logits, k, &mut cands);
+                let b = front.sample_front(&cands);
+                assert_eq!(a, b, "{o:?} step {step}");
+                full.accept(a);
+                front.accept(b);
+            }
+        }
     }
 
     #[test]

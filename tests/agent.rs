@@ -212,3 +212,40 @@ fn model_text_that_fails_the_check_goes_to_the_appendix() {
     assert!(appendix.contains("- insight: \"The GPU fan speed peaked at 4321 RPM.\" — `4321` matches nothing in the facts"), "{appendix}");
     assert!(appendix.contains("1 figure(s) in the model-written text match nothing"));
 }
+
+/// `--runs 2` runs side by side in their own KV slots and states the speedup it measured
+/// against the same calls replayed one after another (same tokens: batching changes nothing).
+#[test]
+fn runs_go_side_by_side_with_a_measured_speedup() {
+    let d = tempdir();
+    let out = d.path().join("out");
+    let model = real_model();
+    let o = chimera(&[
+        "analyze",
+        artifacts().to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--runs",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    let c = &metrics["concurrency"];
+    assert_eq!((c["runs"].as_u64(), c["identical"].as_bool()), (Some(2), Some(true)), "{c}");
+    let (b, s) =
+        (c["batched_seconds"].as_f64().unwrap(), c["sequential_seconds"].as_f64().unwrap());
+    assert!(b > 0.0 && s > 0.0 && (c["speedup"].as_f64().unwrap() - s / b).abs() < 1e-6, "{c}");
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        report.contains("ran side by side") && report.contains(&format!("{:.2}×", s / b)),
+        "the report states the measured speedup"
+    );
+    assert_eq!(
+        metrics["llm_calls"].as_array().unwrap().iter().filter(|c| c["run_number"] == 2).count(),
+        5,
+        "run 2 made all its calls"
+    );
+}

@@ -34,3 +34,6 @@ mod quantize;
 /// reference, the model against the cpu backend, graphs against eager steps.
 #[cfg(feature = "cuda")]
 mod cuda;
+
+/// `chimera serve`: the ollama and openai Python clients, errors, queueing, batching, shutdown.
+mod serve;

@@ -2,13 +2,14 @@
 //! block cached) → the grounding check → the report folder (report.md, metrics.json, chart.svg;
 //! with `compare`, the baseline's report and the comparison), written atomically.
 
+use super::calls::{self, CallSpec};
 use super::findings::{self, Finding};
 use super::grounding::{self, Known};
 use super::ingest::{self, Facts, IngestOptions};
-use super::narrative::{self, Prompt, Style};
+use super::narrative::{self, Style};
 use super::render::{self, Workflow};
-use super::{Aggregate, Analysis, CallMetrics, Event, LlmCall, Rejected, RunText};
-use crate::engine::{DoneReason, Engine, GenerateOptions, LoadOptions};
+use super::{Aggregate, Analysis, Event, LlmCall, Rejected, RunText};
+use crate::engine::{Engine, GenerateOptions, LoadOptions};
 use crate::error::{Error, Result};
 use crate::stamp;
 use std::io::Write;
@@ -116,7 +117,11 @@ pub fn run(job: &Job, progress: &mut dyn FnMut(Event)) -> Result<Outcome> {
     progress(Event::Ingested { facts: &facts, findings: found.len(), seconds: ingest_seconds });
     let t_an = Instant::now();
     let baseline = if job.compare {
-        let load = LoadOptions { num_thread: job.load.num_thread, ..LoadOptions::default() };
+        let load = LoadOptions {
+            num_thread: job.load.num_thread,
+            n_seq: slots(job.runs),
+            ..LoadOptions::default()
+        };
         let gen =
             GenerateOptions { num_predict: job.gen.num_predict, ..GenerateOptions::default() };
         let mut engine = load_engine(&job.model_path, load, progress)?;
@@ -133,7 +138,8 @@ pub fn run(job: &Job, progress: &mut dyn FnMut(Event)) -> Result<Outcome> {
     } else {
         None
     };
-    let mut engine = load_engine(&job.model_path, job.load.clone(), progress)?;
+    let load = LoadOptions { n_seq: slots(job.runs), ..job.load.clone() };
+    let mut engine = load_engine(&job.model_path, load, progress)?;
     let main = agents(
         &mut engine,
         &facts,
@@ -177,6 +183,7 @@ pub fn run(job: &Job, progress: &mut dyn FnMut(Event)) -> Result<Outcome> {
         "findings": found,
         "llm_calls": main.llm_calls,
         "aggregate_metrics": main.aggregate_metrics,
+        "concurrency": main.concurrency,
         "workflow": workflow,
         "unverified_figures": {"count": unverified.len(), "items": unverified},
         "rejected_model_text": main.rejected,
@@ -210,6 +217,19 @@ pub fn run(job: &Job, progress: &mut dyn FnMut(Event)) -> Result<Outcome> {
         delta,
     })
 }
+
+/// KV slots for `runs` side by side: one each, up to [`MAX_SIDE_BY_SIDE`] (more run one after
+/// another).
+fn slots(runs: usize) -> usize {
+    if (2..=MAX_SIDE_BY_SIDE).contains(&runs) {
+        runs
+    } else {
+        1
+    }
+}
+
+/// The most runs that go side by side (each holds a KV slot of num_ctx positions).
+pub const MAX_SIDE_BY_SIDE: usize = 8;
 
 fn load_engine(path: &Path, opts: LoadOptions, progress: &mut dyn FnMut(Event)) -> Result<Engine> {
     let engine = Engine::load(path, opts)?;
@@ -258,7 +278,8 @@ pub fn known(facts: &Facts, found: &[Finding], calls: &[LlmCall]) -> Known {
 }
 
 /// The warm-up call (reported as the cold start; it also fills the cache with the shared block),
-/// then `runs` × (collector, insight, commentary on the top findings).
+/// then `runs` × (collector, insight, commentary on the top findings): one run's calls one after
+/// another, several runs side by side in their own KV slots (see [`calls`]).
 #[allow(clippy::too_many_arguments)]
 pub fn agents(
     engine: &mut Engine,
@@ -276,54 +297,133 @@ pub fn agents(
     let t0 = Instant::now();
     let style =
         if engine.tokenizer.chat_template().is_some() { Style::Chat } else { Style::Completion };
-    let shared = narrative::shared_block(&super::facts_text(facts), found);
-    let top: Vec<&Finding> = found.iter().take(narrative::PROMPT_FINDINGS).collect();
-    let names = narrative::names_in(found);
     let facts_text = super::facts_text(facts);
-    let inventory_numbers = grounding::allowed_numbers(&facts_text);
+    let shared = narrative::shared_block(&facts_text, found);
+    let top: Vec<&Finding> = found.iter().take(narrative::PROMPT_FINDINGS).collect();
     let top_text: String = top.iter().map(|f| format!("{} {}\n", f.sentence, f.evidence)).collect();
-    let top_numbers = grounding::allowed_numbers(&top_text);
     let mut sources: Vec<String> =
         found.iter().map(|f| format!("{} {}", f.sentence, f.evidence)).collect();
     sources.push(facts_text.clone());
-    let known = Checker { known: known(facts, found, &[]), sources };
+    let mut plan = Runs {
+        style,
+        collector: narrative::collector(style, &shared),
+        inventory_grammar: narrative::grounding_grammar(
+            &grounding::allowed_numbers(&facts_text),
+            &narrative::names_in(found),
+            5,
+            true,
+        ),
+        top_numbers: grounding::allowed_numbers(&top_text),
+        names: narrative::names_in(found),
+        shared,
+        found,
+        known: Checker { known: known(facts, found, &[]), sources },
+        texts: (1..=runs).map(|r| RunText { run_number: r, ..Default::default() }).collect(),
+        rejected: vec![],
+    };
     let mut a =
         Analysis { label: label.into(), configuration: configuration.into(), ..Default::default() };
-    let mut call = Caller { engine, opts, progress, calls: &mut a.llm_calls };
-    let collector = narrative::collector(style, &shared);
-    let g = narrative::grounding_grammar(&inventory_numbers, &names, 5, true);
-    call.go(0, "warmup", None, &collector, g.clone(), 1)?;
-    for run in 1..=runs {
-        let mut text = RunText { run_number: run, ..Default::default() };
-        let inv = call.go(run, "collector", None, &collector, g.clone(), budget("collector"))?;
-        let inv = format!("{} {inv}", narrative::started(style, narrative::INVENTORY_START));
-        text.inventory = keep(&mut a.rejected, &known, (run, "collector", None), inv.trim(), None);
-        let p = narrative::insight(style, &shared, &text.inventory);
-        let g = narrative::grounding_grammar(&top_numbers, &names, 1, false);
-        let summary = call.go(run, "insight", None, &p, g, budget("insight"))?;
-        let summary = format!("{} {summary}", narrative::started(style, narrative::SUMMARY_START));
-        text.insight = keep(&mut a.rejected, &known, (run, "insight", None), summary.trim(), None);
-        for f in found.iter().take(COMMENTARY_FINDINGS) {
-            let p = narrative::commentary(style, &shared, f);
-            let g = narrative::grounding_grammar(
-                &grounding::allowed_numbers(&format!("{} {}", f.sentence, f.evidence)),
-                &names,
-                1,
-                false,
-            );
-            let c = call.go(run, "commentary", Some(&f.id), &p, g, budget("commentary"))?;
-            let c =
-                keep(&mut a.rejected, &known, (run, "commentary", Some(&f.id)), &c, Some(f.kind));
-            if !c.is_empty() {
-                text.commentary.push((f.id.clone(), c));
-            }
-        }
-        a.runs.push(text);
-    }
-    (call.progress)(Event::Done);
+    let warmup = CallSpec {
+        stage: "warmup",
+        finding: None,
+        prompt: plan.collector.clone(),
+        grammar: plan.inventory_grammar.clone(),
+        budget: 1,
+    };
+    calls::one(engine, opts, 0, &warmup, progress, &mut a.llm_calls)?;
+    a.concurrency = calls::runs(engine, opts, runs, &mut plan, progress, &mut a.llm_calls)?;
+    progress(Event::Done);
+    a.runs = plan.texts;
+    a.rejected = plan.rejected;
     a.aggregate_metrics = Aggregate::of(&a.llm_calls);
     a.analysis_seconds = t0.elapsed().as_secs_f64();
     Ok(a)
+}
+
+/// Every run's calls: the collector, the insight on its inventory, then a commentary on each of
+/// the top findings; each response checked before it is kept.
+struct Runs<'a> {
+    style: Style,
+    shared: String,
+    collector: narrative::Prompt,
+    inventory_grammar: crate::constraint::Grammar,
+    top_numbers: Vec<String>,
+    names: Vec<String>,
+    found: &'a [Finding],
+    known: Checker,
+    texts: Vec<RunText>,
+    rejected: Vec<Rejected>,
+}
+
+impl calls::Plan for Runs<'_> {
+    fn call(&self, run: usize, step: usize) -> Option<CallSpec> {
+        let spec = |stage, finding: Option<&Finding>, prompt, grammar| CallSpec {
+            stage,
+            finding: finding.map(|f| f.id.clone()),
+            prompt,
+            grammar,
+            budget: budget(stage),
+        };
+        match step {
+            0 => Some(spec(
+                "collector",
+                None,
+                self.collector.clone(),
+                self.inventory_grammar.clone(),
+            )),
+            1 => {
+                let p =
+                    narrative::insight(self.style, &self.shared, &self.texts[run - 1].inventory);
+                Some(spec(
+                    "insight",
+                    None,
+                    p,
+                    narrative::grounding_grammar(&self.top_numbers, &self.names, 1, false),
+                ))
+            }
+            k => {
+                let f = self.found.iter().take(COMMENTARY_FINDINGS).nth(k - 2)?;
+                let numbers = grounding::allowed_numbers(&format!("{} {}", f.sentence, f.evidence));
+                let g = narrative::grounding_grammar(&numbers, &self.names, 1, false);
+                Some(spec(
+                    "commentary",
+                    Some(f),
+                    narrative::commentary(self.style, &self.shared, f),
+                    g,
+                ))
+            }
+        }
+    }
+
+    fn take(&mut self, run: usize, step: usize, response: String) {
+        let (style, rejected, known) = (self.style, &mut self.rejected, &self.known);
+        let text = &mut self.texts[run - 1];
+        match step {
+            0 => {
+                let inv =
+                    format!("{} {response}", narrative::started(style, narrative::INVENTORY_START));
+                text.inventory = keep(rejected, known, (run, "collector", None), inv.trim(), None);
+            }
+            1 => {
+                let summary =
+                    format!("{} {response}", narrative::started(style, narrative::SUMMARY_START));
+                text.insight = keep(rejected, known, (run, "insight", None), summary.trim(), None);
+            }
+            k => {
+                let f = &self.found[k - 2];
+                let c = keep(
+                    rejected,
+                    known,
+                    (run, "commentary", Some(&f.id)),
+                    &response,
+                    Some(f.kind),
+                );
+                if !c.is_empty() {
+                    text.commentary.push((f.id.clone(), c));
+                }
+            }
+        }
+    }
 }
 
 fn budget(stage: &str) -> i64 {
@@ -362,55 +462,4 @@ fn keep(
 struct Checker {
     known: Known,
     sources: Vec<String>,
-}
-
-/// Runs one agent call and records it.
-struct Caller<'a, 'b> {
-    engine: &'a mut Engine,
-    opts: &'a GenerateOptions,
-    progress: &'a mut dyn FnMut(Event<'b>),
-    calls: &'a mut Vec<LlmCall>,
-}
-
-impl Caller<'_, '_> {
-    fn go(
-        &mut self,
-        run: usize,
-        stage: &'static str,
-        finding: Option<&str>,
-        p: &Prompt,
-        grammar: crate::constraint::Grammar,
-        stage_budget: i64,
-    ) -> Result<String> {
-        (self.progress)(Event::Stage { run, stage });
-        let ids = self.engine.prompt_ids(&p.text, !p.chat)?;
-        let mut opts = self.opts.clone();
-        opts.grammar = Some(grammar);
-        opts.num_predict = match opts.num_predict {
-            n if n < 0 => stage_budget,
-            n => n.min(stage_budget.max(1)),
-        };
-        let mut n = 0;
-        let progress = &mut self.progress;
-        let out = self.engine.generate(&ids, &opts, &mut |_| {
-            n += 1;
-            progress(Event::Tokens { n });
-        })?;
-        let text = match out.done_reason {
-            DoneReason::Length if stage != "warmup" => narrative::complete_part(&out.response),
-            _ => out.response.as_str(),
-        };
-        let response = text.trim().to_string();
-        self.calls.push(LlmCall {
-            run_number: run,
-            stage: stage.into(),
-            finding: finding.map(String::from),
-            prompt: p.text.clone(),
-            response: response.clone(),
-            metrics: CallMetrics::from(&out.timings),
-            failed: stage != "warmup" && (out.timings.eval_count == 0 || response.is_empty()),
-            timings: out.timings,
-        });
-        Ok(response)
-    }
 }

@@ -10,6 +10,7 @@
 
 pub mod advice;
 pub mod analyze;
+pub mod calls;
 pub mod findings;
 pub mod grounding;
 pub mod ingest;
@@ -240,6 +241,8 @@ pub struct Analysis {
     pub rejected: Vec<Rejected>,
     pub aggregate_metrics: Aggregate,
     pub analysis_seconds: f64,
+    /// Runs side by side (several runs), with the measured speedup.
+    pub concurrency: Option<calls::Concurrency>,
 }
 
 /// Progress events for the CLI (only the CLI prints).
@@ -257,6 +260,12 @@ pub enum Event<'a> {
     },
     Tokens {
         n: usize,
+    },
+    /// A call of runs side by side ended with `tokens` generated.
+    Call {
+        run: usize,
+        stage: &'a str,
+        tokens: usize,
     },
     Done,
 }

@@ -43,6 +43,7 @@ pub enum Style {
 }
 
 /// One prompt: the shared block first, then the part that differs.
+#[derive(Debug, Clone)]
 pub struct Prompt {
     pub text: String,
     /// Whether the engine should apply the chat template.

@@ -331,6 +331,17 @@ fn appendix(s: &mut String, a: &Analysis, unverified: &[Unverified]) {
 fn render_metrics(s: &mut String, a: &Analysis) {
     let m = &a.aggregate_metrics;
     let _ = writeln!(s, "## Metrics\n");
+    if let Some(c) = &a.concurrency {
+        let _ = writeln!(
+            s,
+            "The {} runs ran side by side, their calls sharing each forward: {:.2} s; the same calls (same prompts, grammars and seeds) replayed one after another took {:.2} s, so side by side was {:.2}× as fast (measured; the replay's tokens {} the side-by-side ones).\n",
+            c.runs,
+            c.batched_seconds,
+            c.sequential_seconds,
+            c.speedup,
+            if c.identical { "equal" } else { "differ from" }
+        );
+    }
     let _ = writeln!(s, "Measured by the engine on the warm calls (the warm-up call is reported as the cold start and kept out):\n");
     let _ = writeln!(
         s,

@@ -249,6 +249,11 @@ pub trait Backend: Send {
         Ok(())
     }
 
+    /// Whether [`Backend::sample_front`] runs here.
+    fn has_front(&self) -> bool {
+        false
+    }
+
     /// The sampler's front end next to the logits of `Hidden` row `row`: penalties, then the
     /// `k` best `(id, logit)` pairs, descending (ties to the lower id), into `out`. False when
     /// the backend has none, and the host samples the whole row.
@@ -282,6 +287,9 @@ pub trait Backend: Send {
     /// Whether sequence `seq`'s first `keep` of `len` cached positions survive for reuse in every
     /// sliding-window ring of this backend.
     fn reusable(&self, seq: usize, keep: usize, len: usize) -> bool;
+
+    /// Makes sequence `to`'s cache a copy of sequence `from`'s.
+    fn copy_seq(&mut self, from: usize, to: usize) -> Result<()>;
 
     /// Bytes of KV cache this backend holds.
     fn kv_bytes(&self) -> u64;

@@ -61,6 +61,18 @@ fn progress() -> impl FnMut(Event) {
                 eprint!("\rchimera: {stage}: {n} tokens");
             }
         }
+        Event::Call { run, stage: s, tokens } => {
+            if !stage.is_empty() {
+                // the stage before the side-by-side calls (the warm-up) ends here
+                if live {
+                    eprintln!();
+                } else {
+                    eprintln!("chimera: {stage}: {last} tokens");
+                }
+                stage.clear();
+            }
+            eprintln!("chimera: {s} (run {run}): {tokens} tokens");
+        }
         Event::Done => {
             if live {
                 eprintln!();

@@ -216,6 +216,11 @@ impl Model {
         self.backends[self.head_on].logits(rows, out)
     }
 
+    /// Whether the head's backend has a sampling front end.
+    pub fn has_front(&self) -> bool {
+        self.backends[self.head_on].has_front()
+    }
+
     /// The sampler's front end next to the logits of hidden row `row`, where the head's backend
     /// has one (see [`Backend::sample_front`]); false when the host must sample the full row.
     pub fn sample_front(
@@ -238,6 +243,11 @@ impl Model {
         self.backends.iter().all(|b| b.reusable(seq, keep, len))
     }
 
+    /// Makes sequence `to`'s cache a copy of sequence `from`'s on every backend.
+    pub fn copy_seq(&mut self, from: usize, to: usize) -> Result<()> {
+        self.backends.iter_mut().try_for_each(|b| b.copy_seq(from, to))
+    }
+
     /// Bytes of KV cache on every backend.
     pub fn kv_bytes(&self) -> u64 {
         self.backends.iter().map(|b| b.kv_bytes()).sum()
@@ -256,6 +266,11 @@ impl Model {
     /// Bytes of weights on every backend, and of the host embedding.
     pub fn weight_bytes(&self) -> u64 {
         self.backends.iter().map(|b| b.weight_bytes()).sum()
+    }
+
+    /// Bytes of weights and KV cache on each backend's device.
+    pub fn device_bytes(&self) -> Vec<(String, u64)> {
+        self.backends.iter().map(|b| (b.device(), b.weight_bytes() + b.kv_bytes())).collect()
     }
 
     /// The distinct devices the model runs on, in slot order (`cpu`, `candle-cpu`, `cuda:0`).

@@ -427,6 +427,10 @@ impl Backend for CandleBackend {
         Ok(())
     }
 
+    fn has_front(&self) -> bool {
+        self.head.is_some()
+    }
+
     fn sample_front(&mut self, row: usize, f: &Front, out: &mut Vec<(u32, f32)>) -> Result<bool> {
         let op = SampleFront {
             k: f.k,
@@ -475,6 +479,17 @@ impl Backend for CandleBackend {
             .iter()
             .filter_map(|s| s.first())
             .all(|c| c.cells >= self.num_ctx || len - keep + w <= c.cells + 1)
+    }
+
+    fn copy_seq(&mut self, from: usize, to: usize) -> Result<()> {
+        if from != to {
+            for slots in &self.kv {
+                if let (Some(f), Some(t)) = (slots.get(from), slots.get(to)) {
+                    t.kv.slice_set(&f.kv, 0, 0)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn kv_bytes(&self) -> u64 {

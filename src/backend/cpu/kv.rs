@@ -35,6 +35,19 @@ impl LayerCache {
         unsafe { std::slice::from_raw_parts(self.v, self.cells * self.kv_dim) }
     }
 
+    /// Copies every cell of `from` (same layer, another sequence) into this one.
+    ///
+    /// # Safety
+    /// Nothing may read or write either cache meanwhile.
+    pub unsafe fn copy_from(&self, from: &LayerCache) {
+        let n = self.cells * self.kv_dim;
+        debug_assert_eq!(n, from.cells * from.kv_dim);
+        unsafe {
+            std::ptr::copy_nonoverlapping(from.k, self.k, n);
+            std::ptr::copy_nonoverlapping(from.v, self.v, n);
+        }
+    }
+
     /// The key and value rows of `cell`, to write.
     ///
     /// # Safety
@@ -131,6 +144,20 @@ impl KvCache {
 
     /// Layer `l`'s cache of sequence `seq`.
     #[inline]
+    /// Makes sequence `to`'s cache a copy of sequence `from`'s in every placed layer (llama.cpp's
+    /// `llama_memory_seq_cp`), so that a prefix evaluated once serves another slot.
+    pub fn copy_seq(&mut self, from: usize, to: usize) {
+        if from == to {
+            return;
+        }
+        for slots in &self.layers {
+            if let (Some(f), Some(t)) = (slots.get(from), slots.get(to)) {
+                // SAFETY: `&mut self`: no forward is running; the two slots are distinct.
+                unsafe { t.copy_from(f) };
+            }
+        }
+    }
+
     pub fn layer(&self, l: usize, seq: usize) -> &LayerCache {
         &self.layers[l][seq]
     }

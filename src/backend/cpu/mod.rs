@@ -363,6 +363,11 @@ impl Backend for CpuBackend {
         self.kv.reusable(keep, len)
     }
 
+    fn copy_seq(&mut self, from: usize, to: usize) -> Result<()> {
+        self.kv.copy_seq(from, to);
+        Ok(())
+    }
+
     fn kv_bytes(&self) -> u64 {
         self.kv.bytes()
     }

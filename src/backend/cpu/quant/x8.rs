@@ -339,6 +339,8 @@ pub mod simd {
         // T tokens against every group of the tile
         let pass = |t: usize, a: &[(*const u8, *const f32, *const i32)]| match a.len() {
             4 => pass_n::<4>(ty, vnni, nb, recs, group_bytes, groups.clone(), a, t, out, stride),
+            3 => pass_n::<3>(ty, vnni, nb, recs, group_bytes, groups.clone(), a, t, out, stride),
+            2 => pass_n::<2>(ty, vnni, nb, recs, group_bytes, groups.clone(), a, t, out, stride),
             _ => pass_n::<1>(ty, vnni, nb, recs, group_bytes, groups.clone(), a, t, out, stride),
         };
         let mut t = 0;
@@ -347,8 +349,11 @@ pub mod simd {
             pass(t, &a);
             t += 4;
         }
-        for t in t..n {
-            pass(t, &[acts(t)]);
+        // the last one to three tokens in one pass (decode batches of 2 or 3 read the weights
+        // once); each token's chain is the same whatever T is
+        if t < n {
+            let a: [_; 3] = std::array::from_fn(|j| acts((t + j).min(n - 1)));
+            pass(t, &a[..n - t]);
         }
     }
 
@@ -402,7 +407,14 @@ pub(crate) mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn simd_kernels_equal_the_scalar_reference() {
-        let (rows, cols, n) = (16, 160, 6);
+        for n in [5, 6, 7] {
+            kernels_at(n);
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn kernels_at(n: usize) {
+        let (rows, cols) = (16, 160);
         let nb = cols / 32;
         let acts = quantize(TensorType::Q8_0, &data(n * cols, 7));
         let mut side = vec![0u32; n * nb * 10];

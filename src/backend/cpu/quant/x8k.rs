@@ -380,7 +380,14 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn simd_kernels_equal_the_scalar_reference() {
-        let (rows, cols, n) = (16, 512, 6);
+        for n in [5, 6, 7] {
+            kernels_at(n);
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn kernels_at(n: usize) {
+        let (rows, cols) = (16, 512);
         let nb = cols / 256;
         let acts = q8k(&data(n * cols, 7));
         let aligned: Vec<u64> = {

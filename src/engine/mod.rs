@@ -1,8 +1,16 @@
-//! The engine: a loaded model, its tokenizer and context, and generation with Ollama's options,
-//! context policy, stop handling and timing fields.
+//! The engine: a loaded model, its tokenizer and KV slots, and generation with Ollama's options,
+//! context policy, stop handling and timing fields (`seq`), one request alone or several batched
+//! into shared forwards (`batch`).
+
+mod batch;
+mod seq;
+
+pub use batch::{Arrival, Batcher, Request, Sink};
+pub use seq::top_logprobs;
+use seq::Seq;
 
 use crate::backend::cpu::kv::KvCache;
-use crate::backend::{Batch, Front, Sizing};
+use crate::backend::{Batch, Sizing};
 use crate::chat;
 use crate::config::Gemma3Config;
 use crate::constraint::{Constraint, Grammar, Vocab};
@@ -12,7 +20,7 @@ use crate::model::{GpuDevice, Model, SlotDevice};
 use crate::offload::{self, Placement, Plan};
 use crate::sampler::{Sampler, SamplerOptions};
 use crate::timing::{since, Timings};
-use crate::tokenizer::{TextStream, Tokenizer};
+use crate::tokenizer::Tokenizer;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -174,11 +182,15 @@ pub struct Engine {
     pub opts: LoadOptions,
     /// Notes from loading (clamped values, GPU requests on a CPU-only build).
     pub warnings: Vec<String>,
+    /// Logits rows of a step (n_seq + 1 rows of n_vocab: one per decoding request, and a
+    /// finished prompt's).
     logits: Vec<f32>,
     /// Candidates from a device front end.
     front: Vec<(u32, f32)>,
-    /// Tokens whose K/V are in the cache, in position order.
-    ctx: Vec<u32>,
+    /// Per KV slot, the tokens whose K/V are in its cache, in position order.
+    ctx: Vec<Vec<u32>>,
+    /// The batch a step lays out.
+    batch: BatchBuf,
     /// Load time, reported by the first request only (later ones find the model loaded).
     pending_load_ns: Option<u64>,
     pub load_ns: u64,
@@ -235,22 +247,24 @@ impl Engine {
             }
         };
         let mut engine = Engine {
-            logits: vec![0.0; model.cfg.n_vocab],
+            logits: vec![0.0; (opts.n_seq + 1) * model.cfg.n_vocab],
             front: Vec::with_capacity(MAX_FRONT_K),
+            ctx: vec![vec![]; opts.n_seq],
+            batch: BatchBuf::with_capacity(opts.num_batch),
             model,
             tokenizer,
             vocab: OnceLock::new(),
             plan,
             opts,
             warnings,
-            ctx: vec![],
             pending_load_ns: None,
             load_ns: 0,
         };
         // Warm-up: touch every weight page and the code paths once, as llama.cpp does at load.
         let bos = engine.tokenizer.specials().bos.unwrap_or(0);
         engine.model.forward(&[bos], &Batch::Run { seq: 0, pos0: 0, n: 1 })?;
-        engine.model.logits(0..1, &mut engine.logits)?;
+        let nv = engine.model.n_vocab();
+        engine.model.logits(0..1, &mut engine.logits[..nv])?;
         engine.model.sync()?;
         engine.load_ns = since(t0);
         engine.pending_load_ns = Some(engine.load_ns);
@@ -271,18 +285,27 @@ impl Engine {
         self.tokenizer.encode(&text, true, true)
     }
 
-    /// Evaluates `tokens` from position 0 (in num_batch pieces) and keeps them as the context.
-    fn eval_from_start(&mut self, tokens: &[u32]) -> Result<()> {
-        self.ctx.clear();
-        self.eval_more(tokens)
+    /// Token ids for a conversation under the model's chat template (see [`chat::render`]),
+    /// ending where the model's turn starts; BOS added and special tokens parsed.
+    pub fn chat_ids(&self, messages: &[chat::Message]) -> Result<Vec<u32>> {
+        let (bos, eos) = (self.tokenizer.special_text(true), self.tokenizer.special_text(false));
+        let text = chat::render(self.tokenizer.chat_template(), messages, &bos, &eos)?;
+        self.tokenizer.encode(&text, true, true)
     }
 
-    /// Evaluates `tokens` after the current context, in num_batch pieces.
-    fn eval_more(&mut self, tokens: &[u32]) -> Result<()> {
+    /// Evaluates `tokens` from position 0 of slot `slot` (in num_batch pieces) and keeps them as
+    /// its context.
+    fn eval_from_start(&mut self, slot: usize, tokens: &[u32]) -> Result<()> {
+        self.ctx[slot].clear();
+        self.eval_more(slot, tokens)
+    }
+
+    /// Evaluates `tokens` after slot `slot`'s context, in num_batch pieces.
+    fn eval_more(&mut self, slot: usize, tokens: &[u32]) -> Result<()> {
         for chunk in tokens.chunks(self.opts.num_batch) {
-            self.model
-                .forward(chunk, &Batch::Run { seq: 0, pos0: self.ctx.len(), n: chunk.len() })?;
-            self.ctx.extend_from_slice(chunk);
+            let pos0 = self.ctx[slot].len();
+            self.model.forward(chunk, &Batch::Run { seq: slot, pos0, n: chunk.len() })?;
+            self.ctx[slot].extend_from_slice(chunk);
         }
         Ok(())
     }
@@ -291,9 +314,15 @@ impl Engine {
     /// common prefix, less one (the last prompt token is always evaluated, for its logits), and
     /// only while the sliding-window rings still hold it (see [`crate::backend::Backend::reusable`]).
     pub fn reusable_prefix(&self, prompt: &[u32]) -> usize {
-        let common = self.ctx.iter().zip(prompt).take_while(|(a, b)| a == b).count();
+        self.reusable_prefix_in(0, prompt)
+    }
+
+    /// [`Engine::reusable_prefix`] in KV slot `slot`.
+    pub fn reusable_prefix_in(&self, slot: usize, prompt: &[u32]) -> usize {
+        let ctx = &self.ctx[slot];
+        let common = ctx.iter().zip(prompt).take_while(|(a, b)| a == b).count();
         let keep = common.min(prompt.len().saturating_sub(1));
-        if self.model.reusable(0, keep, self.ctx.len()) {
+        if self.model.reusable(slot, keep, ctx.len()) {
             keep
         } else {
             0
@@ -307,16 +336,25 @@ impl Engine {
             return Err(Error::option("prompt", "\"\"", "it has no tokens"));
         }
         let keep = self.reusable_prefix(prompt);
-        self.ctx.truncate(keep);
-        self.eval_more(&prompt[keep..])?;
+        self.ctx[0].truncate(keep);
+        self.eval_more(0, &prompt[keep..])?;
         let last = (prompt.len() - keep - 1) % self.opts.num_batch;
-        self.model.logits(last..last + 1, &mut self.logits)?;
+        let nv = self.model.n_vocab();
+        self.model.logits(last..last + 1, &mut self.logits[..nv])?;
         Ok(keep)
+    }
+
+    /// Makes KV slot `to` hold what slot `from` holds (its cache and its tokens), so that a
+    /// prompt prefix evaluated once is reused by requests in either slot.
+    pub fn copy_slot(&mut self, from: usize, to: usize) -> Result<()> {
+        self.model.copy_seq(from, to)?;
+        self.ctx[to] = self.ctx[from].clone();
+        Ok(())
     }
 
     /// The logits of the last evaluated token.
     pub fn logits(&self) -> &[f32] {
-        &self.logits
+        &self.logits[..self.model.n_vocab()]
     }
 
     /// The vocabulary compiled for structured outputs (built once, on first use).
@@ -338,16 +376,11 @@ impl Engine {
                 "smaller than the test's tokens",
             ));
         }
-        self.ctx.truncate(pos0);
-        let mut last = 0;
-        for chunk in tokens.chunks(self.opts.num_batch) {
-            self.model
-                .forward(chunk, &Batch::Run { seq: 0, pos0: self.ctx.len(), n: chunk.len() })?;
-            self.ctx.extend_from_slice(chunk);
-            last = chunk.len();
-        }
-        if last > 0 {
-            self.model.logits(last - 1..last, &mut self.logits)?;
+        self.ctx[0].truncate(pos0);
+        self.eval_more(0, tokens)?;
+        if let Some(last) = tokens.len().checked_sub(1).map(|l| l % self.opts.num_batch) {
+            let nv = self.model.n_vocab();
+            self.model.logits(last..last + 1, &mut self.logits[..nv])?;
         }
         Ok(())
     }
@@ -367,7 +400,7 @@ impl Engine {
                 "smaller than the chunk to score",
             ));
         }
-        self.eval_from_start(tokens)?;
+        self.eval_from_start(0, tokens)?;
         self.model.logits(rows, out)
     }
 
@@ -381,15 +414,16 @@ impl Engine {
         self.model.placement()
     }
 
-    /// The prompt as it will be evaluated: ids checked, and Ollama's truncation applied when it
-    /// exceeds num_ctx (keep num_keep, drop the oldest of the rest).
-    fn fit_prompt(
-        &self,
-        prompt: &[u32],
-        opts: &GenerateOptions,
-        warnings: &mut Vec<String>,
-    ) -> Result<Vec<u32>> {
+    /// A request's generation state: the prompt checked and fitted (Ollama's truncation when it
+    /// exceeds num_ctx: keep num_keep, drop the oldest of the rest), its sampler chain and its
+    /// grammar compiled.
+    fn start(&self, prompt: &[u32], opts: &GenerateOptions, at: Arrival) -> Result<Seq> {
         let (num_ctx, n_vocab) = (self.opts.num_ctx, self.model.cfg.n_vocab);
+        let sampler = Sampler::new(opts.sampler.clone(), n_vocab, num_ctx)?;
+        let constraint = match &opts.grammar {
+            Some(g) => Some(Constraint::new(self.vocab()?, g)?),
+            None => None,
+        };
         if prompt.is_empty() {
             return Err(Error::option("prompt", "\"\"", "it has no tokens"));
         }
@@ -397,6 +431,7 @@ impl Engine {
             return Err(Error::TokenId { id: bad, n_vocab });
         }
         let mut prompt = prompt.to_vec();
+        let mut warnings = vec![];
         if prompt.len() > num_ctx {
             if !opts.truncate {
                 return Err(Error::PromptTooLong { n_prompt: prompt.len(), num_ctx });
@@ -410,155 +445,61 @@ impl Engine {
             ));
             prompt.drain(keep..keep + drop);
         }
-        Ok(prompt)
+        Ok(Seq::new(prompt, opts, (sampler, constraint), num_ctx, at, warnings))
     }
 
-    /// Makes room when the context is full: keep num_keep, discard half of the rest, evaluate
-    /// what remains again (ref: llama-server context shift). False when shifting is off.
-    fn shift_context(&mut self, opts: &GenerateOptions) -> Result<bool> {
-        if !opts.shift {
-            return Ok(false);
-        }
-        let keep = opts.num_keep.min(self.opts.num_ctx - 1);
-        let discard = ((self.ctx.len() - keep) / 2).max(1);
-        let mut kept = std::mem::take(&mut self.ctx);
+    /// Makes room in slot `slot`'s full context: keep `num_keep`, discard half of the rest,
+    /// evaluate what remains again (ref: llama-server context shift).
+    fn shift_context(&mut self, slot: usize, num_keep: usize) -> Result<()> {
+        let keep = num_keep.min(self.opts.num_ctx - 1);
+        let discard = ((self.ctx[slot].len() - keep) / 2).max(1);
+        let mut kept = std::mem::take(&mut self.ctx[slot]);
         kept.drain(keep..keep + discard);
-        self.eval_from_start(&kept)?;
-        Ok(true)
+        self.eval_from_start(slot, &kept)
     }
 
     /// Generates from prompt token ids, calling `on_text` with each piece of text as it becomes
     /// final (stop strings are held back while they may still match, and trimmed). A grammar in
-    /// the options masks every token it cannot take; generation stops when it is complete.
+    /// the options masks every token it cannot take; generation stops when it is complete. The
+    /// request runs alone in KV slot 0, through the batcher's steps.
     pub fn generate(
         &mut self,
         prompt: &[u32],
         opts: &GenerateOptions,
         on_text: &mut dyn FnMut(&str),
     ) -> Result<Output> {
-        let t0 = Instant::now();
+        struct Local<'a> {
+            on_text: &'a mut dyn FnMut(&str),
+            out: &'a mut Option<Result<Output>>,
+        }
+        impl Sink for Local<'_> {
+            fn text(&mut self, piece: &str) -> bool {
+                (self.on_text)(piece);
+                true
+            }
+            fn done(&mut self, out: Result<Output>) {
+                *self.out = Some(out);
+            }
+        }
         let load_ns = self.pending_load_ns.take().unwrap_or(0);
-        let num_ctx = self.opts.num_ctx;
-        let mut sampler = Sampler::new(opts.sampler.clone(), self.model.cfg.n_vocab, num_ctx)?;
-        let mut constraint = match &opts.grammar {
-            Some(g) => Some(Constraint::new(self.vocab()?, g)?),
-            None => None,
-        };
-        let mut warnings = vec![];
-        let prompt = self.fit_prompt(prompt, opts, &mut warnings)?;
-        prompt.iter().for_each(|&t| sampler.accept(t));
-        let mut t = Timings { load_duration: load_ns, ..Default::default() };
-
-        let t_prompt = Instant::now();
-        let cached = self.prefill(&prompt)?;
-        // a device backend's queued work is done before its clock is read
-        self.model.sync()?;
-        t.prompt_eval_duration = since(t_prompt);
-        t.prompt_cached_count = cached as u64;
-        t.prompt_eval_count = (prompt.len() - cached) as u64;
-
-        let t_eval = Instant::now();
-        let max_new =
-            if opts.num_predict < 0 { 10 * num_ctx as u64 } else { opts.num_predict as u64 };
-        let mut out = Decoded::default();
-        // the chain's first stages run next to the logits where the head's backend can, so that
-        // only k candidates leave the device; log-probabilities and grammars need every logit
-        let front_k = if opts.logprobs == 0 && constraint.is_none() {
-            sampler.front_k(MAX_FRONT_K)
-        } else {
-            None
-        };
-        // the prompt's logits are on the host; a decode step's stay on the device for the front
-        let mut on_host = true;
-        while (out.ids.len() as u64) < max_new {
-            if opts.logprobs > 0 {
-                out.logprobs.push(top_logprobs(&self.logits, opts.logprobs));
-            }
-            let id = match (on_host, front_k) {
-                (false, Some(k)) => self.sample_front(&mut sampler, k)?,
-                _ => {
-                    let mask = match constraint.as_mut() {
-                        Some(c) => Some(c.mask()?),
-                        None => None,
-                    };
-                    sampler.sample_masked(&self.logits, mask)
+        let mut result = None;
+        {
+            let sink = Box::new(Local { on_text, out: &mut result });
+            // the load happened before this call; the request's clock starts before it
+            let now = Instant::now();
+            let t0 = now.checked_sub(std::time::Duration::from_nanos(load_ns)).unwrap_or(now);
+            let arrival = Arrival { t0, load_ns };
+            let req = Request { prompt: prompt.to_vec(), opts: opts.clone(), sink, arrival };
+            let mut b = Batcher::new();
+            b.admit_at(self, 0, req);
+            while !b.is_empty() {
+                if let Err(e) = b.step(self) {
+                    b.fail_all(self, &e);
+                    return Err(e);
                 }
-            };
-            sampler.accept(id);
-            if out.ids.is_empty() {
-                t.ttft = load_ns + since(t0);
-            }
-            out.ids.push(id);
-            if let Some(lp) = out.logprobs.last_mut() {
-                lp.id = id;
-                lp.logprob = log_softmax_at(&self.logits, id);
-            }
-            if self.tokenizer.is_eog(id) {
-                out.done = DoneReason::Stop;
-                break;
-            }
-            if let Some(c) = constraint.as_mut() {
-                c.accept(id)?;
-            }
-            if out.push_text(&self.tokenizer, id, &opts.stop, on_text) {
-                out.done = DoneReason::Stop;
-                break;
-            }
-            if constraint.as_ref().is_some_and(Constraint::is_stopped) {
-                out.done = DoneReason::Stop;
-                break;
-            }
-            if out.ids.len() as u64 >= max_new {
-                break;
-            }
-            if self.ctx.len() == num_ctx && !self.shift_context(opts)? {
-                break;
-            }
-            self.model.forward(&[id], &Batch::Run { seq: 0, pos0: self.ctx.len(), n: 1 })?;
-            self.ctx.push(id);
-            on_host = front_k.is_none();
-            if on_host {
-                self.model.logits(0..1, &mut self.logits)?;
             }
         }
-        out.finish(&opts.stop, on_text);
-        self.model.sync()?;
-        t.eval_count = out.ids.len() as u64;
-        t.eval_duration = since(t_eval);
-        t.total_duration = load_ns + since(t0);
-        let (graph_kernels, note) = self.graph_info();
-        warnings.extend(note);
-        Ok(Output {
-            response: out.response,
-            prompt_ids: prompt,
-            ids: out.ids,
-            done_reason: out.done,
-            timings: t,
-            logprobs: out.logprobs,
-            warnings,
-            graph_kernels,
-        })
-    }
-
-    /// The next token from the last decode step's logits through the head backend's front end
-    /// (penalties and top-k there, the rest of the chain here), or from the full row where
-    /// that backend has none.
-    fn sample_front(&mut self, sampler: &mut Sampler, k: usize) -> Result<u32> {
-        let o = &sampler.opts;
-        let (repeat_penalty, frequency_penalty, presence_penalty) =
-            (o.repeat_penalty, o.frequency_penalty, o.presence_penalty);
-        let front = Front {
-            k,
-            repeat_penalty,
-            frequency_penalty,
-            presence_penalty,
-            pairs: sampler.penalty_pairs(),
-        };
-        if self.model.sample_front(0, &front, &mut self.front)? {
-            return Ok(sampler.sample_front(&self.front));
-        }
-        self.model.logits(0..1, &mut self.logits)?;
-        Ok(sampler.sample(&self.logits))
+        result.expect("invariant: a finished request reports its output")
     }
 
     /// Kernel launches of one eager decode step as a captured CUDA graph counts them, and a
@@ -573,103 +514,33 @@ impl Engine {
     }
 }
 
-/// What a request has decoded so far: ids, text (stop strings held back while they may still
-/// match), log-probabilities and why it ended.
-struct Decoded {
-    ids: Vec<u32>,
-    logprobs: Vec<TokenLogprob>,
-    stream: TextStream,
-    held: String,
-    response: String,
-    done: DoneReason,
+/// A step's batch: token, KV slot and position of each row, allocated at load.
+struct BatchBuf {
+    tokens: Vec<u32>,
+    seq: Vec<usize>,
+    pos: Vec<usize>,
 }
 
-impl Default for Decoded {
-    fn default() -> Self {
-        Decoded {
-            ids: vec![],
-            logprobs: vec![],
-            stream: TextStream::default(),
-            held: String::new(),
-            response: String::new(),
-            done: DoneReason::Length,
+impl BatchBuf {
+    fn with_capacity(n: usize) -> Self {
+        BatchBuf {
+            tokens: Vec::with_capacity(n),
+            seq: Vec::with_capacity(n),
+            pos: Vec::with_capacity(n),
         }
     }
-}
 
-impl Decoded {
-    /// Adds a token's text; true when a stop string ended the output.
-    fn push_text(
-        &mut self,
-        tok: &Tokenizer,
-        id: u32,
-        stop: &[String],
-        on_text: &mut dyn FnMut(&str),
-    ) -> bool {
-        self.held.push_str(&self.stream.push(tok, id));
-        if let Some(cut) = stop.iter().filter_map(|s| self.held.find(s.as_str())).min() {
-            self.held.truncate(cut);
-            let n = self.held.len();
-            emit(&mut self.held, n, &mut self.response, on_text);
-            return true;
-        }
-        let hold = stop.iter().map(|s| partial_suffix(&self.held, s)).max().unwrap_or(0);
-        let n = self.held.len() - hold;
-        emit(&mut self.held, n, &mut self.response, on_text);
-        false
+    fn clear(&mut self) {
+        self.tokens.clear();
+        self.seq.clear();
+        self.pos.clear();
     }
 
-    /// Flushes held text at the end (a stop string that matched is never shown).
-    fn finish(&mut self, stop: &[String], on_text: &mut dyn FnMut(&str)) {
-        if self.done == DoneReason::Length || !self.held.is_empty() {
-            self.held.push_str(&self.stream.finish());
-            if !stop.iter().any(|s| self.held.contains(s.as_str())) {
-                let n = self.held.len();
-                emit(&mut self.held, n, &mut self.response, on_text);
-            }
-        }
+    fn push(&mut self, token: u32, seq: usize, pos: usize) {
+        self.tokens.push(token);
+        self.seq.push(seq);
+        self.pos.push(pos);
     }
-}
-
-/// Moves the first `n` bytes of `held` to the response and the callback.
-fn emit(held: &mut String, n: usize, response: &mut String, on_text: &mut dyn FnMut(&str)) {
-    if n == 0 {
-        return;
-    }
-    let n = (0..=n).rev().find(|&i| held.is_char_boundary(i)).unwrap_or(0);
-    on_text(&held[..n]);
-    response.push_str(&held[..n]);
-    held.drain(..n);
-}
-
-/// Length of the longest suffix of `text` that is a proper prefix of `stop`.
-fn partial_suffix(text: &str, stop: &str) -> usize {
-    (1..stop.len().min(text.len() + 1))
-        .rev()
-        .find(|&k| stop.is_char_boundary(k) && text.ends_with(&stop[..k]))
-        .unwrap_or(0)
-}
-
-fn log_softmax_at(logits: &[f32], id: u32) -> f32 {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f64 = logits.iter().map(|&l| ((l - max) as f64).exp()).sum();
-    logits[id as usize] - max - sum.ln() as f32
-}
-
-/// The top-N `(id, logprob)` pairs of the raw logits (softmax over the whole vocabulary).
-pub fn top_logprobs(logits: &[f32], n: usize) -> TokenLogprob {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let lse = max + logits.iter().map(|&l| ((l - max) as f64).exp()).sum::<f64>().ln() as f32;
-    let mut top: Vec<(u32, f32)> = Vec::with_capacity(n + 1);
-    for (i, &l) in logits.iter().enumerate() {
-        if top.len() < n || l > top[top.len() - 1].1 {
-            let at = top.partition_point(|x| x.1 >= l);
-            top.insert(at, (i as u32, l));
-            top.truncate(n);
-        }
-    }
-    top.iter_mut().for_each(|x| x.1 -= lse);
-    TokenLogprob { id: 0, logprob: 0.0, top }
 }
 
 /// Sizes for the offload planner, read from tensor headers alone (no weights touched): each
@@ -692,22 +563,6 @@ pub fn sizes(g: &Gguf, opts: &LoadOptions) -> Result<offload::Sizes> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn partial_stop_suffixes_are_held_back() {
-        assert_eq!(partial_suffix("hello wor", "world"), 3);
-        assert_eq!(partial_suffix("hello", "world"), 0);
-        assert_eq!(partial_suffix("ab<end", "<end_of_turn>"), 4);
-    }
-
-    #[test]
-    fn top_logprobs_are_sorted_and_normalised() {
-        let l = [0.0f32, 2.0, 1.0, -1.0];
-        let t = top_logprobs(&l, 2);
-        assert_eq!(t.top.iter().map(|x| x.0).collect::<Vec<_>>(), vec![1, 2]);
-        let total: f32 = l.iter().map(|&x| (x - 2.0).exp()).sum();
-        assert!((t.top[0].1 + total.ln()).abs() < 1e-5);
-    }
 
     #[test]
     fn load_options_reject_zero_context() {

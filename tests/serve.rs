@@ -1,0 +1,394 @@
+//! `chimera serve` as its users meet it: the real `ollama` and `openai` Python packages as
+//! clients, the error statuses, a full queue, a disconnect that frees its slot, batched greedy
+//! requests that equal the sequential ones, and a clean stop on SIGTERM.
+
+use crate::util::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const MODEL: &str = "gemma3:270m";
+
+/// A running `chimera serve` on a free port.
+struct Server {
+    child: Child,
+    url: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Server {
+        real_model(); // present in the store before the server resolves it
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chimera"))
+            .args(["serve", "--port", "0"])
+            .args(args)
+            .env_remove("OLLAMA_HOST")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start chimera serve");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut log = String::new();
+        let url = loop {
+            let line = lines.next().expect("serve exited before listening").unwrap();
+            log.push_str(&line);
+            log.push('\n');
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        let log = Arc::new(Mutex::new(log));
+        let l2 = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                l2.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        Server { child, url, log }
+    }
+
+    fn post(&self, path: &str, body: &str) -> (u16, serde_json::Value) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(300)))
+            .build()
+            .into();
+        let mut r = agent
+            .post(&format!("{}{path}", self.url))
+            .content_type("application/json")
+            .send(body)
+            .unwrap();
+        let status = r.status().as_u16();
+        let text = r.body_mut().read_to_string().unwrap();
+        let v = serde_json::from_str(&text).unwrap_or_else(|_| serde_json::json!({"raw": text}));
+        (status, v)
+    }
+
+    fn get(&self, path: &str) -> serde_json::Value {
+        let mut r = ureq::get(&format!("{}{path}", self.url)).call().unwrap();
+        serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap()
+    }
+
+    fn addr(&self) -> String {
+        self.url.trim_start_matches("http://").to_string()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `ollama` and `openai` Python packages: .ci/run installs them into target/pyclients; a
+/// test run without them installs them there first.
+fn py_clients() -> PathBuf {
+    static ONCE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ONCE.get_or_init(install_py_clients).clone()
+}
+
+fn install_py_clients() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/pyclients");
+    let ok = |d: &PathBuf| {
+        Command::new("python3")
+            .args(["-c", "import ollama, openai"])
+            .env("PYTHONPATH", d)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !ok(&dir) {
+        let st = Command::new("python3")
+            .args(["-m", "pip", "install", "-q", "--target"])
+            .arg(&dir)
+            .args(["ollama", "openai"])
+            .status()
+            .expect("run pip");
+        assert!(
+            st.success() && ok(&dir),
+            "the ollama and openai Python packages must install into {}",
+            dir.display()
+        );
+    }
+    dir
+}
+
+/// Runs one of tests/data/serve's client scripts against the server; its JSON summary.
+fn client(script: &str, s: &Server) -> serde_json::Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/serve").join(script);
+    let o = Command::new("python3")
+        .arg(path)
+        .args([&s.url, MODEL])
+        .env("PYTHONPATH", py_clients())
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{script}: {}\nserver: {}",
+        String::from_utf8_lossy(&o.stderr),
+        s.log.lock().unwrap()
+    );
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn the_ollama_python_client_works() {
+    let s = Server::start(&[]);
+    let v = client("ollama_client.py", &s);
+    let g = &v["generate"];
+    assert_eq!(
+        (g["done"].as_bool(), g["done_reason"].as_str(), g["eval_count"].as_u64()),
+        (Some(true), Some("length"), Some(12))
+    );
+    assert!(g["response"].as_str().unwrap().contains("capital"), "{g}");
+    assert!(
+        g["total_duration"].as_u64() > g["eval_duration"].as_u64()
+            && g["context"].as_u64() > Some(12)
+    );
+    assert_eq!(v["generate_stream"], g["response"], "streamed pieces join to the same greedy text");
+    assert!(v["generate_stream_pieces"].as_u64() > Some(3));
+    assert_eq!(v["chat"]["role"], "assistant");
+    assert_eq!(v["chat_stream"], v["chat"]["content"]);
+    let j: serde_json::Value =
+        serde_json::from_str(v["format_json"].as_str().unwrap()).expect("format json gives JSON");
+    assert!(!j.is_null());
+    let cat: serde_json::Value =
+        serde_json::from_str(v["format_schema"].as_str().unwrap()).expect("schema output parses");
+    assert!(cat["name"].is_string() && cat["age"].is_i64(), "{cat}");
+    assert_eq!(v["list"], serde_json::json!([MODEL]));
+    assert_eq!(
+        (v["show"]["family"].as_str(), v["show"]["format"].as_str(), v["show"]["arch"].as_str()),
+        (Some("gemma3"), Some("gguf"), Some("gemma3"))
+    );
+    assert_eq!(v["ps"], serde_json::json!([MODEL]));
+    assert_eq!(v["missing"][0], 404);
+    assert_eq!(v["bad_option"][0], 400);
+    assert!(v["bad_option"][1].as_str().unwrap().contains("top_p"));
+    assert_eq!(s.get("/api/version")["version"], env!("CARGO_PKG_VERSION"));
+}
+
+#[test]
+fn the_openai_python_client_works() {
+    let s = Server::start(&[]);
+    let v = client("openai_client.py", &s);
+    let c = &v["chat"];
+    assert_eq!(
+        (c["role"].as_str(), c["finish_reason"].as_str()),
+        (Some("assistant"), Some("length"))
+    );
+    assert_eq!(c["usage"][1], 8);
+    assert_eq!(c["usage"][2].as_u64().unwrap(), c["usage"][0].as_u64().unwrap() + 8);
+    assert_eq!(v["chat_stream"], c["content"]);
+    assert_eq!(v["chat_stream_finish"], "length");
+    assert_eq!(v["chat_stream_usage"], serde_json::json!([8]));
+    serde_json::from_str::<serde_json::Value>(v["json_object"].as_str().unwrap())
+        .expect("json_object output parses");
+    assert!(v["completion"].as_str().unwrap().contains("capital"));
+    assert_eq!(v["models"], serde_json::json!([MODEL]));
+    assert_eq!(v["missing"], 404);
+}
+
+#[test]
+fn bad_requests_get_4xx_error_objects() {
+    let s = Server::start(&[]);
+    let cases = [
+        ("/api/generate", "{not json", 400, "invalid JSON"),
+        ("/api/generate", r#"{"prompt": "x"}"#, 400, "model"),
+        ("/api/generate", r#"{"model": "nope:1b", "prompt": "x"}"#, 404, "not found"),
+        (
+            "/api/generate",
+            r#"{"model": "gemma3:270m", "prompt": "x", "options": {"temperature": -1}}"#,
+            400,
+            "temperature",
+        ),
+        (
+            "/api/generate",
+            r#"{"model": "gemma3:270m", "prompt": "x", "images": ["aGk="]}"#,
+            400,
+            "images",
+        ),
+        (
+            "/api/chat",
+            r#"{"model": "gemma3:270m", "messages": [], "tools": [{"type": "function"}]}"#,
+            400,
+            "tools",
+        ),
+        (
+            "/api/generate",
+            r#"{"model": "gemma3:270m", "prompt": "x", "format": {"type": "nonsense"}}"#,
+            400,
+            "grammar",
+        ),
+        ("/api/generate", r#"{"model": "/etc/passwd", "prompt": "x"}"#, 404, "not found"),
+        ("/v1/chat/completions", r#"{"model": "gemma3:270m", "messages": [], "n": 3}"#, 400, "n:"),
+    ];
+    for (path, body, status, needle) in cases {
+        let (st, v) = s.post(path, body);
+        let msg =
+            v["error"].as_str().or(v["error"]["message"].as_str()).unwrap_or_default().to_string();
+        assert_eq!(st, status, "{path} {body}: {v}");
+        assert!(msg.contains(needle), "{path} {body}: {msg}");
+    }
+    let (st, v) = s.post("/api/generate", r#"{"model": "gemma3:270m"}"#);
+    assert_eq!(
+        (st, v["done_reason"].as_str()),
+        (200, Some("load")),
+        "an empty prompt loads the model"
+    );
+    assert!(!s.log.lock().unwrap().contains("panicked"));
+}
+
+/// A raw streaming request whose connection is dropped after a few lines.
+fn stream_then_drop(addr: &str, body: &str) {
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    write!(c, "POST /api/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    let mut buf = [0u8; 4096];
+    let mut seen = 0;
+    while seen < 3 {
+        let n = c.read(&mut buf).unwrap();
+        assert!(n > 0, "the stream ended early");
+        seen += buf[..n].iter().filter(|&&b| b == b'\n').count();
+    }
+}
+
+#[test]
+fn a_full_queue_is_503_and_a_disconnect_frees_its_slot() {
+    let s = Server::start(&["--parallel", "1", "--max-queue", "1"]);
+    let long = r#"{"model": "gemma3:270m", "prompt": "Once upon a time", "options": {"num_predict": 100000, "temperature": 1}}"#;
+    // one request runs (a client that then goes away), one waits, a third is refused
+    stream_then_drop(&s.addr(), long);
+    let addr = s.addr();
+    let waiting = std::thread::spawn(move || {
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        let body = r#"{"model": "gemma3:270m", "prompt": "Hi", "stream": false, "options": {"num_predict": 4}}"#;
+        write!(c, "POST /api/generate HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+        let mut out = String::new();
+        c.read_to_string(&mut out).unwrap();
+        out
+    });
+    // the dropped stream's slot frees within a token or two; the waiting request then runs
+    let t0 = Instant::now();
+    let out = waiting.join().unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(60),
+        "the slot of a client that went away was freed"
+    );
+    // one request holds the slot, one waits in the queue: a third is refused
+    let mut holder = std::net::TcpStream::connect(s.addr()).unwrap();
+    let body = long.replace("100000", "3000");
+    write!(
+        holder,
+        "POST /api/generate HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut first = [0u8; 64];
+    assert!(holder.read(&mut first).unwrap() > 0, "the holder runs");
+    let addr = s.addr();
+    let queued = std::thread::spawn(move || {
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        let body = r#"{"model": "gemma3:270m", "prompt": "Hi", "stream": false, "options": {"num_predict": 2}}"#;
+        write!(c, "POST /api/generate HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+        let mut out = String::new();
+        c.read_to_string(&mut out).unwrap();
+        out
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let (st, v) = s.post("/api/generate", r#"{"model": "gemma3:270m", "prompt": "x", "stream": false, "options": {"num_predict": 1}}"#);
+    assert_eq!(st, 503, "a request beyond --max-queue: {v}");
+    assert!(v["error"].as_str().unwrap().contains("busy"), "{v}");
+    drop(holder);
+    assert!(
+        queued.join().unwrap().starts_with("HTTP/1.1 200"),
+        "the queued request runs once the slot frees"
+    );
+}
+
+#[test]
+fn four_concurrent_greedy_requests_equal_the_sequential_ones() {
+    let s = Server::start(&["--parallel", "4"]);
+    let body = |i: usize| {
+        format!(
+            r#"{{"model": "gemma3:270m", "prompt": "Story {i}: the old lighthouse keeper", "stream": false, "options": {{"temperature": 0, "num_predict": 48}}}}"#
+        )
+    };
+    let seq: Vec<serde_json::Value> =
+        (0..4).map(|i| s.post("/api/generate", &body(i)).1["context"].clone()).collect();
+    let s = Arc::new(s);
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            let s = s.clone();
+            let b = body(i);
+            std::thread::spawn(move || s.post("/api/generate", &b).1["context"].clone())
+        })
+        .collect();
+    let par: Vec<serde_json::Value> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(seq, par, "batched greedy output equals the sequential output");
+    assert!(seq.iter().all(|c| c.as_array().is_some_and(|a| a.len() > 48)));
+}
+
+#[test]
+fn sigterm_ends_in_flight_requests_and_exits_0() {
+    let mut s = Server::start(&[]);
+    let addr = s.addr();
+    let reader = std::thread::spawn(move || {
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        let body =
+            r#"{"model": "gemma3:270m", "prompt": "Once", "options": {"num_predict": 100000}}"#;
+        write!(
+            c,
+            "POST /api/generate HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        let _ = c.read_to_string(&mut out);
+        out
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let pid = s.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(st) = s.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "serve did not stop after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0), "{}", s.log.lock().unwrap());
+    let out = reader.join().unwrap();
+    assert!(
+        out.contains("shutting down"),
+        "the in-flight request is told: {}",
+        &out[out.len().saturating_sub(300)..]
+    );
+}
+
+#[test]
+fn models_load_on_demand_and_unload_after_keep_alive() {
+    let s = Server::start(&["--keep-alive", "1h"]);
+    assert_eq!(s.get("/api/ps")["models"], serde_json::json!([]), "nothing loads before a request");
+    let body = r#"{"model": "gemma3:270m", "prompt": "Hi", "stream": false, "options": {"num_predict": 2}}"#;
+    let (_, first) = s.post("/api/generate", body);
+    let (_, second) = s.post("/api/generate", body);
+    assert!(
+        first["load_duration"].as_u64() > Some(0),
+        "the request that loaded the model counts its load"
+    );
+    assert_eq!(second["load_duration"], 0);
+    assert!(first["total_duration"].as_u64() >= first["load_duration"].as_u64());
+    let ps = s.get("/api/ps");
+    assert_eq!(ps["models"][0]["name"], MODEL);
+    assert!(ps["models"][0]["size"].as_u64() > Some(200_000_000));
+    // keep_alive 0 unloads it as soon as the request ends
+    let (_, v) = s.post("/api/generate", r#"{"model": "gemma3:270m", "keep_alive": 0}"#);
+    assert_eq!(v["done_reason"], "unload");
+    let t0 = Instant::now();
+    while s.get("/api/ps")["models"] != serde_json::json!([]) {
+        assert!(t0.elapsed() < Duration::from_secs(10), "keep_alive 0 unloads the model");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
