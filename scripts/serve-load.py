@@ -49,13 +49,15 @@ async def one(client, url, model, prompt, tokens, seed):
     return ttft or 0.0, usage if usage is not None else chunks, time.perf_counter() - t0
 
 
-async def level(url, model, clients, per_client, tokens):
+async def level(url, model, clients, per_client, tokens, total=None):
+    """`clients` workers; each sends `per_client` requests, or `total` requests are shared out."""
     limits = httpx.Limits(max_connections=clients + 4)
     async with httpx.AsyncClient(limits=limits) as client:
         results, errors = [], []
 
         async def worker(w):
-            for k in range(per_client):
+            n = per_client if total is None else total // clients + (w < total % clients)
+            for k in range(n):
                 try:
                     results.append(await one(client, url, model, PROMPTS[(w + k) % len(PROMPTS)], tokens, 1000 * w + k))
                 except Exception as e:  # counted, not fatal
@@ -83,8 +85,7 @@ def main():
     ap.add_argument("--clients", type=int, default=16)
     a = ap.parse_args()
     if a.soak:
-        per = a.soak // a.clients
-        print(json.dumps(asyncio.run(level(a.url, a.model, a.clients, per, 16))), flush=True)
+        print(json.dumps(asyncio.run(level(a.url, a.model, a.clients, 0, 16, total=a.soak))), flush=True)
         return
     for c in [int(x) for x in a.levels.split(",")]:
         print(json.dumps(asyncio.run(level(a.url, a.model, c, a.requests_per_client, a.tokens))), flush=True)

@@ -59,8 +59,8 @@ for i, lv in enumerate(c[0]):
     ct, lt = med(c, "agg_tok_s"), med(l, "agg_tok_s")
     print(f"| {lv['clients']} | {ct:.1f} | {lt:.1f} | {ct / lt:.2f}x | {med(c, 'ttft_p50_ms'):.0f} / {med(c, 'ttft_p95_ms'):.0f} | "
           f"{med(l, 'ttft_p50_ms'):.0f} / {med(l, 'ttft_p95_ms'):.0f} | {ct / single:.2f}x |")
-errs = sum(r[i]["errors"] for rs in (c, l) for r in rs for i in range(len(r)))
-print(f"\nerrors across all levels and rounds: {errs}")
+errs = lambda rs: sum(lv["errors"] for r in rs for lv in r)
+print(f"\nerrors across all levels and rounds: chimera {errs(c)}, llama-server {errs(l)}")
 PY
 echo "soak: $SOAK requests from 16 clients" >&2
 "$chimera" serve --port 11601 --parallel "$PARALLEL" --num-thread "$threads" 2>"$out/chimera.log" & pid=$!

@@ -4,6 +4,12 @@
 use crate::error::{Error, Result};
 use minijinja::{context, Environment, ErrorKind};
 
+/// Instructions a template may run per render: far beyond any chat template over a long
+/// conversation, and it stops a template that loops.
+const FUEL: u64 = 2_000_000;
+/// The most text a template may produce (a prompt far longer than any context).
+const MAX_OUTPUT: usize = 16 << 20;
+
 /// One message of a conversation (`system`, `user`, `assistant`; `model` is read as assistant).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Message {
@@ -52,6 +58,7 @@ pub fn render(
         Error::Template(what.replace('\n', " "))
     };
     let mut env = Environment::new();
+    env.set_fuel(Some(FUEL));
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     env.add_function("raise_exception", |msg: String| -> std::result::Result<String, _> {
         Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
@@ -59,20 +66,47 @@ pub fn render(
     env.add_template("chat", template).map_err(err)?;
     let msgs: Vec<_> =
         messages.iter().map(|m| context! { role => m.role, content => m.content }).collect();
-    let text = env
-        .get_template("chat")
+    let mut out = Capped(Vec::new());
+    env.get_template("chat")
         .map_err(err)?
-        .render(context! {
-            messages => msgs,
-            add_generation_prompt => true,
-            bos_token => bos,
-            eos_token => eos,
-        })
-        .map_err(err)?;
+        .render_captured_to(
+            context! {
+                messages => msgs,
+                add_generation_prompt => true,
+                bos_token => bos,
+                eos_token => eos,
+            },
+            &mut out,
+        )
+        .map_err(|e| match e.kind() {
+            ErrorKind::WriteFailure => {
+                Error::Template(format!("the template's output exceeds {MAX_OUTPUT} bytes"))
+            }
+            _ => err(e),
+        })?;
+    let text = String::from_utf8(out.0)
+        .map_err(|_| Error::Template("the template's output is not UTF-8".into()))?;
     Ok(match text.strip_prefix(bos) {
         Some(rest) if !bos.is_empty() => rest.to_string(),
         _ => text,
     })
+}
+
+/// A writer that refuses output past [`MAX_OUTPUT`].
+struct Capped(Vec<u8>);
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + buf.len() > MAX_OUTPUT {
+            return Err(std::io::Error::other("template output too large"));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// gemma's turn format for one user message (ref: llama-chat.cpp LLM_CHAT_TEMPLATE_GEMMA; the
@@ -172,5 +206,18 @@ mod tests {
         let broken = prompt(Some("{% for m in messages %}"), "Hi", "<s>", "</s>").unwrap_err();
         assert!(broken.to_string().starts_with("tokenizer.chat_template: "), "{broken}");
         assert!(!broken.to_string().contains('\n'));
+    }
+
+    /// A template that loops forever runs out of fuel; one that explodes hits the output cap;
+    /// each is one error naming the key.
+    #[test]
+    fn runaway_templates_are_stopped() {
+        let looping =
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}";
+        let e = prompt(Some(looping), "Hi", "<s>", "</s>").unwrap_err().to_string();
+        assert!(e.starts_with("tokenizer.chat_template: ") && e.contains("fuel"), "{e}");
+        let exploding = "{% for i in range(1000) %}{{ 'x' * 1000000 }}{% endfor %}";
+        let e = prompt(Some(exploding), "Hi", "<s>", "</s>").unwrap_err().to_string();
+        assert!(e.starts_with("tokenizer.chat_template: ") && e.contains("exceeds"), "{e}");
     }
 }

@@ -22,6 +22,7 @@ pub mod quantize;
 pub mod registry;
 pub mod sampler;
 pub mod serve;
+pub mod session;
 pub mod stamp;
 pub mod stats;
 pub mod synthetic;

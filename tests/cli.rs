@@ -287,6 +287,11 @@ fn show_reports_plan_and_kv() {
     assert_eq!(v["offload"]["head"], "Cpu");
     assert_eq!(v["tensor_types"]["Q5_0"]["count"], 81);
     assert!(v["kv_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(v["config"]["sliding_window"], 512);
+    let o = chimera(&["show", real_model().to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("sliding window 512,"), "{text}");
+    assert!(!text.contains("Some(") && !text.contains("None"), "{text}");
 }
 
 /// A GGUF's own Jinja chat template is rendered for `run` (gemma templates get llama.cpp's

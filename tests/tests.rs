@@ -37,3 +37,9 @@ mod cuda;
 
 /// `chimera serve`: the ollama and openai Python clients, errors, queueing, batching, shutdown.
 mod serve;
+
+/// Model stores: Ollama's store in place; killed, concurrent and out-of-space pulls.
+mod store;
+
+/// `run` on a pseudo-terminal: the interactive chat, its commands, Ctrl-C and Ctrl-D.
+mod repl;

@@ -347,6 +347,11 @@ fn mean_sd(v: &[f64]) -> (f64, f64) {
 
 /// llama.cpp's model type string, e.g. "gemma3 270M Q4_K - Medium".
 fn model_type(e: &Engine) -> String {
+    format!("gemma3 {} {}", crate::model::size_label(e.model.cfg.n_layer), file_type(e))
+}
+
+/// llama.cpp's name for the file's `general.file_type`, e.g. "Q4_K - Medium".
+pub fn file_type(e: &Engine) -> &'static str {
     let ftype = e
         .model
         .gguf
@@ -354,7 +359,7 @@ fn model_type(e: &Engine) -> String {
         .and_then(|g| g.metadata.get("general.file_type"))
         .and_then(|v| v.as_i64());
     // ref: llama.h enum llama_ftype names
-    let name = match ftype {
+    match ftype {
         Some(0) => "all F32",
         Some(1) => "F16",
         Some(2) => "Q4_0",
@@ -371,8 +376,7 @@ fn model_type(e: &Engine) -> String {
         Some(18) => "Q6_K",
         Some(32) => "BF16",
         _ => "?",
-    };
-    format!("gemma3 {} {name}", crate::model::size_label(e.model.cfg.n_layer))
+    }
 }
 
 /// Output formats (llama-bench's `-o`).

@@ -5,13 +5,14 @@ use chimera::backend::cpu::kv::KvCache;
 use chimera::engine::{Engine, LoadOptions, Output};
 use chimera::gguf::{Gguf, TensorType};
 use chimera::model::{size_label, Gemma3Config};
-use chimera::registry::{self, Registry};
+use chimera::registry;
 use chimera::tokenizer::Tokenizer;
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 
 mod analyze;
 mod args;
+mod repl;
 mod serve;
 
 pub use args::*;
@@ -104,6 +105,10 @@ fn run_cmd(a: RunArgs) -> Result<()> {
         ),
         None => None,
     };
+    if prompt_ids.is_none() && a.prompt.is_none() && std::io::stdin().is_terminal() && !a.json {
+        let mut engine = load(&a.model, a.load.options()?)?;
+        return repl::chat(&mut engine, opts, a.verbose);
+    }
     let text = match (&prompt_ids, &a.prompt) {
         (Some(_), _) => None,
         (None, Some(p)) => Some(p.clone()),
@@ -224,8 +229,8 @@ fn show(a: ShowArgs) -> Result<()> {
         cfg.n_vocab
     );
     outln!(
-        "attention     sliding window {:?}, rope base {} global / {} local, scale {}",
-        cfg.sliding_window,
+        "attention     sliding window {}, rope base {} global / {} local, scale {}",
+        cfg.sliding_window.map_or("none".to_string(), |w| w.to_string()),
         cfg.rope_base_global,
         cfg.rope_base_local,
         cfg.rope_scale_global
@@ -309,27 +314,21 @@ fn perplexity(a: PerplexityArgs) -> Result<()> {
 }
 
 fn pull(name: &str) -> Result<()> {
-    let reg = Registry::load()?;
-    let spec = reg.get(name).ok_or_else(|| {
-        anyhow::anyhow!(
-            "model '{name}' is not in the registry (known: {})",
-            reg.models.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
-        )
-    })?;
-    let p = registry::pull(spec, &mut progress_printer())?;
+    let p = registry::pull_name(name, &mut progress_printer())?;
     outln!("{}", p.display());
     Ok(())
 }
 
 fn list() -> Result<()> {
-    let reg = Registry::load()?;
-    outln!("{:<16} {:<8} {:>12}  LOCAL", "NAME", "QUANT", "SIZE");
-    for m in &reg.models {
-        let local = registry::store_dir().join(&m.file);
-        let mark = if local.is_file() { local.display().to_string() } else { "-".into() };
-        let d = if m.name == reg.default { " (default)" } else { "" };
+    outln!("{:<24} {:<8} {:>12}  {:<18} PATH", "NAME", "QUANT", "SIZE", "SOURCE");
+    for m in registry::installed()? {
+        let (path, source) = match &m.local {
+            Some((p, s)) => (p.display().to_string(), s.label()),
+            None => ("-".into(), "-"),
+        };
+        let d = if m.default { " (default)" } else { "" };
         outln!(
-            "{:<16} {:<8} {:>12}  {mark}{d}",
+            "{:<24} {:<8} {:>12}  {source:<18} {path}{d}",
             m.name,
             m.quant.as_deref().unwrap_or("?"),
             m.size.map_or("?".into(), |s| s.to_string())

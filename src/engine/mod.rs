@@ -468,14 +468,27 @@ impl Engine {
         opts: &GenerateOptions,
         on_text: &mut dyn FnMut(&str),
     ) -> Result<Output> {
+        self.generate_while(prompt, opts, &mut |piece| {
+            on_text(piece);
+            true
+        })
+    }
+
+    /// [`Engine::generate`], stopped early when `on_text` returns false (an interrupted answer:
+    /// its output holds what was generated until then).
+    pub fn generate_while(
+        &mut self,
+        prompt: &[u32],
+        opts: &GenerateOptions,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Output> {
         struct Local<'a> {
-            on_text: &'a mut dyn FnMut(&str),
+            on_text: &'a mut dyn FnMut(&str) -> bool,
             out: &'a mut Option<Result<Output>>,
         }
         impl Sink for Local<'_> {
             fn text(&mut self, piece: &str) -> bool {
-                (self.on_text)(piece);
-                true
+                (self.on_text)(piece)
             }
             fn done(&mut self, out: Result<Output>) {
                 *self.out = Some(out);

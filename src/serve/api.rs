@@ -262,6 +262,32 @@ const IGNORED: [&str; 13] = [
     "num_gqa",
 ];
 
+/// The option names [`apply_options`] reads (Ollama's, less the ignored ones).
+const KNOWN: [&str; 17] = [
+    "temperature",
+    "top_k",
+    "top_p",
+    "min_p",
+    "repeat_penalty",
+    "repeat_last_n",
+    "presence_penalty",
+    "frequency_penalty",
+    "seed",
+    "num_predict",
+    "num_keep",
+    "stop",
+    "mirostat",
+    "num_ctx",
+    "num_batch",
+    "num_gpu",
+    "num_thread",
+];
+
+/// Whether `name` is an option Ollama has (read here, or read and ignored).
+pub fn is_option(name: &str) -> bool {
+    KNOWN.contains(&name) || IGNORED.contains(&name)
+}
+
 /// Applies an `options` object with Ollama's names; a value of the wrong type or out of its
 /// domain is a 400 naming it. Unknown names are ignored, as Ollama ignores them.
 pub fn apply_options(

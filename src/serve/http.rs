@@ -74,6 +74,13 @@ fn resolve(cfg: &Config, name: &str) -> Result<PathBuf, ApiError> {
     if let Some(spec) = reg.get(name).or_else(|| reg.get(&format!("{name}:latest"))) {
         return crate::registry::local(spec).ok_or_else(missing);
     }
+    match crate::registry::ollama::find(name) {
+        Ok(Some(f)) => {
+            return f.verified(&mut |_, _, _| {}).map_err(|e| ApiError::internal(e.to_string()))
+        }
+        Ok(None) => {}
+        Err(e) => return Err(ApiError::internal(e.to_string())),
+    }
     let p = Path::new(name);
     if cfg.allow_paths && (p.is_file() || crate::config::is_folder(p)) {
         return Ok(p.to_path_buf());
@@ -247,13 +254,10 @@ async fn v1(st: Arc<AppState>, r: openai::OpenAi, chat: bool) -> Response {
         .into_response()
 }
 
-/// The registry's models present on this machine: (name, file, spec).
-fn local_models() -> Vec<(String, PathBuf, crate::registry::ModelSpec)> {
-    let Ok(reg) = crate::registry::Registry::load() else { return vec![] };
-    reg.models
-        .iter()
-        .filter_map(|m| crate::registry::local(m).map(|p| (m.name.clone(), p, m.clone())))
-        .collect()
+/// The models present on this machine (the registry's and Ollama's store's).
+fn local_models() -> Vec<(crate::registry::Listed, PathBuf)> {
+    let rows = crate::registry::installed().unwrap_or_default();
+    rows.into_iter().filter_map(|r| r.local.clone().map(|(p, _)| (r, p))).collect()
 }
 
 fn modified(p: &Path) -> (String, u64) {
@@ -278,9 +282,9 @@ async fn tags() -> Response {
     let models: Vec<Value> = tokio::task::spawn_blocking(|| {
         local_models()
             .into_iter()
-            .map(|(name, p, spec)| {
+            .map(|(r, p)| {
                 let size = std::fs::metadata(&p).map_or(0, |m| m.len());
-                json!({"name": name, "model": name, "modified_at": modified(&p).0, "size": size, "digest": spec.sha256, "details": details(&p, spec.quant.as_deref())})
+                json!({"name": r.name, "model": r.name, "modified_at": modified(&p).0, "size": size, "digest": r.digest, "details": details(&p, r.quant.as_deref())})
             })
             .collect()
     })
@@ -291,7 +295,7 @@ async fn tags() -> Response {
 
 async fn v1_models() -> Response {
     let names = tokio::task::spawn_blocking(|| {
-        local_models().into_iter().map(|(n, p, _)| (n, modified(&p).1)).collect::<Vec<_>>()
+        local_models().into_iter().map(|(r, p)| (r.name, modified(&p).1)).collect::<Vec<_>>()
     })
     .await
     .unwrap_or_default();
@@ -360,7 +364,7 @@ async fn ps(State(st): St) -> Response {
         .iter()
         .map(|e| {
             let spec = reg.as_ref().and_then(|r| r.get(&e.name));
-            let (digest, quant) = (spec.map_or("", |s| s.sha256.as_str()), spec.and_then(|s| s.quant.as_deref()));
+            let (digest, quant) = (spec.map_or("", |s| s.digest()), spec.and_then(|s| s.quant.as_deref()));
             let secs = e.expires_at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
             json!({"name": e.name, "model": e.name, "size": e.size, "digest": digest, "details": details(&e.path, quant), "expires_at": crate::stamp::format(secs as i64), "size_vram": e.size_vram})
         })
@@ -389,7 +393,7 @@ async fn pull(body: Bytes) -> Response {
         let r = crate::registry::pull(&spec, &mut |what, done, total| {
             if last.elapsed().as_millis() >= 200 {
                 last = Instant::now();
-                let _ = tx.send(json!({"status": what, "digest": format!("sha256:{}", spec.sha256), "total": total, "completed": done}));
+                let _ = tx.send(json!({"status": what, "digest": format!("sha256:{}", spec.digest()), "total": total, "completed": done}));
             }
         });
         let _ = tx.send(match r {
