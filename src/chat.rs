@@ -59,6 +59,18 @@ pub fn render(
     };
     let mut env = Environment::new();
     env.set_fuel(Some(FUEL));
+    // a namespace assigned into itself would recurse without end when printed
+    env.set_formatter(|out, state, v| {
+        shallow(v, 0)?;
+        minijinja::escape_formatter(out, state, v)
+    });
+    env.add_filter("string", |state: &minijinja::State, v: minijinja::Value| {
+        shallow(&v, 0)?;
+        minijinja::filters::string(state, &v)
+    });
+    env.add_filter("pprint", |v: minijinja::Value| {
+        shallow(&v, 0).map(|()| minijinja::filters::pprint(&v))
+    });
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     env.add_function("raise_exception", |msg: String| -> std::result::Result<String, _> {
         Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
@@ -90,6 +102,28 @@ pub fn render(
         Some(rest) if !bos.is_empty() => rest.to_string(),
         _ => text,
     })
+}
+
+/// How deep a printed value may nest (chat messages nest two or three levels).
+const MAX_DEPTH: usize = 32;
+
+/// Refuses a value nested deeper than [`MAX_DEPTH`], as a namespace that holds itself is.
+fn shallow(v: &minijinja::Value, depth: usize) -> std::result::Result<(), minijinja::Error> {
+    if depth > MAX_DEPTH {
+        let what =
+            format!("a value nests deeper than {MAX_DEPTH} levels (does a namespace hold itself?)");
+        return Err(minijinja::Error::new(ErrorKind::InvalidOperation, what));
+    }
+    let map = match v.kind() {
+        minijinja::value::ValueKind::Map => true,
+        minijinja::value::ValueKind::Seq | minijinja::value::ValueKind::Iterable => false,
+        _ => return Ok(()),
+    };
+    for k in v.try_iter()?.take(10_000) {
+        let item = if map { v.get_item(&k)? } else { k };
+        shallow(&item, depth + 1)?;
+    }
+    Ok(())
 }
 
 /// A writer that refuses output past [`MAX_OUTPUT`].
@@ -217,6 +251,15 @@ mod tests {
         let e = prompt(Some(looping), "Hi", "<s>", "</s>").unwrap_err().to_string();
         assert!(e.starts_with("tokenizer.chat_template: ") && e.contains("fuel"), "{e}");
         let exploding = "{% for i in range(1000) %}{{ 'x' * 1000000 }}{% endfor %}";
+        let e = prompt(Some(exploding), "Hi", "<s>", "</s>").unwrap_err().to_string();
+        assert!(e.starts_with("tokenizer.chat_template: ") && e.contains("exceeds"), "{e}");
+        for cyclic in [
+            "{% set ns = namespace(n=0) %}{% set ns.n = ns %}{{ ns }}",
+            "{% set ns = namespace(n=0) %}{% set ns.n = ns %}{{ ns | string }}{{ ns | pprint }}",
+        ] {
+            let e = prompt(Some(cyclic), "Hi", "<s>", "</s>").unwrap_err().to_string();
+            assert!(e.contains("nests deeper than"), "{e}");
+        }
         let e = prompt(Some(exploding), "Hi", "<s>", "</s>").unwrap_err().to_string();
         assert!(e.starts_with("tokenizer.chat_template: ") && e.contains("exceeds"), "{e}");
     }

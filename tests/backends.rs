@@ -225,8 +225,12 @@ fn safetensors_folders_run_on_the_candle_backend() {
         tokenizer_json(d.path());
         let prompt = [2u32, 270, 265, 266, 262, 270];
         let load = |p: &Path| {
-            Engine::load(p, LoadOptions { num_ctx: 64, num_batch: 16, ..Default::default() })
-                .unwrap()
+            let kv_type = chimera::backend::KvType::F32; // the folder runs on candle, f32 KV
+            Engine::load(
+                p,
+                LoadOptions { num_ctx: 64, num_batch: 16, kv_type, ..Default::default() },
+            )
+            .unwrap()
         };
         let (mut a, mut b) = (load(&d.path().join("tiny.gguf")), load(&d.path().join("folder")));
         assert!(b.placement().iter().all(|p| p.device == "candle-cpu"));

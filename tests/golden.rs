@@ -49,8 +49,22 @@ fn tokenize_command_prints_golden_ids() {
     }
 }
 
+/// How close two top tokens may be for a rounding difference to swap them: the smallest lead that
+/// an f16 KV cache (llama.cpp's and chimera's default) swaps against the goldens is 0.116
+/// (long_paragraph step 8: llama.cpp −1.596 vs −1.713; chimera's f16 −1.623 vs −1.719, its f32
+/// cache keeping llama.cpp's order), and llama.cpp itself swaps arg-maxes that are not near ties
+/// across builds (see below).
+const CLOSE: f32 = 0.15;
+
+/// The golden top-1's lead over its top-2 at a step.
+fn golden_lead(pp: &serde_json::Value) -> f32 {
+    let t = &pp["top10"];
+    (t[0][1].as_f64().unwrap() - t[1][1].as_f64().unwrap()) as f32
+}
+
 /// Teacher-forced against goldens-greedy.json: the same argmax at every step that is not a near
-/// tie, first-position top-10 probabilities close, and the top-10 log-probabilities close.
+/// tie or a close second ([`CLOSE`]), first-position top-10 probabilities close, and the top-10
+/// log-probabilities close.
 ///
 /// FIXME: the bounds are 0.3 for every step's worst top-10 |Δlogprob| and 0.02 for
 /// first-position probabilities. llama.cpp itself misses them: `scripts/parity-llamacpp.sh` runs
@@ -62,9 +76,9 @@ fn tokenize_command_prints_golden_ids() {
 /// them by ~1: chimera's worst went from 0.97 to 1.52 when the Q5_0 kernel split its sum over two
 /// accumulators, and to 1.06 with the row-interleaved kernels. So this asserts what is stable and
 /// still fails on any real error: the spread statistics of llama.cpp 0.3.36 against the goldens
-/// (mean |Δlogprob| 0.112–0.114, 90th-percentile step 0.41–0.43) with some margin, chimera's
-/// today being 0.126 and 0.487, and the worst step and first position under llama.cpp's own
-/// worst with margin.
+/// (mean |Δlogprob| 0.112–0.114, 90th-percentile step 0.41–0.43, worst 0.75–1.08) with a small
+/// margin. chimera's today with the default f16 KV cache, as the goldens were taken: mean 0.115,
+/// 90th percentile 0.426, worst 0.670 (with an f32 cache 0.126, 0.487, 1.056).
 #[test]
 fn teacher_forced_logits_match_llama_cpp() {
     let mut e = Engine::load(
@@ -90,8 +104,16 @@ fn teacher_forced_logits_match_llama_cpp() {
             let max = l.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let lse = max + l.iter().map(|x| (x - max).exp()).sum::<f32>().ln();
             let argmax = l.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0 as u32;
-            if !ties.contains(&(k as u64)) {
-                assert_eq!(argmax, gen[k], "{} step {k}", p["name"]);
+            if argmax != gen[k] && !ties.contains(&(k as u64)) {
+                // a close second, in llama.cpp's top two and in ours
+                let gap = (l[argmax as usize] - l[gen[k] as usize]).abs();
+                let lead = golden_lead(pp);
+                assert!(
+                    lead < CLOSE && gap < CLOSE,
+                    "{} step {k}: arg-max {argmax} for {} (lead {lead}, ours {gap})",
+                    p["name"],
+                    gen[k]
+                );
             }
             let mut worst = 0f32;
             for t in pp["top10"].as_array().unwrap() {
@@ -120,9 +142,9 @@ fn teacher_forced_logits_match_llama_cpp() {
     step_worst.sort_by(f32::total_cmp);
     let p90 = step_worst[step_worst.len() * 9 / 10];
     let worst = step_worst[step_worst.len() - 1];
-    assert!(mean <= 0.16, "mean top-10 |Δlogprob| {mean}");
-    assert!(p90 <= 0.6, "90th-percentile step's worst top-10 |Δlogprob| {p90}");
-    assert!(worst <= 2.0, "worst top-10 |Δlogprob| {worst}");
+    assert!(mean <= 0.13, "mean top-10 |Δlogprob| {mean}");
+    assert!(p90 <= 0.5, "90th-percentile step's worst top-10 |Δlogprob| {p90}");
+    assert!(worst <= 1.1, "worst top-10 |Δlogprob| {worst}");
 }
 
 /// Greedy generation (temperature 0, no penalty) on all four golden prompts follows llama.cpp
@@ -161,6 +183,7 @@ fn greedy_generation_follows_llama_cpp_up_to_near_ties() {
             .iter()
             .map(|t| t["pos"].as_u64().unwrap() as usize)
             .collect();
+        let close = |d: usize| golden_lead(&p["per_position"][d]) < CLOSE;
         match got.iter().zip(&want).position(|(a, b)| a != b) {
             None => {
                 assert_eq!(got.len(), want.len(), "{}", p["name"]);
@@ -168,8 +191,8 @@ fn greedy_generation_follows_llama_cpp_up_to_near_ties() {
                 identical += 1;
             }
             Some(d) => assert!(
-                ties.contains(&d),
-                "{}: diverged at step {d}, not a near tie {ties:?}",
+                ties.contains(&d) || close(d),
+                "{}: diverged at step {d}, not a near tie {ties:?} or a close second",
                 p["name"]
             ),
         }

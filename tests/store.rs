@@ -264,3 +264,36 @@ fn unknown_names_say_where_they_were_looked_for() {
     assert_user_error(&o, "nosuch:7b");
     assert!(stderr(&o).contains("Ollama's store"), "{}", stderr(&o));
 }
+
+/// A registry model without a pinned sha256, found in the Hugging Face cache: verified against
+/// the hash hf-hub stored it under (the Hub's LFS sha256, its blob's name); a blob whose bytes do
+/// not match its name is never used.
+#[test]
+fn unpinned_models_verify_against_the_hubs_hash() {
+    let d = tempdir();
+    let root = d.path();
+    let tiny = root.join("tiny.gguf");
+    tiny_model(&tiny, TensorType::Q8_0, |_| {});
+    let hex = sha256(&tiny);
+    let repo = root.join("hf/hub/models--someone--tiny-GGUF");
+    for sub in ["blobs", "refs", "snapshots/abc123"] {
+        std::fs::create_dir_all(repo.join(sub)).unwrap();
+    }
+    std::fs::write(repo.join("refs/main"), "abc123").unwrap();
+    let toml = "default = \"tiny:hub\"\n[[model]]\nname = \"tiny:hub\"\nfile = \"tiny.gguf\"\nhf_repo = \"someone/tiny-GGUF\"\n";
+    std::fs::write(root.join("models.toml"), toml).unwrap();
+    let link = repo.join("snapshots/abc123/tiny.gguf");
+    let place = |blob: &str| {
+        let _ = std::fs::remove_file(&link);
+        std::fs::copy(&tiny, repo.join("blobs").join(blob)).unwrap();
+        std::os::unix::fs::symlink(format!("../../blobs/{blob}"), &link).unwrap();
+    };
+    place(&hex);
+    let o = run(root, &["pull", "tiny:hub"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("snapshots/abc123/tiny.gguf"));
+    place(&"ab".repeat(32));
+    let o = run(root, &["show", "tiny:hub"]);
+    assert_user_error(&o, "tiny:hub");
+    assert!(!stderr(&o).contains("panicked"));
+}

@@ -12,7 +12,7 @@ mod cli;
 /// The backends: candle on its CPU device against the cpu backend, placements, safetensors.
 mod backends;
 
-/// `ingest` facts on examples/artifacts, and robustness to random bytes.
+/// `ingest` facts on examples/artifacts.
 mod ingest;
 
 /// `findings` on examples/artifacts: every finding, with statistics checked against scipy's.
@@ -43,3 +43,6 @@ mod store;
 
 /// `run` on a pseudo-terminal: the interactive chat, its commands, Ctrl-C and Ctrl-D.
 mod repl;
+
+/// Seeded fuzzing: GGUF headers and metadata, the tokenizer, chat templates, artifact folders.
+mod fuzz;

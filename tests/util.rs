@@ -184,7 +184,8 @@ pub fn log_softmax(l: &[f32]) -> Vec<f32> {
 }
 
 /// Teacher-forced log-probabilities at every generated step of every golden prompt (prompt and
-/// generated tokens as one batch).
+/// generated tokens as one batch), with an f32 KV cache: the candle backends hold theirs in f32,
+/// so the cpu backend they are compared with does too.
 pub fn teacher_forced(
     model: &Path,
     gpu: chimera::model::GpuDevice,
@@ -196,6 +197,7 @@ pub fn teacher_forced(
         num_batch: 512,
         num_gpu,
         gpu,
+        kv_type: chimera::backend::KvType::F32,
         ..Default::default()
     };
     let mut e = chimera::engine::Engine::load(model, opts).unwrap();

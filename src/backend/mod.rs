@@ -8,6 +8,7 @@
 //! A batch may carry tokens of several sequences, each token with its own position and KV slot
 //! (sequence), so that one forward can serve several requests (continuous batching).
 
+pub use cpu::quant::KvType;
 pub mod candle;
 pub mod cpu;
 
@@ -195,6 +196,8 @@ pub struct Sizing {
     pub n_seq: usize,
     /// Sliding-window layers keep every position (llama.cpp's `--swa-full`).
     pub swa_full: bool,
+    /// How the cpu backend's KV cache stores K and V (the candle backend's is f32).
+    pub kv_type: KvType,
     pub threads: usize,
     /// Single-token decode steps may be replayed as device graphs (CUDA).
     pub graphs: bool,

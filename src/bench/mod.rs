@@ -30,6 +30,7 @@ pub struct Grid {
     /// What runs the offloaded layers, and whether decode steps may be CUDA graphs.
     pub gpu: crate::backend::GpuDevice,
     pub cuda_graphs: bool,
+    pub kv_type: crate::backend::KvType,
 }
 
 impl Default for Grid {
@@ -49,6 +50,7 @@ impl Default for Grid {
             warmup: true,
             gpu: crate::backend::GpuDevice::for_build(0),
             cuda_graphs: true,
+            kv_type: crate::backend::KvType::default(),
         }
     }
 }
@@ -248,6 +250,7 @@ pub fn run(
                 num_gpu: c.num_gpu,
                 gpu: grid.gpu,
                 cuda_graphs: grid.cuda_graphs,
+                kv_type: grid.kv_type,
                 ..LoadOptions::default()
             };
             let engine = Engine::load(&path, opts)?;

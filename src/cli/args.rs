@@ -2,6 +2,7 @@
 //! library options (load, sampling, the GPU device, the grammar).
 
 use anyhow::{Context, Result};
+use chimera::backend::KvType;
 use chimera::constraint::Grammar;
 use chimera::engine::{GenerateOptions, LoadOptions};
 use chimera::model::GpuDevice;
@@ -143,6 +144,9 @@ pub struct BenchArgs {
     pub reps: usize,
     #[arg(long)]
     pub no_warmup: bool,
+    /// KV cache type: f16 (default), q8_0 or f32 (llama-bench's -ctk/-ctv; OLLAMA_KV_CACHE_TYPE).
+    #[arg(long, visible_alias = "ctk")]
+    pub kv_type: Option<String>,
     /// Output format: md, csv, json, jsonl.
     #[arg(short = 'o', long = "output", default_value = "md")]
     pub output: String,
@@ -218,6 +222,21 @@ pub struct LoadArgs {
     /// The GPU that runs offloaded layers (CUDA device index).
     #[arg(long, default_value_t = 0)]
     pub main_gpu: usize,
+    /// KV cache type: f16 (default), q8_0 or f32 (OLLAMA_KV_CACHE_TYPE).
+    #[arg(long)]
+    pub kv_type: Option<String>,
+}
+
+/// The KV cache type: the flag, else OLLAMA_KV_CACHE_TYPE, else f16.
+pub(super) fn kv_type(flag: Option<&str>) -> Result<KvType> {
+    let env = std::env::var("OLLAMA_KV_CACHE_TYPE").ok().filter(|v| !v.trim().is_empty());
+    let (v, name) = match (flag, &env) {
+        (Some(f), _) => (f, "--kv-type"),
+        (None, Some(e)) => (e.as_str(), "OLLAMA_KV_CACHE_TYPE"),
+        (None, None) => return Ok(KvType::default()),
+    };
+    KvType::parse(v.trim())
+        .ok_or_else(|| anyhow::anyhow!("invalid value for {name}: '{v}' (f16, q8_0 or f32)"))
 }
 
 impl LoadArgs {
@@ -229,6 +248,7 @@ impl LoadArgs {
             num_gpu: self.num_gpu,
             gpu: gpu_device(self.main_gpu)?,
             cuda_graphs: cuda_graphs()?,
+            kv_type: kv_type(self.kv_type.as_deref())?,
             ..LoadOptions::default()
         })
     }
@@ -401,6 +421,9 @@ pub struct ShowArgs {
     pub model: String,
     #[arg(long, default_value_t = 4096)]
     pub num_ctx: usize,
+    /// KV cache type the sizes are given for: f16 (default), q8_0 or f32 (OLLAMA_KV_CACHE_TYPE).
+    #[arg(long)]
+    pub kv_type: Option<String>,
     #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
     pub num_gpu: i64,
     #[arg(long)]

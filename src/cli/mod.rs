@@ -185,6 +185,7 @@ fn show(a: ShowArgs) -> Result<()> {
         num_ctx: a.num_ctx,
         num_gpu: a.num_gpu,
         gpu: gpu_device(0)?,
+        kv_type: kv_type(a.kv_type.as_deref())?,
         ..Default::default()
     };
     lopts.validate()?;
@@ -202,13 +203,13 @@ fn show(a: ShowArgs) -> Result<()> {
     }
     let n_params: u64 = g.tensors.iter().map(|t| t.n_elements()).sum();
     let num_ctx = a.num_ctx.min(cfg.context_length);
-    let kv = KvCache::bytes_for(&cfg, num_ctx, 512.min(num_ctx), false);
+    let kv = KvCache::bytes_for(&cfg, num_ctx, 512.min(num_ctx), false, lopts.kv_type);
     if a.json {
         let v = serde_json::json!({
             "file": path, "file_size": g.file_size, "gguf_version": g.version,
             "config": cfg, "n_params": n_params, "size_label": size_label(cfg.n_layer),
             "tensor_types": hist.iter().map(|(t, (n, b))| (t.name().to_string(), serde_json::json!({"count": n, "bytes": b}))).collect::<serde_json::Map<_, _>>(),
-            "num_ctx": num_ctx, "kv_bytes": kv, "offload": plan,
+            "num_ctx": num_ctx, "kv_type": lopts.kv_type, "kv_bytes": kv, "offload": plan,
             "devices": devices.iter().map(|(d, b)| serde_json::json!({"device": d, "bytes": b})).collect::<Vec<_>>(),
             "metadata": g.metadata.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.brief()))).collect::<serde_json::Map<_, _>>(),
         });
@@ -236,9 +237,10 @@ fn show(a: ShowArgs) -> Result<()> {
         cfg.rope_scale_global
     );
     outln!(
-        "context       {} trained, num_ctx {num_ctx}: KV cache {:.1} MiB",
+        "context       {} trained, num_ctx {num_ctx}: KV cache {:.1} MiB ({})",
         cfg.context_length,
-        kv as f64 / 1048576.0
+        kv as f64 / 1048576.0,
+        lopts.kv_type.name()
     );
     outln!("tensor types");
     for (t, (n, b)) in &hist {
@@ -395,6 +397,7 @@ fn bench(a: BenchArgs) -> Result<()> {
         warmup: !a.no_warmup,
         gpu: gpu_device(0)?,
         cuda_graphs: cuda_graphs()?,
+        kv_type: kv_type(a.kv_type.as_deref())?,
     };
     let total = bench::expand(&grid)?.len() as u64;
     let bar = indicatif::ProgressBar::new(total);

@@ -10,7 +10,7 @@ pub use seq::top_logprobs;
 use seq::Seq;
 
 use crate::backend::cpu::kv::KvCache;
-use crate::backend::{Batch, Sizing};
+use crate::backend::{Batch, KvType, Sizing};
 use crate::chat;
 use crate::config::Gemma3Config;
 use crate::constraint::{Constraint, Grammar, Vocab};
@@ -56,6 +56,8 @@ pub struct LoadOptions {
     /// Single-token decode steps replayed as CUDA graphs (`CHIMERA_CUDA_GRAPHS=0` turns them
     /// off); no effect elsewhere.
     pub cuda_graphs: bool,
+    /// How the KV cache stores K and V (f16 as Ollama and llama.cpp).
+    pub kv_type: KvType,
 }
 
 impl Default for LoadOptions {
@@ -70,6 +72,7 @@ impl Default for LoadOptions {
             gpu: GpuDevice::for_build(0),
             n_seq: 1,
             cuda_graphs: true,
+            kv_type: KvType::default(),
         }
     }
 }
@@ -211,6 +214,10 @@ impl Engine {
             let g = Gguf::open(path)?;
             (Gemma3Config::from_gguf(&g)?, Arc::new(Tokenizer::from_gguf(&g)?), Source::Gguf(g))
         };
+        if opts.kv_type == KvType::Q8_0 && !cfg.head_dim.is_multiple_of(32) {
+            let why = format!("needs head_dim a multiple of 32 (this model's is {})", cfg.head_dim);
+            return Err(Error::option("kv_type", "q8_0", &why));
+        }
         if opts.num_ctx > cfg.context_length {
             warnings.push(format!(
                 "num_ctx {} exceeds the model's context_length {}; using {}",
@@ -224,6 +231,7 @@ impl Engine {
             num_batch: opts.num_batch,
             n_seq: opts.n_seq,
             swa_full: opts.swa_full,
+            kv_type: opts.kv_type,
             threads: opts.threads(),
             graphs: opts.cuda_graphs,
         };
@@ -246,6 +254,12 @@ impl Engine {
                 (Model::load_folder(f, opts.gpu, &sizing)?, plan)
             }
         };
+        if plan.gpu_slots > 0 && opts.gpu != GpuDevice::None && opts.kv_type != KvType::F32 {
+            warnings.push(format!(
+                "the candle backend keeps its KV cache in f32; --kv-type {} applies to the blocks on the CPU",
+                opts.kv_type.name()
+            ));
+        }
         let mut engine = Engine {
             logits: vec![0.0; (opts.n_seq + 1) * model.cfg.n_vocab],
             front: Vec::with_capacity(MAX_FRONT_K),
@@ -565,7 +579,10 @@ pub fn sizes(g: &Gguf, opts: &LoadOptions) -> Result<offload::Sizes> {
     let head = g.tensor("output.weight").map_or(embd, |t| t.bytes)
         + g.tensor("output_norm.weight").map_or(0, |t| t.bytes);
     let nb = opts.num_batch.min(opts.num_ctx);
-    let kv = |l| KvCache::layer_bytes(&cfg, l, opts.num_ctx, nb, opts.swa_full) * opts.n_seq as u64;
+    let kv = |l| {
+        KvCache::layer_bytes(&cfg, l, opts.num_ctx, nb, opts.swa_full, opts.kv_type)
+            * opts.n_seq as u64
+    };
     Ok(offload::Sizes {
         block_bytes: (0..cfg.n_layer).map(|l| Model::layer_bytes(g, l) + kv(l)).collect(),
         head_bytes: head,

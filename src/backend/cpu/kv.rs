@@ -5,16 +5,19 @@
 //! does (`n_swa + n_ubatch`): a prompt batch of up to n_batch tokens is written before it is
 //! attended, and its first query still needs the `window - 1` keys before the batch.
 
+use super::quant::{KvElem, KvQ8, KvType};
 use crate::config::Gemma3Config;
+use half::f16;
 
-/// K and V rows of one layer and one sequence, `cells × kv_dim` f32 each. Every access goes
-/// through the pointers made when the storage was allocated (it is never moved or resized), so
-/// threads may write distinct cells while nothing reads them.
+/// K and V rows of one layer and one sequence, `cells × kv_dim` values each in the cache's
+/// [`KvType`]. Every access goes through the pointers made when the storage was allocated (it is
+/// never moved or resized), so threads may write distinct cells while nothing reads them.
 pub struct LayerCache {
-    k: *mut f32,
-    v: *mut f32,
+    k: *mut u8,
+    v: *mut u8,
     pub cells: usize,
     kv_dim: usize,
+    pub ty: KvType,
 }
 
 // SAFETY: the pointers address storage owned by the KvCache for its whole life; the backend
@@ -23,16 +26,22 @@ unsafe impl Send for LayerCache {}
 unsafe impl Sync for LayerCache {}
 
 impl LayerCache {
-    /// All keys (cells × kv_dim).
-    pub fn k(&self) -> &[f32] {
-        // SAFETY: see the type; no write is in flight while a reader holds this.
-        unsafe { std::slice::from_raw_parts(self.k, self.cells * self.kv_dim) }
+    /// All keys and all values (cells × kv_dim values each) as `E`, the cache's element type.
+    pub fn rows<E: KvElem>(&self) -> (&[E], &[E]) {
+        assert_eq!(E::TYPE, self.ty, "invariant: the cache's element type");
+        let n = self.cells * self.kv_dim / E::PER;
+        // SAFETY: the storage holds cells × kv_dim values of the cache's type, which E is
+        // (checked above); no write is in flight while a reader holds these.
+        unsafe {
+            (
+                std::slice::from_raw_parts(self.k as *const E, n),
+                std::slice::from_raw_parts(self.v as *const E, n),
+            )
+        }
     }
 
-    /// All values (cells × kv_dim).
-    pub fn v(&self) -> &[f32] {
-        // SAFETY: as for `k`.
-        unsafe { std::slice::from_raw_parts(self.v, self.cells * self.kv_dim) }
+    fn row_bytes(&self) -> usize {
+        self.ty.bytes(self.kv_dim)
     }
 
     /// Copies every cell of `from` (same layer, another sequence) into this one.
@@ -40,26 +49,40 @@ impl LayerCache {
     /// # Safety
     /// Nothing may read or write either cache meanwhile.
     pub unsafe fn copy_from(&self, from: &LayerCache) {
-        let n = self.cells * self.kv_dim;
-        debug_assert_eq!(n, from.cells * from.kv_dim);
+        let n = self.cells * self.row_bytes();
+        debug_assert_eq!(n, from.cells * from.row_bytes());
         unsafe {
             std::ptr::copy_nonoverlapping(from.k, self.k, n);
             std::ptr::copy_nonoverlapping(from.v, self.v, n);
         }
     }
 
-    /// The key and value rows of `cell`, to write.
+    /// Writes the key and value rows of `cell`, converted to the cache's type.
     ///
     /// # Safety
-    /// Nothing else may read or write this cell while the slices live.
-    #[allow(clippy::mut_from_ref)]
-    pub unsafe fn cell_mut(&self, cell: usize) -> (&mut [f32], &mut [f32]) {
+    /// Nothing else may read or write this cell meanwhile.
+    pub unsafe fn store(&self, cell: usize, k: &[f32], v: &[f32]) {
         let d = self.kv_dim;
-        unsafe {
-            (
-                std::slice::from_raw_parts_mut(self.k.add(cell * d), d),
-                std::slice::from_raw_parts_mut(self.v.add(cell * d), d),
-            )
+        debug_assert!(k.len() == d && v.len() == d);
+        let at = cell * self.row_bytes();
+        for (dst, src) in [(self.k, k), (self.v, v)] {
+            // SAFETY: the row is inside the storage and this call's alone; the storage is
+            // aligned for every element type.
+            unsafe {
+                let p = dst.add(at);
+                match self.ty {
+                    KvType::F32 => {
+                        std::slice::from_raw_parts_mut(p as *mut f32, d).copy_from_slice(src)
+                    }
+                    KvType::F16 => std::slice::from_raw_parts_mut(p as *mut f16, d)
+                        .iter_mut()
+                        .zip(src)
+                        .for_each(|(o, x)| *o = f16::from_f32(*x)),
+                    KvType::Q8_0 => {
+                        KvQ8::quantize(src, std::slice::from_raw_parts_mut(p as *mut KvQ8, d / 32))
+                    }
+                }
+            }
         }
     }
 }
@@ -68,10 +91,12 @@ impl LayerCache {
 pub struct KvCache {
     /// `layers[l][seq]`; empty for layers placed elsewhere.
     layers: Vec<Vec<LayerCache>>,
-    /// The storage the caches point into (K then V of each), never touched after allocation.
-    _storage: Vec<Vec<f32>>,
+    /// The storage the caches point into (K then V of each), never touched after allocation;
+    /// u32 words, so that it is aligned for f32, f16 and q8_0 rows alike.
+    _storage: Vec<Vec<u32>>,
     pub kv_dim: usize,
     pub num_ctx: usize,
+    pub ty: KvType,
     /// The sliding window, where the model has one.
     window: Option<usize>,
 }
@@ -80,6 +105,7 @@ impl KvCache {
     /// Allocates `n_seq` slots of `num_ctx` positions for each layer in `placed`, for prompt
     /// batches of up to `n_batch`; `swa_full` gives sliding layers every position too (llama.cpp's
     /// `--swa-full`), so that any cached prefix can be reused.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         cfg: &Gemma3Config,
         placed: &[bool],
@@ -87,6 +113,7 @@ impl KvCache {
         n_batch: usize,
         swa_full: bool,
         n_seq: usize,
+        ty: KvType,
     ) -> KvCache {
         let kv_dim = cfg.kv_dim();
         let mut storage = vec![];
@@ -95,16 +122,18 @@ impl KvCache {
             let mut slots = vec![];
             if here {
                 let cells = Self::cells_for(cfg, l, num_ctx, n_batch, swa_full);
+                let words = (cells * ty.bytes(kv_dim)).div_ceil(4);
                 for _ in 0..n_seq {
-                    let (mut k, mut v) = (vec![0f32; cells * kv_dim], vec![0f32; cells * kv_dim]);
-                    slots.push(LayerCache { k: k.as_mut_ptr(), v: v.as_mut_ptr(), cells, kv_dim });
+                    let (mut k, mut v) = (vec![0u32; words], vec![0u32; words]);
+                    let (kp, vp) = (k.as_mut_ptr() as *mut u8, v.as_mut_ptr() as *mut u8);
+                    slots.push(LayerCache { k: kp, v: vp, cells, kv_dim, ty });
                     storage.push(k);
                     storage.push(v);
                 }
             }
             layers.push(slots);
         }
-        KvCache { layers, _storage: storage, kv_dim, num_ctx, window: cfg.sliding_window }
+        KvCache { layers, _storage: storage, kv_dim, num_ctx, ty, window: cfg.sliding_window }
     }
 
     /// Cells layer `l` needs (pure, so `show` can report sizes without allocating).
@@ -121,25 +150,33 @@ impl KvCache {
         }
     }
 
-    /// Bytes one sequence's cache takes for layer `l` (K and V, f32).
+    /// Bytes one sequence's cache takes for layer `l` (K and V).
     pub fn layer_bytes(
         cfg: &Gemma3Config,
         l: usize,
         num_ctx: usize,
         n_batch: usize,
         swa_full: bool,
+        ty: KvType,
     ) -> u64 {
-        Self::cells_for(cfg, l, num_ctx, n_batch, swa_full) as u64 * cfg.kv_dim() as u64 * 2 * 4
+        let cells = Self::cells_for(cfg, l, num_ctx, n_batch, swa_full) as u64;
+        cells * ty.bytes(cfg.kv_dim()) as u64 * 2
     }
 
     /// Bytes one sequence's cache takes for every layer.
-    pub fn bytes_for(cfg: &Gemma3Config, num_ctx: usize, n_batch: usize, swa_full: bool) -> u64 {
-        (0..cfg.n_layer).map(|l| Self::layer_bytes(cfg, l, num_ctx, n_batch, swa_full)).sum()
+    pub fn bytes_for(
+        cfg: &Gemma3Config,
+        num_ctx: usize,
+        n_batch: usize,
+        swa_full: bool,
+        ty: KvType,
+    ) -> u64 {
+        (0..cfg.n_layer).map(|l| Self::layer_bytes(cfg, l, num_ctx, n_batch, swa_full, ty)).sum()
     }
 
     /// Bytes held.
     pub fn bytes(&self) -> u64 {
-        self.layers.iter().flatten().map(|l| (2 * l.cells * l.kv_dim) as u64 * 4).sum()
+        self.layers.iter().flatten().map(|l| (2 * l.cells * l.row_bytes()) as u64).sum()
     }
 
     /// Layer `l`'s cache of sequence `seq`.
@@ -202,21 +239,23 @@ mod tests {
     #[test]
     fn sliding_layers_are_rings_global_layers_span_num_ctx() {
         let c = cfg();
-        let kv = KvCache::new(&c, &[true; 12], 4096, 512, false, 2);
+        let kv = KvCache::new(&c, &[true; 12], 4096, 512, false, 2, KvType::F32);
         assert_eq!(kv.layer(5, 1).cells, 4096);
         assert_eq!(kv.layer(11, 0).cells, 4096);
         assert_eq!(kv.layer(0, 1).cells, 1024);
-        assert_eq!(kv.bytes(), 2 * KvCache::bytes_for(&c, 4096, 512, false));
+        assert_eq!(kv.bytes(), 2 * KvCache::bytes_for(&c, 4096, 512, false, KvType::F32));
         // a small context caps the ring; swa_full makes every layer linear
         assert_eq!(KvCache::cells_for(&c, 0, 256, 512, false), 256);
         assert_eq!(KvCache::cells_for(&c, 0, 4096, 512, true), 4096);
         // only placed layers hold memory
         let mut half = [false; 12];
         half[6..].iter_mut().for_each(|p| *p = true);
-        let kv = KvCache::new(&c, &half, 4096, 512, false, 1);
+        let kv = KvCache::new(&c, &half, 4096, 512, false, 1, KvType::Q8_0);
         assert_eq!(
             kv.bytes(),
-            (6..12).map(|l| KvCache::layer_bytes(&c, l, 4096, 512, false)).sum::<u64>()
+            (6..12)
+                .map(|l| KvCache::layer_bytes(&c, l, 4096, 512, false, KvType::Q8_0))
+                .sum::<u64>()
         );
     }
 
@@ -225,9 +264,9 @@ mod tests {
     #[test]
     fn prefixes_are_reusable_while_the_ring_holds_their_window() {
         let c = cfg();
-        let kv = KvCache::new(&c, &[true; 12], 4096, 512, false, 1);
+        let kv = KvCache::new(&c, &[true; 12], 4096, 512, false, 1, KvType::F16);
         assert!(kv.reusable(1000, 1513));
         assert!(!kv.reusable(1000, 1514));
-        assert!(KvCache::new(&c, &[true; 12], 4096, 512, true, 1).reusable(10, 4000));
+        assert!(KvCache::new(&c, &[true; 12], 4096, 512, true, 1, KvType::F16).reusable(10, 4000));
     }
 }

@@ -103,7 +103,7 @@ impl CpuBackend {
         let max_k = c.n_embd.max(c.n_ff).max(c.q_dim());
         let hd2 = nb * c.head_dim / 2;
         Ok(CpuBackend {
-            kv: KvCache::new(c, placed, s.num_ctx, nb, s.swa_full, s.n_seq),
+            kv: KvCache::new(c, placed, s.num_ctx, nb, s.swa_full, s.n_seq, s.kv_type),
             pool: Pool::new(s.threads),
             mm: MatmulScratch::new(nb, max_k),
             bufs: widths.map(|w| z(nb * w)),
@@ -289,11 +289,10 @@ impl Backend for CpuBackend {
             let cell = batch.pos(b) % lc.cells;
             // SAFETY: token b's rows of q and k, and its cache cell (the positions of a sequence
             // in one batch map to distinct cells), belong to this call alone.
-            let (q, k, (kc, vc)) = unsafe {
+            let (q, k) = unsafe {
                 (
                     std::slice::from_raw_parts_mut(q.get().add(b * qd), qd),
                     std::slice::from_raw_parts_mut(k.get().add(b * kvd), kvd),
-                    lc.cell_mut(cell),
                 )
             };
             for h in q.chunks_exact_mut(hd) {
@@ -306,8 +305,8 @@ impl Backend for CpuBackend {
                 ops::rms_norm_inplace(h, &l.k_norm, c.rms_eps);
                 ops::rope_neox(h, cs, sn);
             }
-            kc.copy_from_slice(k);
-            vc.copy_from_slice(&v[b * kvd..(b + 1) * kvd]);
+            // SAFETY: as above, the cell is this token's alone.
+            unsafe { lc.store(cell, k, &v[b * kvd..(b + 1) * kvd]) };
         });
         Ok(())
     }

@@ -2,7 +2,7 @@
 //! GELU-tanh, and causal (sliding) attention over each token's sequence in the cache.
 
 use super::kv::KvCache;
-use super::quant;
+use super::quant::{self, KvElem, KvType};
 use crate::backend::Batch;
 use crate::config::Gemma3Config;
 use crate::pool::{split, Pool};
@@ -135,10 +135,10 @@ pub fn attention(
         scores: SendPtr(scores.as_mut_ptr()),
         window,
     };
-    match ht {
-        4 => a.run::<4>(),
-        2 => a.run::<2>(),
-        _ => a.run::<1>(),
+    match kv.ty {
+        KvType::F32 => a.heads::<f32>(ht),
+        KvType::F16 => a.heads::<half::f16>(ht),
+        KvType::Q8_0 => a.heads::<quant::KvQ8>(ht),
     }
 }
 
@@ -155,7 +155,15 @@ struct Attn<'a> {
 }
 
 impl Attn<'_> {
-    fn run<const HT: usize>(&self) {
+    fn heads<E: KvElem>(&self, ht: usize) {
+        match ht {
+            4 => self.run::<4, E>(),
+            2 => self.run::<2, E>(),
+            _ => self.run::<1, E>(),
+        }
+    }
+
+    fn run<const HT: usize, E: KvElem>(&self) {
         let c = self.c;
         let (hd, qd, kvd) = (c.head_dim, c.q_dim(), c.kv_dim());
         let group = c.n_head / c.n_head_kv;
@@ -173,20 +181,17 @@ impl Attn<'_> {
                 let (b, h0) = (task / chunks, task % chunks * HT);
                 let p = batch.pos(b);
                 let lc = self.kv.layer(self.l, batch.seq(b));
-                let (cells, ks, vs) = (lc.cells, lc.k(), lc.v());
+                let (cells, (ks, vs)) = (lc.cells, lc.rows::<E>());
                 let start = window.map_or(0, |w| (p + 1).saturating_sub(w));
                 let len = p + 1 - start;
                 let g = h0 / group;
                 let qh: [&[f32]; HT] =
                     std::array::from_fn(|j| &q[b * qd + (h0 + j) * hd..b * qd + (h0 + j + 1) * hd]);
-                let key = |i: usize| {
-                    let cell = (start + i) % cells;
-                    &ks[cell * kvd + g * hd..cell * kvd + (g + 1) * hd]
-                };
-                let value = |i: usize| {
-                    let cell = (start + i) % cells;
-                    &vs[cell * kvd + g * hd..cell * kvd + (g + 1) * hd]
-                };
+                // a head's values are whole elements (head_dim is a multiple of 32 for q8_0)
+                let at = |i: usize| ((start + i) % cells * kvd + g * hd) / E::PER;
+                let n = hd / E::PER;
+                let key = |i: usize| &ks[at(i)..at(i) + n];
+                let value = |i: usize| &vs[at(i)..at(i) + n];
                 // SAFETY: query b's heads h0..h0+HT are this task's alone.
                 let out = unsafe {
                     std::slice::from_raw_parts_mut(self.att.get().add(b * qd + h0 * hd), HT * hd)
@@ -201,10 +206,10 @@ impl Attn<'_> {
 /// keys at a time, softmax in f32, then the weighted sum of values. The arithmetic of each head is
 /// the same however many heads go together (the candle backend's CPU attention calls this too,
 /// so that it is bit-identical to this backend's). `sc` holds HT rows of `stride` scores.
-pub fn attend<'a, const HT: usize>(
+pub fn attend<'a, E: KvElem, const HT: usize>(
     qh: [&[f32]; HT],
-    key: impl Fn(usize) -> &'a [f32],
-    value: impl Fn(usize) -> &'a [f32],
+    key: impl Fn(usize) -> &'a [E],
+    value: impl Fn(usize) -> &'a [E],
     len: usize,
     sc: &mut [f32],
     stride: usize,
@@ -220,13 +225,13 @@ pub fn attend<'a, const HT: usize>(
     // two keys at a time: twice the independent add chains
     let mut i = 0;
     while i + 2 <= len {
-        let [s0, s1] = quant::dot_f32_nm(qh, [key(i), key(i + 1)]);
+        let [s0, s1] = quant::dot_kv_nm(qh, [key(i), key(i + 1)]);
         keep(i, s0);
         keep(i + 1, s1);
         i += 2;
     }
     if i < len {
-        keep(i, quant::dot_f32_n(qh, key(i)));
+        keep(i, quant::dot_kv_nm(qh, [key(i)])[0]);
     }
     for (j, &max) in max.iter().enumerate() {
         let w = &mut sc[j * stride..j * stride + len];
@@ -239,7 +244,7 @@ pub fn attend<'a, const HT: usize>(
         w.iter_mut().for_each(|s| *s *= inv);
     }
     let w: [&[f32]; HT] = std::array::from_fn(|j| &sc[j * stride..j * stride + len]);
-    quant::weighted_rows_n(w, value, out);
+    quant::weighted_kv_n(w, value, out);
 }
 
 #[cfg(test)]

@@ -316,6 +316,42 @@ pub(crate) mod tests {
         }
     }
 
+    /// f16 and q8_0 cache rows: the kernels widen each value exactly as the scalar reads do and
+    /// then sum as for f32 rows, so scores and value sums equal the f32 kernels' on the widened
+    /// rows bit for bit; q8_0 quantizes within half a step of each block's scale.
+    #[test]
+    fn kv_rows_of_every_type_sum_as_their_widened_f32() {
+        fn check<E: KvElem>(rows: &[E], d: usize, len: usize) {
+            let wide: Vec<f32> =
+                (0..len * d).map(|i| E::get(&rows[i / d * d / E::PER..], i % d)).collect();
+            let per = d / E::PER;
+            let a = data(4 * d, 1);
+            let qa: [&[f32]; 4] = std::array::from_fn(|j| &a[j * d..(j + 1) * d]);
+            let got = dot_kv_nm(qa, [&rows[..per], &rows[per..2 * per]]);
+            let want = dot_f32_nm(qa, [&wide[..d], &wide[d..2 * d]]);
+            assert_eq!(format!("{got:?}"), format!("{want:?}"));
+            let w = data(2 * len, 4);
+            let (mut o1, mut o2) = (vec![0f32; 2 * d], vec![0f32; 2 * d]);
+            weighted_kv_n([&w[..len], &w[len..]], |i| &rows[i * per..(i + 1) * per], &mut o1);
+            weighted_rows_n([&w[..len], &w[len..]], |i| &wide[i * d..(i + 1) * d], &mut o2);
+            assert!(o1.iter().zip(&o2).all(|(a, b)| a.to_bits() == b.to_bits()));
+        }
+        for (d, len) in [(32, 7), (256, 9)] {
+            let x = data(len * d, 9);
+            let h: Vec<f16> = x.iter().map(|v| f16::from_f32(*v)).collect();
+            check(&h, d, len);
+            let mut q = vec![KvQ8::default(); len * d / 32];
+            KvQ8::quantize(&x, &mut q);
+            for (b, xs) in q.iter().zip(x.chunks(32)) {
+                let step = b.d.to_f32();
+                // half a step, and the f16 rounding of the scale over up to 127 steps
+                let tol = step * (0.5 + 127.0 / 2048.0) + 1e-6;
+                assert!(xs.iter().zip(&b.qs).all(|(v, &q)| (v - step * q as f32).abs() <= tol));
+            }
+            check(&q, d, len);
+        }
+    }
+
     /// Attention's f32 helpers sum exactly as the one-vector forms: scores two keys at a time
     /// equal `dot_f32` bit for bit, and the weighted sum of rows equals `o += w·v` row by row.
     #[test]
