@@ -292,6 +292,37 @@ fn show_reports_plan_and_kv() {
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("sliding window 512,"), "{text}");
     assert!(!text.contains("Some(") && !text.contains("None"), "{text}");
+    assert!(text.contains("KV cache 27.0 MiB (f16)"), "{text}");
+}
+
+/// `--kv-type` and OLLAMA_KV_CACHE_TYPE choose the KV cache type (a flag wins); a bad value names
+/// the flag or the variable.
+#[test]
+fn kv_type_comes_from_the_flag_or_ollamas_variable() {
+    let m = real_model();
+    let show = |args: &[&str], env: Option<&str>| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_chimera"));
+        c.args(["show", m.to_str().unwrap(), "--json"]).args(args);
+        match env {
+            Some(v) => c.env("OLLAMA_KV_CACHE_TYPE", v),
+            None => c.env_remove("OLLAMA_KV_CACHE_TYPE"),
+        };
+        c.output().unwrap()
+    };
+    let kv = |o: std::process::Output| {
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        (v["kv_type"].as_str().unwrap().to_string(), v["kv_bytes"].as_u64().unwrap())
+    };
+    let (t, f16) = kv(show(&[], None));
+    assert_eq!(t, "f16");
+    let (t, q8) = kv(show(&[], Some("q8_0")));
+    assert_eq!(t, "q8_0");
+    let (t, f32) = kv(show(&["--kv-type", "f32"], Some("q8_0")));
+    assert_eq!(t, "f32");
+    assert_eq!((f32, q8 * 32 / 17), (2 * f16, f16));
+    assert_user_error(&show(&["--kv-type", "f8"], None), "--kv-type: 'f8'");
+    assert_user_error(&show(&[], Some("bf16")), "OLLAMA_KV_CACHE_TYPE: 'bf16'");
 }
 
 /// A GGUF's own Jinja chat template is rendered for `run` (gemma templates get llama.cpp's
