@@ -155,6 +155,11 @@ pub struct BenchRecord {
     pub n_threads: usize,
     pub n_gpu_layers: i64,
     pub n_ctx: usize,
+    /// KV cache types, as llama-bench names them (chimera's K and V share one type).
+    #[serde(default = "f32_name")]
+    pub type_k: String,
+    #[serde(default = "f32_name")]
+    pub type_v: String,
     pub n_prompt: usize,
     pub n_gen: usize,
     pub n_depth: usize,
@@ -329,6 +334,8 @@ fn run_case(
         n_threads: e.opts.threads(),
         n_gpu_layers: c.num_gpu,
         n_ctx: e.opts.num_ctx,
+        type_k: e.opts.kv_type.name().into(),
+        type_v: e.opts.kv_type.name().into(),
         n_prompt: c.n_prompt,
         n_gen: c.n_gen,
         n_depth: c.depth,
@@ -442,6 +449,11 @@ pub fn write(
     }
 }
 
+/// Records written before the KV type was a field come from builds whose cache was f32.
+fn f32_name() -> String {
+    "f32".into()
+}
+
 /// Column names of the CSV form (the record's fields, in order).
 pub fn csv_header() -> Vec<&'static str> {
     vec![
@@ -459,6 +471,8 @@ pub fn csv_header() -> Vec<&'static str> {
         "n_threads",
         "n_gpu_layers",
         "n_ctx",
+        "type_k",
+        "type_v",
         "n_prompt",
         "n_gen",
         "n_depth",
@@ -479,12 +493,16 @@ fn write_md(records: &[BenchRecord], w: &mut dyn std::io::Write) -> std::io::Res
         |f: &dyn Fn(&BenchRecord) -> String| records.windows(2).any(|p| f(&p[0]) != f(&p[1]));
     let show_ngl = varies(&|r| r.n_gpu_layers.to_string());
     let show_b = varies(&|r| r.n_batch.to_string());
+    let show_kv = varies(&|r| r.type_k.clone()) || records.iter().any(|r| r.type_k != "f16");
     let mut head = vec!["model", "size", "params", "backend", "threads"];
     if show_ngl {
         head.push("ngl");
     }
     if show_b {
         head.push("n_batch");
+    }
+    if show_kv {
+        head.extend(["type_k", "type_v"]);
     }
     head.extend(["test", "t/s"]);
     writeln!(w, "| {} |", head.join(" | "))?;
@@ -502,6 +520,9 @@ fn write_md(records: &[BenchRecord], w: &mut dyn std::io::Write) -> std::io::Res
         }
         if show_b {
             row.push(r.n_batch.to_string());
+        }
+        if show_kv {
+            row.extend([r.type_k.clone(), r.type_v.clone()]);
         }
         row.push(r.test.clone());
         row.push(format!("{:.2} ± {:.2}", r.avg_ts, r.stddev_ts));
