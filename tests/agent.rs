@@ -14,6 +14,18 @@ fn artifacts() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/artifacts")
 }
 
+/// `analyze` of examples/artifacts on the real model into `out`, with `extra` flags; it must
+/// succeed.
+fn analyze_artifacts(out: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let (model, dir) = (real_model(), artifacts());
+    let mut args = vec!["analyze", dir.to_str().unwrap(), "--model", model.to_str().unwrap()];
+    args.extend(["--out", out.to_str().unwrap()]);
+    args.extend(extra);
+    let o = chimera(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    o
+}
+
 /// The text between two headings of a report.
 fn section<'a>(report: &'a str, from: &str, to: &str) -> &'a str {
     let a = report.find(from).unwrap_or_else(|| panic!("no {from}"));
@@ -25,19 +37,7 @@ fn section<'a>(report: &'a str, from: &str, to: &str) -> &'a str {
 fn analyze_writes_a_report_built_on_the_findings() {
     let d = tempdir();
     let out = d.path().join("out");
-    let model = real_model();
-    let o = chimera(&[
-        "analyze",
-        artifacts().to_str().unwrap(),
-        "--model",
-        model.to_str().unwrap(),
-        "--seed",
-        "5",
-        "--out",
-        out.to_str().unwrap(),
-        "--json",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let o = analyze_artifacts(&out, &["--seed", "5", "--json"]);
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     let metrics: serde_json::Value =
@@ -219,18 +219,7 @@ fn model_text_that_fails_the_check_goes_to_the_appendix() {
 fn runs_go_side_by_side_with_a_measured_speedup() {
     let d = tempdir();
     let out = d.path().join("out");
-    let model = real_model();
-    let o = chimera(&[
-        "analyze",
-        artifacts().to_str().unwrap(),
-        "--model",
-        model.to_str().unwrap(),
-        "--runs",
-        "2",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    analyze_artifacts(&out, &["--runs", "2"]);
     let metrics: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
     let c = &metrics["concurrency"];

@@ -239,10 +239,23 @@ fn bad_requests_get_4xx_error_objects() {
     assert!(!s.log.lock().unwrap().contains("panicked"));
 }
 
+/// A raw POST of `body` to /api/generate (`close`: the server closes after answering), for the
+/// tests that read or drop the connection themselves.
+fn raw_generate(addr: &str, body: &str, close: bool) -> std::net::TcpStream {
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    let conn = if close { "Connection: close\r\n" } else { "" };
+    write!(
+        c,
+        "POST /api/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{conn}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    c
+}
+
 /// A raw streaming request whose connection is dropped after a few lines.
 fn stream_then_drop(addr: &str, body: &str) {
-    let mut c = std::net::TcpStream::connect(addr).unwrap();
-    write!(c, "POST /api/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    let mut c = raw_generate(addr, body, false);
     let mut buf = [0u8; 4096];
     let mut seen = 0;
     while seen < 3 {
@@ -260,9 +273,8 @@ fn a_full_queue_is_503_and_a_disconnect_frees_its_slot() {
     stream_then_drop(&s.addr(), long);
     let addr = s.addr();
     let waiting = std::thread::spawn(move || {
-        let mut c = std::net::TcpStream::connect(&addr).unwrap();
         let body = r#"{"model": "gemma3:270m", "prompt": "Hi", "stream": false, "options": {"num_predict": 4}}"#;
-        write!(c, "POST /api/generate HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+        let mut c = raw_generate(&addr, body, true);
         let mut out = String::new();
         c.read_to_string(&mut out).unwrap();
         out
@@ -276,21 +288,13 @@ fn a_full_queue_is_503_and_a_disconnect_frees_its_slot() {
         "the slot of a client that went away was freed"
     );
     // one request holds the slot, one waits in the queue: a third is refused
-    let mut holder = std::net::TcpStream::connect(s.addr()).unwrap();
-    let body = long.replace("100000", "3000");
-    write!(
-        holder,
-        "POST /api/generate HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
+    let mut holder = raw_generate(&s.addr(), &long.replace("100000", "3000"), false);
     let mut first = [0u8; 64];
     assert!(holder.read(&mut first).unwrap() > 0, "the holder runs");
     let addr = s.addr();
     let queued = std::thread::spawn(move || {
-        let mut c = std::net::TcpStream::connect(&addr).unwrap();
         let body = r#"{"model": "gemma3:270m", "prompt": "Hi", "stream": false, "options": {"num_predict": 2}}"#;
-        write!(c, "POST /api/generate HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+        let mut c = raw_generate(&addr, body, true);
         let mut out = String::new();
         c.read_to_string(&mut out).unwrap();
         out
@@ -334,15 +338,9 @@ fn sigterm_ends_in_flight_requests_and_exits_0() {
     let mut s = Server::start(&[]);
     let addr = s.addr();
     let reader = std::thread::spawn(move || {
-        let mut c = std::net::TcpStream::connect(&addr).unwrap();
         let body =
             r#"{"model": "gemma3:270m", "prompt": "Once", "options": {"num_predict": 100000}}"#;
-        write!(
-            c,
-            "POST /api/generate HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
+        let mut c = raw_generate(&addr, body, false);
         let mut out = String::new();
         let _ = c.read_to_string(&mut out);
         out
