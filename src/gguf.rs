@@ -484,6 +484,11 @@ impl Gguf {
         self.tensors.iter().find(|t| t.name == name)
     }
 
+    /// Parameters: the elements of every tensor.
+    pub fn n_params(&self) -> u64 {
+        self.tensors.iter().map(|t| t.n_elements()).sum()
+    }
+
     /// The whole mapped file (for weights that are used in place).
     pub fn bytes(&self) -> &[u8] {
         &self.mmap

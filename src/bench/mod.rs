@@ -328,7 +328,7 @@ fn run_case(
         model_filename: path.display().to_string(),
         model_type: ty,
         model_size: g_.map_or(e.model.weight_bytes(), |g| g.tensors.iter().map(|t| t.bytes).sum()),
-        model_n_params: g_.map_or(0, |g| g.tensors.iter().map(|t| t.n_elements()).sum()),
+        model_n_params: g_.map_or(0, |g| g.n_params()),
         synthetic,
         n_batch: c.n_batch,
         n_threads: e.opts.threads(),

@@ -201,7 +201,7 @@ fn show(a: ShowArgs) -> Result<()> {
         e.0 += 1;
         e.1 += t.bytes;
     }
-    let n_params: u64 = g.tensors.iter().map(|t| t.n_elements()).sum();
+    let n_params = g.n_params();
     let num_ctx = a.num_ctx.min(cfg.context_length);
     let kv = KvCache::bytes_for(&cfg, num_ctx, 512.min(num_ctx), false, lopts.kv_type);
     if a.json {

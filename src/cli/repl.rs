@@ -146,8 +146,7 @@ fn set_parameter(opts: &mut GenerateOptions, name: &str, values: &[&str]) -> Res
 
 fn show_info(e: &Engine) {
     let c = &e.model.cfg;
-    let params: u64 =
-        e.model.gguf.as_ref().map_or(0, |g| g.tensors.iter().map(|t| t.n_elements()).sum());
+    let params = e.model.gguf.as_ref().map_or(0, |g| g.n_params());
     println!("  Model");
     println!("    {:<20}gemma3", "architecture");
     println!("    {:<20}{:.2}M", "parameters", params as f64 / 1e6);

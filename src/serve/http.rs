@@ -269,7 +269,7 @@ fn modified(p: &Path) -> (String, u64) {
 /// Ollama's `details` of a model file.
 fn details(path: &Path, quant: Option<&str>) -> Value {
     let g = crate::gguf::Gguf::open(path).ok();
-    let params: u64 = g.as_ref().map_or(0, |g| g.tensors.iter().map(|t| t.n_elements()).sum());
+    let params: u64 = g.as_ref().map_or(0, crate::gguf::Gguf::n_params);
     let size = if params >= 1_000_000_000 {
         format!("{:.1}B", params as f64 / 1e9)
     } else {
