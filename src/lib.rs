@@ -6,6 +6,7 @@
 //! and generates with Ollama's options and timing fields.
 
 pub mod agent;
+pub mod analysis;
 pub mod backend;
 pub mod bench;
 pub mod chat;

@@ -7,7 +7,7 @@
 //! all (its smallest two-sided p for 3 vs 3 is 0.1), which is the common case in these artifacts.
 //! The distributions come from statrs; the tests' arithmetic is written out here, a few lines each.
 
-use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
+use statrs::distribution::{ChiSquared, ContinuousCDF, FisherSnedecor, Normal, StudentsT};
 
 /// Descriptive statistics of one sample.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -217,9 +217,101 @@ pub fn mann_whitney_min_p(na: usize, nb: usize) -> f64 {
     (2.0 / c).min(1.0)
 }
 
+/// The upper tail of Snedecor's F with (d1, d2) degrees of freedom at `f`: an ANOVA's p-value.
+pub fn f_sf(f: f64, d1: f64, d2: f64) -> f64 {
+    if !f.is_finite() {
+        return if f > 0.0 { 0.0 } else { f64::NAN };
+    }
+    match FisherSnedecor::new(d1, d2) {
+        Ok(d) => d.sf(f.max(0.0)),
+        Err(_) => f64::NAN,
+    }
+}
+
+/// The Kruskal–Wallis H test of k groups.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct KruskalWallis {
+    /// H, corrected for ties (scipy.stats.kruskal).
+    pub h: f64,
+    pub df: f64,
+    /// From the χ² distribution with k − 1 degrees of freedom.
+    pub p: f64,
+}
+
+/// Kruskal–Wallis over the groups; `None` with fewer than two non-empty groups or when every
+/// value is the same.
+pub fn kruskal_wallis(groups: &[Vec<f64>]) -> Option<KruskalWallis> {
+    let groups: Vec<&Vec<f64>> = groups.iter().filter(|g| !g.is_empty()).collect();
+    if groups.len() < 2 {
+        return None;
+    }
+    let mut all: Vec<(f64, usize)> =
+        groups.iter().enumerate().flat_map(|(g, v)| v.iter().map(move |&x| (x, g))).collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let n = all.len() as f64;
+    let mut rank_sum = vec![0.0; groups.len()];
+    let mut tie_term = 0.0;
+    let mut i = 0;
+    while i < all.len() {
+        let mut j = i;
+        while j + 1 < all.len() && all[j + 1].0 == all[i].0 {
+            j += 1;
+        }
+        let r = (i + j) as f64 / 2.0 + 1.0;
+        let t = (j - i + 1) as f64;
+        tie_term += t.powi(3) - t;
+        for x in &all[i..=j] {
+            rank_sum[x.1] += r;
+        }
+        i = j + 1;
+    }
+    let mut h = 12.0 / (n * (n + 1.0))
+        * groups.iter().zip(&rank_sum).map(|(g, r)| r * r / g.len() as f64).sum::<f64>()
+        - 3.0 * (n + 1.0);
+    let c = 1.0 - tie_term / (n.powi(3) - n);
+    if c <= 0.0 {
+        return None;
+    }
+    h /= c;
+    let df = (groups.len() - 1) as f64;
+    let p = ChiSquared::new(df).map(|d| d.sf(h.max(0.0))).unwrap_or(f64::NAN);
+    Some(KruskalWallis { h, df, p })
+}
+
+/// Holm's step-down adjustment of p-values (statsmodels `multipletests(method="holm")`), in the
+/// order given.
+pub fn holm(p: &[f64]) -> Vec<f64> {
+    let m = p.len();
+    let mut idx: Vec<usize> = (0..m).collect();
+    idx.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
+    let mut out = vec![0.0; m];
+    let mut running: f64 = 0.0;
+    for (rank, &i) in idx.iter().enumerate() {
+        let adj = ((m - rank) as f64 * p[i]).min(1.0);
+        running = running.max(adj);
+        out[i] = running;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kruskal_holm_and_f_match_scipy_and_statsmodels() {
+        // scipy 1.17.1: scipy.stats.kruskal([1,2,3,4],[5,6,7],[8,9,9,10])
+        let k = kruskal_wallis(&[vec![1.0, 2.0, 3.0, 4.0], vec![5.0, 6.0, 7.0], vec![8.0, 9.0, 9.0, 10.0]]).unwrap();
+        assert!(close(k.h, 8.949771689497721, 1e-12), "{k:?}");
+        assert!(close(k.p, 0.011391522452398746, 1e-9), "{k:?}");
+        // statsmodels 0.15.0: multipletests([0.01, 0.04, 0.03, 0.005], method="holm")[1]
+        let h = holm(&[0.01, 0.04, 0.03, 0.005]);
+        for (x, y) in h.iter().zip([0.03, 0.06, 0.06, 0.02]) {
+            assert!(close(*x, y, 1e-12), "{h:?}");
+        }
+        // scipy.stats.f.sf(4.0, 2, 12)
+        assert!(close(f_sf(4.0, 2.0, 12.0), 0.04665599999999999, 1e-9));
+    }
 
     // Reference values from scipy 1.17.1: scipy.stats.ttest_ind(b, a, equal_var=False) with its
     // .confidence_interval(0.95), scipy.stats.mannwhitneyu(b, a) (method "auto"),

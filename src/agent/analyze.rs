@@ -1,14 +1,15 @@
-//! `analyze`, the workflow: ingest → findings → the agents on the engine (grounded, the shared
-//! block cached) → the grounding check → the report folder (report.md, metrics.json, chart.svg;
-//! with `compare`, the baseline's report and the comparison), written atomically.
+//! `analyze`, the workflow: the study of the folder (read, experiments, analyses, findings; no
+//! model) → the agents on the engine (grounded, the shared block cached) → the checks → the
+//! report folder (report.md, metrics.json, catalogue.csv, findings.csv, one chart per leading
+//! experiment; with `compare`, the baseline's report and the comparison), written atomically.
 
 use super::calls::{self, CallSpec};
-use super::findings::{self, Finding};
 use super::grounding::{self, Known};
-use super::ingest::{self, Facts, IngestOptions};
 use super::narrative::{self, Style};
 use super::render::{self, Workflow};
 use super::{Aggregate, Analysis, Event, LlmCall, Rejected, RunText};
+use crate::analysis::findings::{Finding, Kind};
+use crate::analysis::{self as study_mod, Study};
 use crate::engine::{Engine, GenerateOptions, LoadOptions};
 use crate::error::{Error, Result};
 use crate::stamp;
@@ -16,11 +17,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// Findings the model writes one sentence of commentary on.
+/// Findings the model writes one sentence of commentary (or one action) on.
 pub const COMMENTARY_FINDINGS: usize = 3;
 
 /// Tokens each stage may write when num_predict is unlimited: a base model may never end.
-const BUDGET: [(&str, i64); 3] = [("collector", 96), ("insight", 128), ("commentary", 48)];
+const BUDGET: [(&str, i64); 4] = [("collector", 96), ("insight", 128), ("commentary", 48), ("action", 40)];
+
+/// Charts: one per leading experiment, at most this many.
+const CHARTS: usize = 4;
 
 /// One analysis to run.
 #[derive(Debug, Clone)]
@@ -104,17 +108,16 @@ pub fn run(job: &Job, progress: &mut dyn FnMut(Event)) -> Result<Outcome> {
     let t0 = Instant::now();
     check(job)?;
     let now = std::time::SystemTime::now();
-    let facts = ingest::ingest(&job.dir, &IngestOptions { max_file_bytes: job.max_file_bytes })?;
-    if facts.files.total == 0 {
+    let study = study_mod::study(&job.dir, &study_mod::ScanOptions { max_file_bytes: job.max_file_bytes })?;
+    if study.counts().1 == 0 {
         return Err(Error::option(
             "dir",
             job.dir.display(),
-            "no artifacts (csv, json or md files) to analyze",
+            "no artifacts (csv, json, jsonl, md, txt or log files) to analyze",
         ));
     }
-    let found = findings::findings(&facts);
     let ingest_seconds = t0.elapsed().as_secs_f64();
-    progress(Event::Ingested { facts: &facts, findings: found.len(), seconds: ingest_seconds });
+    progress(Event::Ingested { study: &study, seconds: ingest_seconds });
     let t_an = Instant::now();
     let baseline = if job.compare {
         let load = LoadOptions {
@@ -127,8 +130,7 @@ pub fn run(job: &Job, progress: &mut dyn FnMut(Event)) -> Result<Outcome> {
         let mut engine = load_engine(&job.model_path, load, progress)?;
         Some(agents(
             &mut engine,
-            &facts,
-            &found,
+            &study,
             &gen,
             job.runs,
             "Baseline",
@@ -140,10 +142,10 @@ pub fn run(job: &Job, progress: &mut dyn FnMut(Event)) -> Result<Outcome> {
     };
     let load = LoadOptions { n_seq: slots(job.runs), ..job.load.clone() };
     let mut engine = load_engine(&job.model_path, load, progress)?;
+    let base_model = engine.tokenizer.chat_template().is_none();
     let main = agents(
         &mut engine,
-        &facts,
-        &found,
+        &study,
         &job.gen,
         job.runs,
         &job.label,
@@ -163,13 +165,16 @@ pub fn run(job: &Job, progress: &mut dyn FnMut(Event)) -> Result<Outcome> {
     let mut workflow = Workflow { ingest_seconds, analysis_seconds, ..Default::default() };
     workflow.report_seconds = t_rep.elapsed().as_secs_f64();
     workflow.total_seconds = t0.elapsed().as_secs_f64();
-    let ctx = render::Context {
-        facts: &facts,
-        findings: &found,
-        model: &job.model_name,
-        date: &date,
-        workflow: &workflow,
-    };
+    let mut charts: Vec<(String, String)> = vec![];
+    let mut chart_files: Vec<(String, Vec<u8>)> = vec![];
+    for id in crate::analysis::report::chart_experiments(&study, CHARTS) {
+        if let Some(svg) = study.experiment(&id).and_then(|(e, a)| crate::analysis::report::svg::chart(e, a)) {
+            let name = format!("chart-{id}.svg");
+            charts.push((id, name.clone()));
+            chart_files.push((name, svg.into_bytes()));
+        }
+    }
+    let ctx = render::Context { study: &study, model: &job.model_name, date: &date, workflow: &workflow, charts: &charts, base_model };
     let report = render::render_report(&ctx, &main, &unverified);
     let delta =
         baseline.as_ref().map(|b| super::delta(&b.aggregate_metrics, &main.aggregate_metrics));
@@ -180,7 +185,7 @@ pub fn run(job: &Job, progress: &mut dyn FnMut(Event)) -> Result<Outcome> {
         "folder": job.dir,
         "configuration": job.configuration,
         "runs": job.runs,
-        "findings": found,
+        "study": crate::analysis::report::metrics(&study),
         "llm_calls": main.llm_calls,
         "aggregate_metrics": main.aggregate_metrics,
         "concurrency": main.concurrency,
@@ -196,8 +201,10 @@ pub fn run(job: &Job, progress: &mut dyn FnMut(Event)) -> Result<Outcome> {
             "metrics.json".into(),
             serde_json::to_string_pretty(&metrics).unwrap_or_default().into_bytes(),
         ),
-        ("chart.svg".into(), render::svg_chart(&main.llm_calls).into_bytes()),
+        ("catalogue.csv".into(), crate::analysis::report::catalogue_csv(&study).into_bytes()),
+        ("findings.csv".into(), crate::analysis::report::findings_csv(&study).into_bytes()),
     ];
+    files.extend(chart_files);
     if let (Some(b), Some(d)) = (&baseline, &delta) {
         files.push((
             "comparison_report.md".into(),
@@ -210,7 +217,7 @@ pub fn run(job: &Job, progress: &mut dyn FnMut(Event)) -> Result<Outcome> {
     Ok(Outcome {
         out_dir: job.out.clone(),
         files: files.into_iter().map(|f| f.0).collect(),
-        findings: found.len(),
+        findings: study.findings.len(),
         unverified_figures: unverified.len(),
         aggregate_metrics: main.aggregate_metrics,
         workflow,
@@ -256,21 +263,16 @@ fn write_folder(out: &Path, files: &[(String, Vec<u8>)]) -> Result<()> {
     })
 }
 
-/// The numbers and dates the model's text may state: the facts, the findings, and the engine's
+/// The numbers and dates the model's text may state: the study's, and the engine's
 /// measurements of this analysis.
-pub fn known(facts: &Facts, found: &[Finding], calls: &[LlmCall]) -> Known {
-    let mut measured: Vec<f64> = vec![facts.files.total as f64];
+pub fn known(study: &Study, calls: &[LlmCall]) -> Known {
+    let mut measured: Vec<f64> = vec![study.files.len() as f64];
     for c in calls {
         let m = &c.metrics;
-        measured.extend([
-            m.ttft_ms,
-            m.throughput_tokens_per_sec,
-            m.total_duration_ms,
-            m.tokens_generated as f64,
-        ]);
+        measured.extend([m.ttft_ms, m.throughput_tokens_per_sec, m.total_duration_ms, m.tokens_generated as f64]);
     }
-    let mut k = Known::from_facts(facts, &measured);
-    for f in found {
+    let mut k = Known::from_study(study, &measured);
+    for f in &study.findings {
         k.values.extend(f.numbers.iter().filter_map(|n| n.replace(',', "").parse::<f64>().ok()));
         k.dates.extend(grounding::dates(&f.sentence));
     }
@@ -278,13 +280,13 @@ pub fn known(facts: &Facts, found: &[Finding], calls: &[LlmCall]) -> Known {
 }
 
 /// The warm-up call (reported as the cold start; it also fills the cache with the shared block),
-/// then `runs` × (collector, insight, commentary on the top findings): one run's calls one after
-/// another, several runs side by side in their own KV slots (see [`calls`]).
+/// then `runs` × the model's calls: with a chat template the collector, the insight and a
+/// commentary on each of the top findings; on a base model one action on each of them. One
+/// run's calls go one after another, several runs side by side in their own KV slots.
 #[allow(clippy::too_many_arguments)]
 pub fn agents(
     engine: &mut Engine,
-    facts: &Facts,
-    found: &[Finding],
+    study: &Study,
     opts: &GenerateOptions,
     runs: usize,
     label: &str,
@@ -295,40 +297,33 @@ pub fn agents(
         return Err(Error::option("runs", 0, "must be ≥ 1"));
     }
     let t0 = Instant::now();
-    let style =
-        if engine.tokenizer.chat_template().is_some() { Style::Chat } else { Style::Completion };
-    let facts_text = super::facts_text(facts);
-    let shared = narrative::shared_block(&facts_text, found);
-    let top: Vec<&Finding> = found.iter().take(narrative::PROMPT_FINDINGS).collect();
-    let top_text: String = top.iter().map(|f| format!("{} {}\n", f.sentence, f.evidence)).collect();
-    let mut sources: Vec<String> =
-        found.iter().map(|f| format!("{} {}", f.sentence, f.evidence)).collect();
+    let style = if engine.tokenizer.chat_template().is_some() { Style::Chat } else { Style::Completion };
+    let summary = crate::analysis::report::summary_items(study);
+    let facts_text = super::study_text(study);
+    let shared = narrative::shared_block(&facts_text, &summary);
+    let top: Vec<&Finding> = summary.iter().copied().filter(|f| style == Style::Chat || !narrative::action_options(f).is_empty()).take(COMMENTARY_FINDINGS).collect();
+    let top_text: String = summary.iter().map(|f| format!("{} {}\n", f.sentence, f.evidence.join(" "))).collect();
+    let mut sources: Vec<String> = study.findings.iter().map(|f| format!("{} {}", f.sentence, f.evidence.join(" "))).collect();
     sources.push(facts_text.clone());
+    let names = narrative::names_in(&summary);
+    let collector = narrative::collector(style, &shared);
+    let inventory_grammar = narrative::grounding_grammar(&grounding::allowed_numbers(&facts_text), &names, 5, true);
     let mut plan = Runs {
         style,
-        collector: narrative::collector(style, &shared),
-        inventory_grammar: narrative::grounding_grammar(
-            &grounding::allowed_numbers(&facts_text),
-            &narrative::names_in(found),
-            5,
-            true,
-        ),
         top_numbers: grounding::allowed_numbers(&top_text),
-        names: narrative::names_in(found),
+        names,
         shared,
-        found,
-        known: Checker { known: known(facts, found, &[]), sources },
+        top,
+        collector,
+        inventory_grammar,
+        known: Checker { known: known(study, &[]), sources },
         texts: (1..=runs).map(|r| RunText { run_number: r, ..Default::default() }).collect(),
         rejected: vec![],
     };
-    let mut a =
-        Analysis { label: label.into(), configuration: configuration.into(), ..Default::default() };
-    let warmup = CallSpec {
-        stage: "warmup",
-        finding: None,
-        prompt: plan.collector.clone(),
-        grammar: plan.inventory_grammar.clone(),
-        budget: 1,
+    let mut a = Analysis { label: label.into(), configuration: configuration.into(), ..Default::default() };
+    let warmup = match calls::Plan::call(&plan, 1, 0) {
+        Some(first) => CallSpec { stage: "warmup", budget: 1, ..first },
+        None => CallSpec { stage: "warmup", finding: None, prompt: plan.collector.clone(), grammar: plan.inventory_grammar.clone(), budget: 1 },
     };
     calls::one(engine, opts, 0, &warmup, progress, &mut a.llm_calls)?;
     a.concurrency = calls::runs(engine, opts, runs, &mut plan, progress, &mut a.llm_calls)?;
@@ -340,8 +335,7 @@ pub fn agents(
     Ok(a)
 }
 
-/// Every run's calls: the collector, the insight on its inventory, then a commentary on each of
-/// the top findings; each response checked before it is kept.
+/// Every run's calls, each response checked before it is kept.
 struct Runs<'a> {
     style: Style,
     shared: String,
@@ -349,7 +343,7 @@ struct Runs<'a> {
     inventory_grammar: crate::constraint::Grammar,
     top_numbers: Vec<String>,
     names: Vec<String>,
-    found: &'a [Finding],
+    top: Vec<&'a Finding>,
     known: Checker,
     texts: Vec<RunText>,
     rejected: Vec<Rejected>,
@@ -364,33 +358,21 @@ impl calls::Plan for Runs<'_> {
             grammar,
             budget: budget(stage),
         };
+        if self.style == Style::Completion {
+            let f = self.top.get(step)?;
+            return Some(spec("action", Some(f), narrative::action(f), narrative::action_grammar(f)));
+        }
         match step {
-            0 => Some(spec(
-                "collector",
-                None,
-                self.collector.clone(),
-                self.inventory_grammar.clone(),
-            )),
+            0 => Some(spec("collector", None, self.collector.clone(), self.inventory_grammar.clone())),
             1 => {
-                let p =
-                    narrative::insight(self.style, &self.shared, &self.texts[run - 1].inventory);
-                Some(spec(
-                    "insight",
-                    None,
-                    p,
-                    narrative::grounding_grammar(&self.top_numbers, &self.names, 1, false),
-                ))
+                let p = narrative::insight(self.style, &self.shared, &self.texts[run - 1].inventory);
+                Some(spec("insight", None, p, narrative::grounding_grammar(&self.top_numbers, &self.names, 1, false)))
             }
             k => {
-                let f = self.found.iter().take(COMMENTARY_FINDINGS).nth(k - 2)?;
-                let numbers = grounding::allowed_numbers(&format!("{} {}", f.sentence, f.evidence));
+                let f = self.top.get(k - 2)?;
+                let numbers = grounding::allowed_numbers(&format!("{} {}", f.sentence, f.evidence.join(" ")));
                 let g = narrative::grounding_grammar(&numbers, &self.names, 1, false);
-                Some(spec(
-                    "commentary",
-                    Some(f),
-                    narrative::commentary(self.style, &self.shared, f),
-                    g,
-                ))
+                Some(spec("commentary", Some(f), narrative::commentary(&self.shared, f), g))
             }
         }
     }
@@ -398,26 +380,34 @@ impl calls::Plan for Runs<'_> {
     fn take(&mut self, run: usize, step: usize, response: String) {
         let (style, rejected, known) = (self.style, &mut self.rejected, &self.known);
         let text = &mut self.texts[run - 1];
+        if style == Style::Completion {
+            let f = self.top[step];
+            let t = response.trim().to_string();
+            match narrative::action_contradiction(&t) {
+                None if !t.is_empty() => text.commentary.push((f.id.clone(), t)),
+                why => rejected.push(Rejected {
+                    run_number: run,
+                    stage: "action".into(),
+                    finding: Some(f.id.clone()),
+                    text: t,
+                    unverified: vec![],
+                    contradiction: why.or(Some("empty".into())),
+                }),
+            }
+            return;
+        }
         match step {
             0 => {
-                let inv =
-                    format!("{} {response}", narrative::started(style, narrative::INVENTORY_START));
+                let inv = format!("{} {response}", narrative::started(style, narrative::INVENTORY_START));
                 text.inventory = keep(rejected, known, (run, "collector", None), inv.trim(), None);
             }
             1 => {
-                let summary =
-                    format!("{} {response}", narrative::started(style, narrative::SUMMARY_START));
+                let summary = format!("{} {response}", narrative::started(style, narrative::SUMMARY_START));
                 text.insight = keep(rejected, known, (run, "insight", None), summary.trim(), None);
             }
             k => {
-                let f = &self.found[k - 2];
-                let c = keep(
-                    rejected,
-                    known,
-                    (run, "commentary", Some(&f.id)),
-                    &response,
-                    Some(f.kind),
-                );
+                let f = self.top[k - 2];
+                let c = keep(rejected, known, (run, "commentary", Some(&f.id)), &response, Some(f.kind));
                 if !c.is_empty() {
                     text.commentary.push((f.id.clone(), c));
                 }
@@ -437,7 +427,7 @@ fn keep(
     known: &Checker,
     (run, stage, finding): (usize, &str, Option<&str>),
     text: &str,
-    kind: Option<findings::Kind>,
+    kind: Option<Kind>,
 ) -> String {
     let text = text.trim();
     let mut bad = grounding::check(text, &known.known);

@@ -1,7 +1,8 @@
 //! The grounding check: every number and date in model-written text is matched against the
-//! facts and the measured metrics; what matches nothing is an "unverified figure".
+//! study (its findings, experiments and catalogue) and the measured metrics; what matches
+//! nothing is an "unverified figure".
 
-use super::ingest::Facts;
+use crate::analysis::Study;
 
 /// A figure from model text that matched no known value.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -20,11 +21,14 @@ pub struct Known {
 }
 
 impl Known {
-    /// Collects every number in the facts (serialized, so nothing is missed) and in `metrics`.
-    pub fn from_facts(facts: &Facts, metrics: &[f64]) -> Known {
+    /// Collects every number the study states (its computed results, serialized so nothing is
+    /// missed) and every number in `metrics`.
+    pub fn from_study(study: &Study, metrics: &[f64]) -> Known {
         let mut k = Known::default();
-        let json = serde_json::to_value(facts).unwrap_or_default();
-        collect(&json, &mut k);
+        let json = crate::analysis::report::metrics(study);
+        for key in ["findings", "experiments", "catalogue", "failures", "claims", "cold_starts", "span", "records", "valid_records"] {
+            collect(&json[key], &mut k);
+        }
         k.values.extend_from_slice(metrics);
         k.values.retain(|v| v.is_finite());
         k

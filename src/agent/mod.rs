@@ -1,67 +1,44 @@
-//! The report agent as a pipeline, each stage testable without the next: `ingest` (files →
-//! facts, no model), `findings` (facts → ranked findings with statistics, no model), `narrative`
-//! (findings → prompts → grounded generation), `render` (facts + findings + narrative → Markdown
-//! and SVG), and `analyze`, the workflow that runs them and writes the report folder.
+//! The report agent: the study of the folder (`crate::analysis`, no model) narrated by the model
+//! under constraints. `narrative` (findings → prompts and grammars), `calls` (the calls, side by
+//! side when several runs), `grounding` (the second check of model text), `render` (the study's
+//! report with the model's checked words and the calls' metrics), and `analyze`, the workflow
+//! that runs them and writes the report folder.
 //!
 //! Unlike the system it replaces, every number and conclusion in the report is computed; the
-//! model narrates under a grammar that admits only the findings' numbers, the collector's persona
-//! is sent and its inventory reaches the insight agent, and the report's metrics come from the
-//! engine's own timing records.
+//! model's words are decoded under a grammar that admits only the study's numbers and names, and
+//! the report's metrics come from the engine's own timing records.
 
-pub mod advice;
 pub mod analyze;
 pub mod calls;
-pub mod findings;
 pub mod grounding;
-pub mod ingest;
 pub mod narrative;
 pub mod render;
 
-pub use render::{render_comparison, render_report, svg_chart};
+pub use render::render_comparison;
 
+use crate::analysis::Study;
 use crate::stats::{self, Summary};
 use crate::timing::Timings;
-use ingest::Facts;
 use serde::Serialize;
 use std::fmt::Write as _;
 
-/// The compact facts the agents read before the findings: counts, folders, time span, what
-/// could not be read.
-pub fn facts_text(f: &Facts) -> String {
-    let t = &f.files;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "Files: {} artifacts ({} csv, {} json, {} md), {} bytes; {} other files ignored.",
-        t.total, t.by_type.csv, t.by_type.json, t.by_type.md, t.bytes, t.ignored
-    );
-    let dirs: Vec<String> = t.by_dir.iter().map(|(d, n)| format!("{d}/ {n}")).collect();
-    let _ = writeln!(s, "By folder: {}.", dirs.join(", "));
-    let span = |x: &Option<(String, String)>| {
-        x.as_ref().map_or("none".to_string(), |(a, b)| format!("{} to {}", &a[..10], &b[..10]))
-    };
-    let ts = &f.time_span;
-    let _ = writeln!(
-        s,
-        "Time span: data stamps {}; name stamps {}; file mtimes {}.",
-        span(&ts.data),
-        span(&ts.names),
-        span(&ts.mtimes)
-    );
-    let _ = writeln!(
-        s,
-        "Measurements: {} series, {} sweeps, {} failed rows.",
-        f.series.len(),
-        f.sweeps.len(),
-        f.failures.len()
-    );
-    for u in &t.unreadable {
-        let _ = writeln!(s, "Unreadable: {} ({}).", u.path, u.reason);
+/// The compact facts the agents read before the findings: files, runs, experiments, time span,
+/// what could not be read.
+pub fn study_text(s: &Study) -> String {
+    let (data, read) = s.counts();
+    let mut t = String::new();
+    let _ = writeln!(t, "Files: {read} read, {data} with runs; {} runs, {} of them valid.", s.records, s.valid);
+    let _ = writeln!(t, "Experiments: {} (measures over the settings that vary in one benchmark).", s.experiments.len());
+    if let Some((a, b)) = s.span {
+        let _ = writeln!(t, "Time span: {} to {}.", crate::stamp::date(a), crate::stamp::date(b));
     }
-    for w in &f.twins {
-        let _ = writeln!(s, "Repeats another file: {} ({} of {}).", w.file, w.relation, w.of);
+    for f in s.files.iter().filter(|f| f.status.starts_with("cannot")) {
+        let _ = writeln!(t, "Unreadable: {} ({}).", f.path, f.status);
     }
-    s
+    for d in &s.duplicates {
+        let _ = writeln!(t, "Counted once: {} ({} of {}).", d.file, d.relation, d.of);
+    }
+    t
 }
 
 /// A number as the facts text and the report print it (up to 4 significant decimals, no noise).
@@ -247,10 +224,9 @@ pub struct Analysis {
 
 /// Progress events for the CLI (only the CLI prints).
 pub enum Event<'a> {
-    /// The folder was read: the facts and the findings, with the seconds it took.
+    /// The folder was read and analysed, in the seconds given.
     Ingested {
-        facts: &'a Facts,
-        findings: usize,
+        study: &'a Study,
         seconds: f64,
     },
     Warning(&'a str),
@@ -307,18 +283,18 @@ pub fn delta(base: &Aggregate, opt: &Aggregate) -> Delta {
     let p = |a: &Stat, b: &Stat| stats::welch_summaries(&a.summary(), &b.summary()).map(|w| w.p);
     let describe = |what: &str, better: bool, p: Option<f64>, d: f64, unit: &str| match p {
         None => format!("{what}: cannot be judged with one call per side (Δ {} {unit})", fmt(d)),
-        Some(p) if p >= findings::ALPHA => {
+        Some(p) if p >= crate::analysis::methods::ALPHA => {
             format!(
                 "{what}: no significant difference (Δ {} {unit}, {})",
                 fmt(d),
-                findings::p_text(p)
+                crate::analysis::fmt::p(p)
             )
         }
         Some(p) => format!(
             "{what}: the options are {} (Δ {} {unit}, {})",
             if better { "better" } else { "worse" },
             fmt(d),
-            findings::p_text(p)
+            crate::analysis::fmt::p(p)
         ),
     };
     let dt = opt.throughput.mean - base.throughput.mean;

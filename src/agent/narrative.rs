@@ -1,9 +1,11 @@
-//! The model's part of the report, under constraints that make an invented figure impossible:
-//! prompts that fit the model (completion-style worked examples for a base model, the personas
-//! in the turn format for a model with a chat template) and a grounding grammar in which every
-//! number is one of the number strings of the findings given and every name one of the facts'.
+//! The model's part of the report, under constraints that make an invented figure impossible.
+//! A model with a chat template gets the personas in the turn format and writes under a grounding
+//! grammar in which every number is one of the findings' and every name one of the study's. A
+//! base model continues text; free, its summary is noise, so it writes only what it continues
+//! well: one action per leading finding after worked examples, whose verb and name it chooses
+//! from the few the finding allows (the grammar's slots) and whose rest carries no figure.
 
-use super::findings::{Finding, Kind};
+use crate::analysis::findings::{Finding, Kind};
 use crate::constraint::Grammar;
 
 /// The DataCollector-9000 persona (ref: original-system.md §1.3, paraphrased there).
@@ -23,7 +25,7 @@ report in one paragraph. Cite only figures that appear in the findings.";
 pub const PROMPT_FINDINGS: usize = 8;
 
 /// The block every agent prompt starts with, so that its K/V are computed once and reused.
-pub fn shared_block(inventory_facts: &str, findings: &[Finding]) -> String {
+pub fn shared_block(inventory_facts: &str, findings: &[&Finding]) -> String {
     let mut s = String::from("Benchmark facts (computed from the artifacts):\n");
     s.push_str(inventory_facts);
     s.push_str("\nFindings (ranked, computed from the artifacts):\n");
@@ -83,9 +85,9 @@ pub fn started(style: Style, start: &str) -> &str {
     }
 }
 
-/// Why a commentary contradicts the kind of its finding, if it does: a regression called faster,
-/// a difference within noise called better or worse, a model that never completed said to have
-/// completed, another kind's effect named. The check reads words, as the grammar reads numbers.
+/// Why a commentary contradicts the kind of its finding, if it does: an effect said to be
+/// within noise, no effect called faster or slower, a failure called a success, another kind's
+/// event named. The check reads words, as the grammar reads numbers.
 pub fn contradiction(kind: Kind, text: &str) -> Option<String> {
     let t = text.to_ascii_lowercase();
     // a word counts when no negation stands before it in its own clause
@@ -98,119 +100,113 @@ pub fn contradiction(kind: Kind, text: &str) -> Option<String> {
                 .any(|n| clause.contains(n))
         })
     };
-    let say =
-        |w: &str| Some(format!("the finding is a {} but the text says \"{w}\"", kind.label()));
+    let say = |w: &str| Some(format!("the finding is a {} but the text says \"{w}\"", kind.label()));
     let first = |ws: &[&str]| ws.iter().find(|w| affirmed(w)).and_then(|w| say(w));
-    let others: [(Kind, &str); 4] = [
-        (Kind::ColdStart, "cold start"),
-        (Kind::NeverCompleted, "never completed"),
-        (Kind::Outlier, "outlier"),
-        (Kind::Regression, "regress"),
-    ];
+    let others: [(Kind, &str); 3] = [(Kind::ColdStarts, "cold start"), (Kind::Outage, "outage"), (Kind::Drift, "drift")];
     if let Some((_, w)) = others.iter().find(|(k, w)| *k != kind && t.contains(w)) {
         return say(w);
     }
     match kind {
-        Kind::Regression => first(&[
-            "faster",
-            "improv",
-            "better",
-            "no significant",
-            "within noise",
-            "within run-to-run",
-        ]),
-        Kind::Improvement | Kind::SweepBest => {
-            first(&["slower", "worse", "no significant", "within noise", "within run-to-run"])
-        }
-        Kind::NoChange | Kind::SweepNoise => {
-            first(&["faster", "slower", "better", "worse", "improv"])
-        }
-        Kind::NeverCompleted => first(&["completed", "finished", "succeeded", "success"]),
-        Kind::SweepLoser => first(&["fastest", "faster than", "best"]),
+        Kind::Effect => first(&["no significant", "within noise", "within run-to-run", "no effect"]),
+        Kind::NoEffect => first(&["faster", "slower", "better", "worse", "improv", "significant"]),
+        Kind::Outage | Kind::Failures => first(&["succeeded", "completed successfully", "valid run"]),
         _ => None,
     }
 }
 
-/// A worked example per kind of finding: a finding without figures and a commentary that holds
-/// for every finding of that kind, so that a base model which copies the example still writes
-/// something true.
-fn example(kind: Kind) -> (&'static str, &'static str) {
+/// The actions a finding allows: an opening (verb and one of the finding's names) and an ending
+/// that holds for every finding of its kind. A base model chooses among them: its words cannot
+/// be wrong, only more or less apt.
+pub fn action_options(f: &Finding) -> Vec<(String, String)> {
+    let n = |role: &str| f.name(role).map(String::from);
+    let pairs: Vec<(&str, Option<String>)> = match f.kind {
+        Kind::Effect => vec![("Prefer", n("best")), ("Avoid", n("worst"))],
+        Kind::NoEffect => vec![("Stop tuning", n("factor")), ("Set by other needs", n("factor"))],
+        Kind::Untested => vec![("Re-run with repeats", n("factor")), ("Randomise the run order of", n("factor"))],
+        Kind::Interaction => vec![("Tune together", n("factor"))],
+        Kind::Scaling => vec![("Plan capacity by", n("factor")), ("Watch", n("measure"))],
+        Kind::Drift => vec![("Pin the environment before comparing", n("measure")), ("Re-run", n("measure"))],
+        Kind::Outage => vec![("Exclude", n("file")), ("Re-run", n("file"))],
+        Kind::Failures => vec![("Re-run", n("file")), ("Fix the setup behind", n("file"))],
+        Kind::ColdStarts => vec![("Warm up before timing", n("measure")), ("Report apart", n("measure"))],
+        Kind::Claims => vec![("Correct", n("file")), ("Re-check", n("file"))],
+        Kind::Duplicates => vec![],
+    };
+    pairs.into_iter().filter_map(|(v, name)| name.map(|x| (v.to_string(), x))).collect()
+}
+
+/// Endings true of any finding of a kind.
+fn endings(kind: Kind) -> &'static [&'static str] {
     match kind {
-        Kind::Regression => (
-            "Regression: the latency of a suite rose from its older run to its newer run.",
-            "The newer run is slower than the older one, so what changed between them should be found before the newer setup is adopted.",
-        ),
-        Kind::Improvement | Kind::SweepBest => (
-            "Improvement: the throughput of the tuned setup is higher than the baseline's.",
-            "The gain is larger than run-to-run noise, so the faster setup can be adopted.",
-        ),
-        Kind::NoChange | Kind::SweepNoise => (
-            "No significant difference: the throughput of the tuned file against the baseline file.",
-            "The difference is within run-to-run noise, so neither side is faster.",
-        ),
-        Kind::Unjudged => (
-            "The throughput of one file against another cannot be judged: one value per side.",
-            "With one run per side the spread is unknown, so more repetitions are needed before comparing.",
-        ),
-        Kind::SweepLoser => (
-            "In a sweep, one setting is slower than every other setting.",
-            "This setting is the slowest of the sweep by more than noise, so it should not be used.",
-        ),
-        Kind::Failures => (
-            "The error \"connection refused\" occurs in several rows of a sweep.",
-            "These rows carry no measurements, so the affected runs are missing from the statistics.",
-        ),
-        Kind::NeverCompleted => (
-            "A model never completed: none of its prompts finished.",
-            "None of its runs produced a measurement, so it cannot be compared with the others.",
-        ),
-        Kind::ColdStart => (
-            "The first row of a file is a cold start: its load time is far above the file's typical load.",
-            "The first request after the model was loaded waited for the load, so it should be reported apart from the warm requests.",
-        ),
-        Kind::Nulls => (
-            "A file has missing values in a measurement column.",
-            "Some records have no value, so statistics on this column rest on fewer records than the file holds.",
-        ),
-        Kind::Outlier => (
-            "A row of a file is an outlier in its latency column.",
-            "One value stands far from the rest of its column, so it should be checked before it moves the mean.",
-        ),
-        Kind::Noise => (
-            "The throughput column of a file is noisy.",
-            "The values spread widely, so small differences in this column are not meaningful.",
-        ),
-        Kind::EmptyFile | Kind::Unreadable => (
-            "A file is empty or cannot be read.",
-            "The file holds no usable data, so its exporter should be checked.",
-        ),
-        Kind::TimeSpan => (
-            "The data spans several days by the stamps inside it.",
-            "The stamps inside the files date the measurements; the file times of a copy do not.",
-        ),
+        Kind::Effect => &[" for this measure; the difference is beyond run-to-run noise", " for this measure", ""],
+        Kind::NoEffect => &[" for speed; its levels differ by less than the noise", " for speed", ""],
+        Kind::Untested => &[" before drawing a conclusion", ""],
+        Kind::Interaction => &[", since the effect of one depends on the other", ""],
+        Kind::Scaling => &["; the measure changes with it", ""],
+        Kind::Drift => &[" before comparing sessions", ""],
+        Kind::Outage => &[" from every comparison", " once the server answers", ""],
+        Kind::Failures => &[" after fixing the cause", ""],
+        Kind::ColdStarts => &[", and report cold requests on their own", ""],
+        Kind::Claims => &[" where the runs disagree with it", ""],
+        Kind::Duplicates => &[""],
     }
 }
 
-/// The prompt for one sentence of commentary on a finding.
-pub fn commentary(style: Style, shared: &str, f: &Finding) -> Prompt {
-    match style {
-        Style::Completion => {
-            let (finding, comment) = example(f.kind);
-            Prompt {
-                text: format!(
-                    "{shared}\nFinding: {finding}\nCommentary: {comment}\n\nFinding: {}\nCommentary:",
-                    f.sentence
-                ),
-                chat: false,
-            }
-        }
-        Style::Chat => Prompt {
-            text: format!(
-                "{shared}\n{INSIGHT_PERSONA}\nWrite one sentence of commentary on finding {}: {}",
-                f.id, f.sentence
-            ),
-            chat: true,
-        },
+/// Worked examples a base model continues, one per kind of finding, each ending as its kind's
+/// actions end.
+const ACTION_EXAMPLES: &str = "Each finding below is followed by one action that follows from it.
+
+Finding: In `bench.csv`, `threads` 8 gives the highest `tg t/s`: 50.2 tok/s against 31.0 tok/s for 2 (+61.9 %; p < 0.0001).
+Action: Prefer `8` for this measure; the difference is beyond run-to-run noise.
+
+Finding: In `sweep.csv`, `temperature` does not change `tokens_s` beyond noise: its levels span 0.4 % (p = 0.61).
+Action: Stop tuning `temperature` for speed; its levels differ by less than the noise.
+
+Finding: `run_2.json` holds an outage recorded as success: 5 runs report success while their text reads \"connection refused\".
+Action: Exclude `run_2.json` from every comparison.
+
+Finding: Cold starts are a pattern, not 12 events: 12 of 36 runs load the model.
+Action: Warm up before timing `ttft`, and report cold requests on their own.
+
+Finding: `notes.md` states 20 checkable figures: the runs reproduce 12, contradict 3, and cannot back 5.
+Action: Correct `notes.md` where the runs disagree with it.
+";
+
+/// The prompt for a base model's action on a finding: the worked examples (shared by every
+/// call, so their K/V are reused), then the finding.
+pub fn action(f: &Finding) -> Prompt {
+    Prompt { text: format!("{ACTION_EXAMPLES}\nFinding: {}\nAction:", f.sentence), chat: false }
+}
+
+/// The grammar of an action on a finding: one opening, one ending, a period.
+pub fn action_grammar(f: &Finding) -> Grammar {
+    let opens: Vec<String> = action_options(f).iter().map(|(v, n)| format!("{} `{}`", escape(v), escape(n))).collect();
+    let ends: Vec<String> = endings(f.kind).iter().map(|e| escape(e)).collect();
+    Grammar::Regex(format!(" ?({})({})\\.\\n", opens.join("|"), ends.join("|")))
+}
+
+/// Why an action's words contradict its verb: preferring what it calls slower, avoiding what it
+/// calls faster.
+pub fn action_contradiction(text: &str) -> Option<String> {
+    let t = text.to_ascii_lowercase();
+    let bad = if t.starts_with("prefer") {
+        ["slower", "worse"].iter().find(|w| t.contains(**w))
+    } else if t.starts_with("avoid") {
+        ["faster", "better"].iter().find(|w| t.contains(**w))
+    } else {
+        None
+    };
+    bad.map(|w| format!("the action's verb and the word \"{w}\" disagree"))
+}
+
+/// The prompt for one sentence of commentary on a finding (a chat model).
+pub fn commentary(shared: &str, f: &Finding) -> Prompt {
+    Prompt {
+        text: format!(
+            "{shared}\n{INSIGHT_PERSONA}\nWrite one sentence of commentary on finding {}: {}",
+            f.id, f.sentence
+        ),
+        chat: true,
     }
 }
 
@@ -272,10 +268,11 @@ pub fn grounding_grammar(
 }
 
 /// The backticked names of findings' sentences and evidence: files, columns, settings.
-pub fn names_in(findings: &[Finding]) -> Vec<String> {
+pub fn names_in(findings: &[&Finding]) -> Vec<String> {
     let mut out = vec![];
     for f in findings {
-        for text in [&f.sentence, &f.evidence] {
+        let evidence = f.evidence.join(" ");
+        for text in [&f.sentence, &evidence] {
             for (i, part) in text.split('`').enumerate() {
                 if i % 2 == 1 && !part.is_empty() && !out.iter().any(|n| n == part) {
                     out.push(part.to_string());
@@ -351,46 +348,42 @@ mod tests {
 
     #[test]
     fn contradictions_of_the_finding_are_caught() {
-        assert!(contradiction(
-            Kind::NeverCompleted,
-            "All of its prompts completed, so it cannot be compared."
-        )
-        .is_some());
-        assert!(contradiction(Kind::NeverCompleted, "None of its runs produced a measurement.")
-            .is_none());
-        assert!(
-            contradiction(Kind::Failures, "This is a cold start and not a clean run.").is_some()
-        );
-        assert!(contradiction(Kind::Regression, "The newer run is faster.").is_some());
-        assert!(contradiction(Kind::Regression, "The newer run is slower than the older one.")
-            .is_none());
-        assert!(contradiction(
-            Kind::NoChange,
-            "The difference is within run-to-run noise, so neither side is faster."
-        )
-        .is_none());
-        assert!(contradiction(Kind::NoChange, "The tuned file is faster.").is_some());
-        assert!(contradiction(
-            Kind::NeverCompleted,
-            "It never completed, so it cannot be compared."
-        )
-        .is_none());
+        assert!(contradiction(Kind::Effect, "The difference is within noise.").is_some());
+        assert!(contradiction(Kind::Effect, "The gain is larger than run-to-run noise.").is_none());
+        assert!(contradiction(Kind::NoEffect, "The tuned file is faster.").is_some());
+        assert!(contradiction(Kind::NoEffect, "Neither level is faster than the other.").is_none());
+        assert!(contradiction(Kind::Failures, "This is a cold start.").is_some());
+        assert!(action_contradiction("Prefer `q4_0`, the slower one.").is_some());
+        assert!(action_contradiction("Prefer `q4_0` for speed.").is_none());
+    }
+
+    #[test]
+    fn actions_choose_among_the_findings_names() {
+        let f: Finding = serde_json::from_value(serde_json::json!({
+            "id": "F1", "kind": "effect", "sentence": "x", "evidence": [], "experiments": [], "files": [],
+            "headline": true, "names": [["best", "q4_0"], ["worst", "q8_0"], ["factor", "tag"]], "score": 0.0, "numbers": []
+        }))
+        .unwrap();
+        let opts = action_options(&f);
+        assert_eq!(opts, vec![("Prefer".to_string(), "q4_0".to_string()), ("Avoid".into(), "q8_0".into())]);
+        let Grammar::Regex(rx) = action_grammar(&f) else { panic!("a regex") };
+        let mut re = regex_lite(&rx);
+        for ok in [" Prefer `q4_0` for this measure; the difference is beyond run-to-run noise.\n", "Avoid `q8_0`.\n"] {
+            assert!(re(ok), "{ok:?} should match {rx}");
+        }
+        for bad in ["Prefer `q8_0`.\n", "Avoid `q4_0` by 64 %.\n", "Use `q4_0`.\n", "Prefer `q4_0` now.\n"] {
+            assert!(!re(bad), "{bad:?} should not match");
+        }
     }
 
     #[test]
     fn names_come_from_backticks_and_files() {
-        let f = Finding {
-            id: "F1".into(),
-            kind: super::super::findings::Kind::Failures,
-            sentence: "The error occurs in `a.csv` and `b.json:results[]`.".into(),
-            evidence: "`a.csv` row 3".into(),
-            files: vec!["a.csv".into(), "b.json".into()],
-            column: None,
-            rows: vec![],
-            comparison: None,
-            numbers: vec![],
-            score: 0.0,
-        };
-        assert_eq!(names_in(&[f]), vec!["a.csv", "b.json:results[]", "b.json"]);
+        let f: Finding = serde_json::from_value(serde_json::json!({
+            "id": "F1", "kind": "failures", "sentence": "The error occurs in `a.csv` and `b.json:results[]`.",
+            "evidence": ["`a.csv` row 3"], "experiments": [], "files": ["a.csv", "b.json"], "headline": true,
+            "names": [], "score": 0.0, "numbers": []
+        }))
+        .unwrap();
+        assert_eq!(names_in(&[&f]), vec!["a.csv", "b.json:results[]", "b.json"]);
     }
 }

@@ -31,15 +31,14 @@ fn progress() -> impl FnMut(Event) {
     let mut stage = String::new();
     let mut last = 0;
     move |e| match e {
-        Event::Ingested { facts, findings, seconds } => {
-            let t = &facts.files;
+        Event::Ingested { study, seconds } => {
+            let (data, read) = study.counts();
             eprintln!(
-                "chimera: ingest: {} artifacts ({} csv, {} json, {} md), {} series, {findings} findings in {seconds:.2} s",
-                t.total,
-                t.by_type.csv,
-                t.by_type.json,
-                t.by_type.md,
-                facts.series.len()
+                "chimera: study: {read} files read ({data} with runs), {} runs ({} valid), {} experiments, {} findings in {seconds:.2} s",
+                study.records,
+                study.valid,
+                study.experiments.len(),
+                study.findings.len()
             );
         }
         Event::Warning(w) => eprintln!("warning: {w}"),

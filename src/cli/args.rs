@@ -196,7 +196,8 @@ pub struct AnalyzeArgs {
 pub struct IngestArgs {
     /// The folder to walk (reports/, csv_data/, artifacts/ and anything else under it).
     pub dir: PathBuf,
-    /// Print the facts as JSON (the default prints a summary).
+    /// Print everything computed as JSON, as metrics.json holds it (the default prints the Key
+    /// Findings).
     #[arg(long)]
     pub json: bool,
     /// Skip files larger than this many bytes.

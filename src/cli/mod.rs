@@ -340,26 +340,31 @@ fn list() -> Result<()> {
 }
 
 fn ingest(a: IngestArgs) -> Result<()> {
-    let opts = chimera::agent::ingest::IngestOptions { max_file_bytes: a.max_file_bytes };
-    let f = chimera::agent::ingest::ingest(&a.dir, &opts)?;
-    let found = chimera::agent::findings::findings(&f);
+    use chimera::analysis;
+    let opts = analysis::ScanOptions { max_file_bytes: a.max_file_bytes };
+    let s = analysis::study(&a.dir, &opts)?;
     if a.json {
-        let mut v = serde_json::to_value(&f)?;
-        v["findings"] = serde_json::to_value(&found)?;
-        outln!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&analysis::report::metrics(&s))?);
         return Ok(());
     }
-    let t = &f.files;
+    let (data, read) = s.counts();
     outln!(
-        "{}: {} artifacts ({} csv, {} json, {} md), {} bytes; {} ignored, {} skipped, {} unreadable; {} series, {} sweeps, {} failed rows",
-        f.root, t.total, t.by_type.csv, t.by_type.json, t.by_type.md, t.bytes, t.ignored, t.skipped.len(),
-        t.unreadable.len(), f.series.len(), f.sweeps.len(), f.failures.len()
+        "{}: {} files read ({} with runs), {} runs ({} valid), {} benchmarks, {} experiments",
+        s.root,
+        read,
+        data,
+        s.records,
+        s.valid,
+        s.families.len(),
+        s.experiments.len()
     );
-    outln!("{} findings (ranked):", found.len());
-    let w = found.iter().map(|x| x.kind.label().len()).max().unwrap_or(4);
-    outln!("{:<4} {:<w$}  FINDING", "ID", "KIND");
-    for x in &found {
-        outln!("{:<4} {:<w$}  {}", x.id, x.kind.label(), x.sentence);
+    let summary: Vec<String> = analysis::report::summary_items(&s).iter().map(|f| f.id.clone()).collect();
+    outln!("{} findings ({} key; * = Executive Summary):", s.findings.len(), s.key_findings().len());
+    let w = s.findings.iter().map(|x| x.kind.label().len()).max().unwrap_or(4);
+    outln!("{:<5} {:<w$}  FINDING", "ID", "KIND");
+    for x in s.key_findings() {
+        let star = if summary.contains(&x.id) { "*" } else { " " };
+        outln!("{:<5} {:<w$}  {}", format!("{}{star}", x.id), x.kind.label(), x.sentence);
     }
     Ok(())
 }

@@ -1,0 +1,515 @@
+//! Findings from the experiments: each factor's effect on each measure (one finding per factor
+//! and measure across the experiments of one benchmark), interactions, scaling and drift.
+
+use super::{Finding, Kind};
+use crate::analysis::design::{Experiment, Role};
+use crate::analysis::fmt;
+use crate::analysis::methods::{Analysis, Effect};
+use crate::analysis::record::{Direction, Quantity};
+use crate::analysis::Study;
+use std::collections::BTreeMap;
+
+/// How much a measure matters to the ranking.
+fn weight(e: &Experiment) -> f64 {
+    let d = &e.def;
+    let mut w = if d.primary { 200.0 } else { -300.0 };
+    if matches!(d.quantity, Quantity::Count | Quantity::Other) || d.direction == Direction::Neutral {
+        w -= 250.0;
+    }
+    if matches!(d.quantity, Quantity::TokenRate | Quantity::RequestRate) {
+        w += 20.0;
+    }
+    w
+}
+
+/// How much an effect's size counts in the ranking: fully for primary measures.
+fn mag(e: &Experiment) -> f64 {
+    if e.def.primary {
+        1.0
+    } else {
+        0.2
+    }
+}
+
+fn word(e: &Experiment) -> &'static str {
+    match e.def.direction {
+        Direction::Lower => "lowest",
+        Direction::Higher => "highest",
+        Direction::Neutral => "highest",
+    }
+}
+
+/// The family with the context its grouped experiments share (`device cuda`).
+fn place_family(s: &Study, e: &Experiment) -> String {
+    let mut p = format!("`{}`", s.families[e.family].name);
+    let v: Vec<String> = e.context.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    if !v.is_empty() {
+        p.push_str(&format!(" ({})", v.join(", ")));
+    }
+    p
+}
+
+/// `in `file`` or `in the 4 files `reports/*/x.csv``, and the split in parentheses.
+fn place(s: &Study, e: &Experiment) -> String {
+    let fam = &s.families[e.family];
+    let mut p = format!("`{}`", fam.name);
+    let v: Vec<String> = e.split.iter().chain(&e.context).map(|(k, v)| format!("{k} {v}")).collect();
+    if !v.is_empty() {
+        p.push_str(&format!(" ({})", v.join(", ")));
+    }
+    p
+}
+
+fn test_text(eff: &Effect) -> String {
+    let mut t = match eff.p {
+        Some(p) if eff.test.starts_with("Welch") => format!("Welch t = {}, {}", fmt::sig(eff.stat, 3), fmt::p(p)),
+        Some(p) => format!("{} {}, {}", eff.test, fmt::f(eff.stat, eff.df.0, eff.df.1), fmt::p(p)),
+        None => "no test".into(),
+    };
+    if let Some(e2) = eff.eta2 {
+        t.push_str(&format!(", η² = {}", fmt::share(e2)));
+    }
+    t
+}
+
+/// The fraction of a level's observations that are cold starts.
+fn cold_share(s: &Study, e: &Experiment, f: usize, level: usize) -> f64 {
+    let obs: Vec<_> = e.obs.iter().filter(|o| o.levels[f] == level).collect();
+    if obs.is_empty() {
+        return 0.0;
+    }
+    let cold = obs.iter().filter(|o| s.cold_set.contains(&(o.file.clone(), o.order))).count();
+    cold as f64 / obs.len() as f64
+}
+
+/// One experiment's effect as a sentence.
+fn single(s: &Study, e: &Experiment, a: &Analysis, eff: &Effect) -> Finding {
+    let unit = e.def.unit();
+    let (b, w) = (&eff.levels[eff.best], &eff.levels[eff.worst]);
+    let pair = eff.extreme();
+    let change = pair.map_or(0.0, |p| p.change_pct);
+    let ci = pair.and_then(|p| p.ci_pct).map(|(lo, hi)| format!(", 95 % CI {} to {}", fmt::pct(lo), fmt::pct(hi))).unwrap_or_default();
+    let mut f = if eff.significant() {
+        let mut f = Finding::new(
+            Kind::Effect,
+            format!(
+                "In {}, `{}` {} gives the {} `{}`: {} against {} for {} ({}{}; {}){}.",
+                place(s, e),
+                eff.name,
+                b.level,
+                word(e),
+                e.measure,
+                fmt::value(b.mean, unit),
+                fmt::value(w.mean, unit),
+                w.level,
+                fmt::pct(change),
+                ci,
+                test_text(eff),
+                if change.abs() < 1.0 { ", a difference too small to matter in practice" } else { "" }
+            ),
+            600.0 + weight(e) + mag(e) * (change.abs().min(100.0) + 100.0 * eff.eta2.unwrap_or(0.0)),
+        );
+        let cold = cold_share(s, e, eff.factor, eff.worst);
+        let others = (0..eff.levels.len()).filter(|&l| l != eff.worst).map(|l| cold_share(s, e, eff.factor, l)).fold(0.0, f64::max);
+        if cold >= 0.75 && others <= 0.25 {
+            f.sentence = format!(
+                "In {}, `{}` {} looks worst for `{}` ({} against {}, {}; {}), but every such run is the first request after a reload: the design cannot tell the setting from the cold start.",
+                place(s, e),
+                eff.name,
+                w.level,
+                e.measure,
+                fmt::value(w.mean, unit),
+                fmt::value(b.mean, unit),
+                fmt::pct(-change / (1.0 + change / 100.0)),
+                fmt::p(eff.p.unwrap_or(1.0))
+            );
+            f.kind = Kind::Untested;
+            f.score -= 350.0;
+        }
+        f
+    } else if eff.p.is_some() {
+        Finding::new(
+            Kind::NoEffect,
+            format!(
+                "In {}, `{}` does not change `{}` beyond noise: its levels span {} ({} to {}; {}).",
+                place(s, e),
+                eff.name,
+                e.measure,
+                fmt::pct(change.abs()).trim_start_matches('+'),
+                fmt::value(w.mean, unit),
+                fmt::value(b.mean, unit),
+                test_text(eff)
+            ),
+            300.0 + weight(e) * 0.5,
+        )
+    } else {
+        let mut f = Finding::new(
+            Kind::Untested,
+            format!(
+                "In {}, `{}`'s effect on `{}` cannot be tested: {} runs for {} levels leave no spread to test against ({} to {}).",
+                place(s, e),
+                eff.name,
+                e.measure,
+                a.n,
+                eff.levels.len(),
+                fmt::value(w.mean, unit),
+                fmt::value(b.mean, unit)
+            ),
+            150.0 + weight(e) * 0.3,
+        );
+        f.headline = false;
+        f
+    };
+    if eff.role == Role::Block {
+        f.score = f.score.min(250.0 + weight(e) * 0.2);
+        f.headline = false;
+    }
+    f.evidence = evidence(s, e, a, eff);
+    f.experiments.push(e.id.clone());
+    f.files = s.families[e.family].files.clone();
+    f = f.with("factor", &eff.name).with("measure", &e.measure);
+    if f.kind == Kind::Effect {
+        f = f.with("best", &b.level).with("worst", &w.level);
+    }
+    f
+}
+
+/// The evidence lines of an effect.
+fn evidence(s: &Study, e: &Experiment, a: &Analysis, eff: &Effect) -> Vec<String> {
+    let unit = e.def.unit();
+    let mut ev = vec![];
+    let lv: Vec<String> = eff
+        .levels
+        .iter()
+        .map(|l| {
+            let ci = l.ci95.map(|(lo, hi)| format!(" [{}, {}]", fmt::num(lo), fmt::num(hi))).unwrap_or_default();
+            format!("{} {}{} (n = {})", l.level, fmt::value(l.mean, unit), ci, l.n)
+        })
+        .collect();
+    ev.push(format!("{} {}: {}", e.id, eff.name, lv.join("; ")));
+    ev.push(format!("{}: {} design, {} runs in {} cells ({}–{} per cell); {}", e.id, a.design, a.n, a.cells, a.reps.0, a.reps.1, test_text(eff)));
+    if let Some(k) = eff.kruskal {
+        ev.push(format!("Kruskal–Wallis H = {}, {}", fmt::sig(k.h, 3), fmt::p(k.p)));
+    }
+    let sig_pairs: Vec<String> = eff
+        .pairs
+        .iter()
+        .filter(|p| p.p_holm.is_some_and(|x| x < 0.05))
+        .take(6)
+        .map(|p| format!("{} vs {} {} (Holm {})", eff.levels[p.b].level, eff.levels[p.a].level, fmt::pct(p.change_pct), fmt::p(p.p_holm.unwrap_or(1.0))))
+        .collect();
+    if !sig_pairs.is_empty() && eff.levels.len() > 2 {
+        ev.push(format!("pairs that differ: {}", sig_pairs.join("; ")));
+    }
+    if !e.held.is_empty() {
+        let h: Vec<String> = e.held.iter().take(6).map(|(k, v)| format!("{k} = {v}")).collect();
+        ev.push(format!("held fixed: {}{}", h.join(", "), if e.held.len() > 6 { ", …" } else { "" }));
+    }
+    for c in a.caveats.iter().filter(|c| c.contains(&format!("`{}`", eff.name)) || c.contains("back-to-back")) {
+        ev.push(format!("caveat: {c}"));
+    }
+    for n in &e.notes {
+        ev.push(format!("note: {n}"));
+    }
+    let lo = &e.left_out;
+    if lo.failed + lo.suspect + lo.cold > 0 {
+        ev.push(format!("left out: {} failed, {} suspect, {} cold-start runs", lo.failed, lo.suspect, lo.cold));
+    }
+    let _ = s;
+    ev
+}
+
+/// Many experiments' effects of one factor on one measure as one finding.
+fn grouped(s: &Study, items: &[(&Experiment, &Analysis, &Effect)]) -> Finding {
+    let (e0, _, eff0) = items[0];
+    let splits: Vec<String> = items.iter().map(|(e, _, _)| e.split.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>().join("/")).collect();
+    let split_name = e0.split.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join("/");
+    let sig: Vec<usize> = (0..items.len()).filter(|&i| items[i].2.significant()).collect();
+    let changes: Vec<f64> = items.iter().filter_map(|(_, _, x)| x.extreme().map(|p| p.change_pct.abs())).collect();
+    let sig_changes: Vec<f64> = sig.iter().filter_map(|&i| items[i].2.extreme().map(|p| p.change_pct.abs())).collect();
+    let med = |v: &[f64]| if v.is_empty() { 0.0 } else { crate::stats::median(v) };
+    let fam = &s.families[e0.family];
+    let mut bests: BTreeMap<String, usize> = BTreeMap::new();
+    for &i in &sig {
+        *bests.entry(items[i].2.levels[items[i].2.best].level.clone()).or_default() += 1;
+    }
+    let top = bests.iter().max_by_key(|(_, n)| **n).map(|(l, n)| (l.clone(), *n));
+    let p_min = items.iter().filter_map(|(_, _, x)| x.p).fold(1.0, f64::min);
+    let tested = items.iter().any(|(_, _, x)| x.p.is_some());
+    let mut f = if !tested {
+        let mut f = Finding::new(
+            Kind::Untested,
+            format!(
+                "Across {} {}s in {}, `{}`'s effect on `{}` cannot be tested: one run per level leaves no spread to test against (levels up to {} apart).",
+                items.len(),
+                split_name,
+                place_family(s, e0),
+                eff0.name,
+                e0.measure,
+                fmt::pct(changes.iter().cloned().fold(0.0, f64::max)).trim_start_matches('+')
+            ),
+            150.0 + weight(e0) * 0.3,
+        );
+        f.headline = false;
+        f
+    } else if sig.is_empty() {
+        Finding::new(
+            Kind::NoEffect,
+            format!(
+                "Across {} {}s in {}, `{}` does not change `{}` beyond noise in any (every p ≥ {}; levels at most {} apart).",
+                items.len(),
+                split_name,
+                place_family(s, e0),
+                eff0.name,
+                e0.measure,
+                fmt::sig(p_min, 2),
+                fmt::pct(changes.iter().cloned().fold(0.0, f64::max)).trim_start_matches('+')
+            ),
+            300.0 + weight(e0) * 0.5,
+        )
+    } else {
+        let (tl, tn) = top.clone().unwrap_or_default();
+        Finding::new(
+            Kind::Effect,
+            format!(
+                "Across {} {}s in {}, `{}` changes `{}` in {} of them; {} is best in {} of those, by a median {} over the worst level (range {} to {}).",
+                items.len(),
+                split_name,
+                place_family(s, e0),
+                eff0.name,
+                e0.measure,
+                sig.len(),
+                tl,
+                tn,
+                fmt::pct(med(&sig_changes)).trim_start_matches('+'),
+                fmt::pct(sig_changes.iter().cloned().fold(f64::MAX, f64::min)).trim_start_matches('+'),
+                fmt::pct(sig_changes.iter().cloned().fold(0.0, f64::max)).trim_start_matches('+')
+            ),
+            600.0 + weight(e0) + mag(e0) * (med(&sig_changes).min(100.0) + 5.0 * sig.len() as f64),
+        )
+    };
+    if eff0.role == Role::Block {
+        f.score = f.score.min(250.0 + weight(e0) * 0.2);
+        f.headline = false;
+    }
+    for (i, (e, a, x)) in items.iter().enumerate() {
+        let (b, w) = (&x.levels[x.best], &x.levels[x.worst]);
+        let ch = x.extreme().map_or(0.0, |p| p.change_pct);
+        f.evidence.push(format!(
+            "{} ({}): {} {} vs {} {} ({}); {}",
+            splits[i],
+            e.id,
+            b.level,
+            fmt::value(b.mean, e.def.unit()),
+            w.level,
+            fmt::value(w.mean, e.def.unit()),
+            fmt::pct(ch),
+            test_text(x)
+        ));
+        for c in a.caveats.iter().filter(|c| c.contains(&format!("`{}`", x.name))).take(1) {
+            if !f.evidence.iter().any(|l| l.ends_with(c.as_str())) {
+                f.evidence.push(format!("caveat: {c}"));
+            }
+        }
+        for n in &e.notes {
+            if !f.evidence.iter().any(|l| l.ends_with(n.as_str())) && n.contains(&x.name) {
+                f.evidence.push(format!("note: {n}"));
+            }
+        }
+        f.experiments.push(e.id.clone());
+    }
+    f.files = fam.files.clone();
+    f = f.with("factor", &eff0.name).with("measure", &e0.measure);
+    if let (Kind::Effect, Some((tl, _))) = (f.kind, &top) {
+        f = f.with("best", tl);
+    }
+    f
+}
+
+/// Effect, interaction, scaling and drift findings.
+pub fn all(s: &Study, out: &mut Vec<Finding>) {
+    // (family, measure, factor) → the effects of the experiments split from one design
+    let mut groups: BTreeMap<(usize, String, String, Vec<(String, String)>), Vec<(&Experiment, &Analysis, &Effect)>> = BTreeMap::new();
+    for (e, a) in s.experiments.iter().zip(&s.analyses) {
+        for eff in &a.effects {
+            if eff.role == Role::Session {
+                drift(s, e, a, eff, out);
+                continue;
+            }
+            if a.scaling.iter().any(|x| x.factor == eff.name && notable(x, Some(eff))) {
+                // its scaling finding says more
+                continue;
+            }
+            groups.entry((e.family, e.measure.clone(), eff.name.clone(), e.context.clone())).or_default().push((e, a, eff));
+        }
+    }
+    for items in groups.values() {
+        if items.len() == 1 {
+            out.push(single(s, items[0].0, items[0].1, items[0].2));
+        } else {
+            out.push(grouped(s, items));
+        }
+    }
+    interactions(s, out);
+    scaling(s, out);
+    offload(s, out);
+}
+
+/// `num_gpu` levels that were all full offload: the sweep never varied offload.
+fn offload(s: &Study, out: &mut Vec<Finding>) {
+    let mut by: BTreeMap<usize, Vec<(&Experiment, &String)>> = BTreeMap::new();
+    for e in &s.experiments {
+        if let Some(n) = e.notes.iter().find(|n| n.contains("full offload")) {
+            by.entry(e.family).or_default().push((e, n));
+        }
+    }
+    for (fam, items) in by {
+        let mut notes: Vec<&String> = items.iter().map(|(_, n)| *n).collect();
+        notes.sort();
+        notes.dedup();
+        let models = notes.len();
+        let mut f = Finding::new(
+            Kind::NoEffect,
+            format!(
+                "In `{}`, every `num_gpu` level tried is at or above the layer count of {}, which Ollama and llama.cpp clamp to full offload: offload was never varied, and differences between those levels are run-to-run noise or drift.",
+                s.families[fam].name,
+                if models == 1 { "its model".to_string() } else { format!("each of its {models} models") }
+            ),
+            520.0,
+        );
+        for n in notes {
+            f.evidence.push(format!("note: {n}"));
+        }
+        f.experiments = items.iter().map(|(e, _)| e.id.clone()).collect();
+        f.experiments.dedup();
+        f.files = s.families[fam].files.clone();
+        out.push(f.with("factor", "num_gpu"));
+    }
+}
+
+fn drift(s: &Study, e: &Experiment, a: &Analysis, eff: &Effect, out: &mut Vec<Finding>) {
+    if !eff.significant() {
+        return;
+    }
+    let unit = e.def.unit();
+    let (b, w) = (&eff.levels[eff.best], &eff.levels[eff.worst]);
+    let ch = eff.extreme().map_or(0.0, |p| p.change_pct);
+    let mut f = Finding::new(
+        Kind::Drift,
+        format!(
+            "In {}, the same settings measured in different sessions differ: `{}` ranges from {} ({}) to {} ({}), {} ({}).",
+            place(s, e),
+            e.measure,
+            fmt::value(w.mean, unit),
+            w.level,
+            fmt::value(b.mean, unit),
+            b.level,
+            fmt::pct(ch),
+            test_text(eff)
+        ),
+        450.0 + weight(e) * 0.5 + ch.abs().min(50.0),
+    );
+    f.evidence = evidence(s, e, a, eff);
+    f.experiments.push(e.id.clone());
+    f.files = s.families[e.family].files.clone();
+    out.push(f.with("measure", &e.measure).with("factor", &eff.name));
+}
+
+fn interactions(s: &Study, out: &mut Vec<Finding>) {
+    for (e, a) in s.experiments.iter().zip(&s.analyses) {
+        for i in a.interactions.iter().filter(|i| i.p < 0.05 && i.eta2 >= 0.01) {
+            let mut f = Finding::new(
+                Kind::Interaction,
+                format!(
+                    "In {}, `{}` and `{}` interact on `{}`: the effect of one depends on the level of the other ({}, {}, η² = {}).",
+                    place(s, e),
+                    i.a,
+                    i.b,
+                    e.measure,
+                    fmt::f(i.f, i.df.0, i.df.1),
+                    fmt::p(i.p),
+                    fmt::share(i.eta2)
+                ),
+                400.0 + weight(e) * 0.5 + 100.0 * i.eta2,
+            );
+            f.headline = false;
+            f.experiments.push(e.id.clone());
+            f.files = s.families[e.family].files.clone();
+            out.push(f.with("factor", &i.a).with("factor", &i.b).with("measure", &e.measure));
+        }
+    }
+}
+
+/// A scaling worth its own finding: the measure moves by a tenth or more, or breaks, and the
+/// factor's effect is not refuted by its test.
+fn notable(sc: &crate::analysis::methods::scaling::Scaling, eff: Option<&Effect>) -> bool {
+    let moves = (1.0 - sc.ratio).abs() >= 0.1 || sc.breaks.is_some();
+    moves && eff.is_none_or(|e| e.p.is_none() || e.significant())
+}
+
+fn scaling(s: &Study, out: &mut Vec<Finding>) {
+    let mut groups: BTreeMap<(usize, String, String), Vec<(&Experiment, &crate::analysis::methods::scaling::Scaling)>> = BTreeMap::new();
+    for (e, a) in s.experiments.iter().zip(&s.analyses) {
+        for sc in &a.scaling {
+            let eff = a.effects.iter().find(|x| x.name == sc.factor);
+            if notable(sc, eff) {
+                groups.entry((e.family, e.measure.clone(), sc.factor.clone())).or_default().push((e, sc));
+            }
+        }
+    }
+    for ((fam, measure, factor), items) in groups {
+        let (e0, sc0) = items[0];
+        let unit = e0.def.unit();
+        let first = sc0.points[0].0;
+        let last = sc0.points[sc0.points.len() - 1].0;
+        let ratios: Vec<f64> = items.iter().map(|(_, x)| x.ratio).collect();
+        let med = crate::stats::median(&ratios);
+        let sentence = if items.len() == 1 {
+            let p = &sc0.points;
+            let brk = sc0
+                .breaks
+                .map(|(a, b, ch)| format!("; it breaks between {} and {} ({})", fmt::num(a), fmt::num(b), fmt::pct(ch)))
+                .unwrap_or_default();
+            format!(
+                "In {}, `{}` goes from {} at `{}` {} to {} at {} ({}×), best at {}{}.",
+                place(s, e0),
+                measure,
+                fmt::value(p[0].1, unit),
+                factor,
+                fmt::num(first),
+                fmt::value(p[p.len() - 1].1, unit),
+                fmt::num(last),
+                fmt::sig(sc0.ratio, 3),
+                fmt::num(sc0.peak),
+                brk
+            )
+        } else {
+            let splits = e0.split.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join("/");
+            let breaks = items.iter().filter(|(_, x)| x.breaks.is_some()).count();
+            format!(
+                "Across {} {}s in `{}`, `{}` at `{}` {} is {}× its value at {} (median; range {}× to {}×){}.",
+                items.len(),
+                splits,
+                s.families[fam].name,
+                measure,
+                factor,
+                fmt::num(last),
+                fmt::sig(med, 3),
+                fmt::num(first),
+                fmt::sig(ratios.iter().cloned().fold(f64::MAX, f64::min), 3),
+                fmt::sig(ratios.iter().cloned().fold(0.0, f64::max), 3),
+                if breaks > 0 { format!("; {breaks} of them break (one step loses far more than the others)") } else { String::new() }
+            )
+        };
+        let change = (1.0 - med).abs() * 100.0;
+        let mut f = Finding::new(Kind::Scaling, sentence, 500.0 + weight(e0) + mag(e0) * change.min(100.0));
+        for (e, x) in &items {
+            let pts: Vec<String> = x.points.iter().map(|(l, m, _)| format!("{} → {}", fmt::num(*l), fmt::num(*m))).collect();
+            let split = e.split.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>().join("/");
+            f.evidence.push(format!("{}{}: {}", e.id, if split.is_empty() { String::new() } else { format!(" ({split})") }, pts.join(", ")));
+            f.experiments.push(e.id.clone());
+        }
+        f.files = s.families[fam].files.clone();
+        out.push(f.with("factor", &factor).with("measure", &measure));
+    }
+}
