@@ -92,7 +92,8 @@ fn name_for(values: &[&str], position: usize, depth_name: &str) -> (String, Vec<
     let kv = |v: &str| v.rsplit_once(['-', '=']).map(|(k, x)| (k.to_string(), x.to_string()));
     if let Some((k0, _)) = kv(values[0]) {
         if values.iter().all(|v| kv(v).is_some_and(|(k, _)| k == k0)) {
-            return (k0, values.iter().map(|v| lv(&kv(v).map(|x| x.1).unwrap_or_default())).collect(), false, false);
+            let rep = matches!(k0.to_ascii_lowercase().as_str(), "run" | "rep" | "trial" | "iter" | "repeat" | "seed" | "attempt");
+            return (k0, values.iter().map(|v| size_level(&kv(v).map(|x| x.1).unwrap_or_default())).collect(), false, rep);
         }
     }
     let lower: Vec<String> = values.iter().map(|v| v.to_ascii_lowercase()).collect();

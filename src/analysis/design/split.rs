@@ -60,8 +60,12 @@ pub fn experiments(fam: &Family, cold: &Cold, next: &mut usize) -> Vec<super::Ex
         *next += 1;
         e.id = format!("E{next}");
         // what sets this experiment apart from its siblings in the family
-        e.context = e.held.iter().filter(|(k, _)| varying.contains(k) && !known::is_num_gpu(k) && !e.split.iter().any(|(s, _)| s == k)).cloned().collect();
-        e.context.truncate(4);
+        let mut ctx: Vec<(String, String)> =
+            e.held.iter().filter(|(k, _)| varying.contains(k) && !known::is_num_gpu(k) && !e.split.iter().any(|(s, _)| s == k)).cloned().collect();
+        // settings first, then the rest; two at most
+        ctx.sort_by_key(|(k, _)| columns::factor(k).is_none());
+        ctx.truncate(2);
+        e.context = ctx;
     }
     out
 }

@@ -468,7 +468,7 @@ fn scaling(s: &Study, out: &mut Vec<Finding>) {
             let p = &sc0.points;
             let brk = sc0
                 .breaks
-                .map(|(a, b, ch)| format!("; it breaks between {} and {} ({})", fmt::num(a), fmt::num(b), fmt::pct(ch)))
+                .map(|(a, b, ch)| format!("; it breaks between {} and {} ({})", sc0.label(a), sc0.label(b), fmt::pct(ch)))
                 .unwrap_or_default();
             format!(
                 "In {}, `{}` goes from {} at `{}` {} to {} at {} ({}×), best at {}{}.",
@@ -476,16 +476,28 @@ fn scaling(s: &Study, out: &mut Vec<Finding>) {
                 measure,
                 fmt::value(p[0].1, unit),
                 factor,
-                fmt::num(first),
+                sc0.label(first),
                 fmt::value(p[p.len() - 1].1, unit),
-                fmt::num(last),
+                sc0.label(last),
                 fmt::sig(sc0.ratio, 3),
-                fmt::num(sc0.peak),
+                sc0.label(sc0.peak),
                 brk
             )
         } else {
             let splits = e0.split.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join("/");
-            let breaks = items.iter().filter(|(_, x)| x.breaks.is_some()).count();
+            let breaks: Vec<String> = items
+                .iter()
+                .filter_map(|(e, x)| {
+                    let (a, b, ch) = x.breaks?;
+                    let who = e.split.iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>().join("/");
+                    Some(format!("{who} between {} and {} ({})", x.label(a), x.label(b), fmt::pct(ch)))
+                })
+                .collect();
+            let brk = match breaks.len() {
+                0 => String::new(),
+                n if n <= 4 => format!("; it breaks for {}", breaks.join(", ")),
+                n => format!("; it breaks for {n} of them, {}, …", breaks[..3].join(", ")),
+            };
             format!(
                 "Across {} {}s in `{}`, `{}` at `{}` {} is {}× its value at {} (median; range {}× to {}×){}.",
                 items.len(),
@@ -493,12 +505,12 @@ fn scaling(s: &Study, out: &mut Vec<Finding>) {
                 s.families[fam].name,
                 measure,
                 factor,
-                fmt::num(last),
+                sc0.label(last),
                 fmt::sig(med, 3),
-                fmt::num(first),
+                sc0.label(first),
                 fmt::sig(ratios.iter().cloned().fold(f64::MAX, f64::min), 3),
                 fmt::sig(ratios.iter().cloned().fold(0.0, f64::max), 3),
-                if breaks > 0 { format!("; {breaks} of them break (one step loses far more than the others)") } else { String::new() }
+                brk
             )
         };
         let change = (1.0 - med).abs() * 100.0;

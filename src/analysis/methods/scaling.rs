@@ -14,6 +14,13 @@ const SCALE: &[&str] = &[
     "longctx", "depth", "max_num_seqs",
 ];
 
+impl Scaling {
+    /// A level as its files write it.
+    pub fn label(&self, v: f64) -> String {
+        self.labels.iter().find(|(x, _)| *x == v).map_or_else(|| crate::analysis::fmt::num(v), |(_, t)| t.clone())
+    }
+}
+
 pub fn is_scale(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
     SCALE.contains(&n.as_str()) || n.ends_with("_len") || n.contains("ctx") || n.contains("depth")
@@ -30,6 +37,8 @@ pub struct Scaling {
     pub peak: f64,
     /// (from, to, change %) of a step that worsens the measure far more than the others.
     pub breaks: Option<(f64, f64, f64)>,
+    /// Each level's text as written (`48k`), by value.
+    pub labels: Vec<(f64, String)>,
 }
 
 /// The scaling views of an experiment's numeric treatment factors with three levels or more.
@@ -72,7 +81,8 @@ pub fn all(e: &Experiment) -> Vec<Scaling> {
             .max_by(|a, b| a.2.total_cmp(&b.2))
             .map(|s| (s.0, s.1, if e.def.direction == Direction::Lower { s.2 } else { -s.2 }));
         let ratio = points[points.len() - 1].1 / points[0].1;
-        out.push(Scaling { factor: f.name.clone(), points, ratio, peak, breaks });
+        let labels = f.levels.iter().filter_map(|l| l.num().map(|v| (v, l.text().to_string()))).collect();
+        out.push(Scaling { factor: f.name.clone(), points, ratio, peak, breaks, labels });
     }
     out
 }

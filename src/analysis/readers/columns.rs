@@ -27,6 +27,9 @@ pub enum Role {
     Text,
     /// Ids and repetition numbers: not factors.
     Id,
+    /// Where a model ran as Ollama's `ps` writes it (`100% GPU`, `14%/86% CPU/GPU`): an outcome,
+    /// read as the share on the GPU in percent.
+    GpuShare,
     Ignore,
 }
 
@@ -298,6 +301,9 @@ pub fn measure(name: &str) -> Option<(String, MeasureDef, f64)> {
         || n.ends_with("samples_ts")
         || n.ends_with("stddev_ts")
         || time_suffix(&n).is_some_and(|(f, stem)| f == 1e3 && count_noun(stem));
+    if per_s && (n.contains("char") || n.contains("byte") || n.contains("word")) {
+        return Some((name.trim().to_string(), def(Quantity::Other, Direction::Higher, false, false, spread), 1.0));
+    }
     if per_s {
         let req = n.contains("req") || n.contains("request") || n == "ops" || n.contains("qps");
         let q = if req { Quantity::RequestRate } else { Quantity::TokenRate };
@@ -448,6 +454,9 @@ pub fn classify(name: &str, cells: &[Option<&str>]) -> Role {
     if present.iter().all(|s| is_bool_word(s)) && distinct.len() <= 2 && !numeric {
         return Role::Factor { workload: false };
     }
+    if present.iter().all(|s| gpu_share(s).is_some()) {
+        return Role::GpuShare;
+    }
     if present.iter().all(|s| crate::stamp::parse(s).is_some()) && !numeric {
         return Role::Time;
     }
@@ -483,6 +492,19 @@ pub fn classify(name: &str, cells: &[Option<&str>]) -> Role {
         return Role::Text;
     }
     Role::Factor { workload: false }
+}
+
+/// The GPU's share of a model in percent from Ollama's processor text: `100% GPU` → 100,
+/// `14%/86% CPU/GPU` → 86, `100% CPU` → 0.
+pub fn gpu_share(s: &str) -> Option<f64> {
+    let t = s.trim();
+    let (nums, who) = t.split_once(' ')?;
+    let parts: Vec<f64> = nums.split('/').map(|p| p.trim_end_matches('%').parse().ok()).collect::<Option<_>>()?;
+    let names: Vec<&str> = who.trim().split('/').collect();
+    if parts.len() != names.len() || !nums.contains('%') {
+        return None;
+    }
+    Some(names.iter().zip(&parts).find(|(n, _)| n.eq_ignore_ascii_case("gpu")).map_or(0.0, |(_, p)| *p))
 }
 
 /// A unitless time column: nanoseconds when the values are large integers, else seconds.

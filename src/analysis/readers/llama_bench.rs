@@ -18,6 +18,9 @@ const RESULT: &[&str] = &[
     "model_n_params",
 ];
 
+/// Fields that describe the machine or the run's bookkeeping, never a setting compared.
+const IGNORED: &[&str] = &["build_number", "cpu_mask", "cpu_strict", "poll", "defrag_thold", "tensor_split", "tensor_buft_overrides", "main_gpu", "model_filename", "devices", "embeddings", "no_op_offload", "no_host", "fit_target", "fit_min_ctx", "mul_mat_q", "use_direct_io", "test", "mode", "value"];
+
 /// Markdown display names back to field names (llama-bench's `markdown_printer`).
 fn md_field(h: &str) -> String {
     match h {
@@ -105,7 +108,7 @@ fn records_of(file: &str, tests: Vec<Fields>, footer_build: Option<&str>) -> Vec
         let name = measure_name(np, ng);
         let mut base = Record::new(file, t.locator.clone(), i);
         for (k, v) in &t.map {
-            if RESULT.contains(&k.as_str()) || v.trim().is_empty() {
+            if RESULT.contains(&k.as_str()) || v.trim().is_empty() || IGNORED.contains(&k.as_str()) {
                 continue;
             }
             base.factors.insert(k.clone(), Level::parse(v));
@@ -190,6 +193,55 @@ pub fn from_json(file: &str, objs: &[&serde_json::Map<String, Value>], locs: &[S
     records_of(file, tests, None)
 }
 
+/// The key under which objects nest a llama-bench record (a driver's result line holding the
+/// llama-bench row it ran, `null` when the run gave none), if they do.
+pub fn nested_key(objs: &[&serde_json::Map<String, Value>]) -> Option<String> {
+    let first = objs.iter().find_map(|o| o.iter().find(|(_, v)| v.as_object().is_some_and(is_record)).map(|(k, _)| k.clone()))?;
+    objs.iter().all(|o| o.get(&first).is_some_and(|v| v.is_null() || v.as_object().is_some_and(is_record))).then_some(first)
+}
+
+/// Records from objects that nest llama-bench records under `key`: the outer labels (a build
+/// name, a flag the driver set) join the record's fields; a `null` record is a failed run.
+pub fn from_nested(file: &str, objs: &[&serde_json::Map<String, Value>], key: &str, locs: &[String]) -> Vec<Record> {
+    let tests = objs
+        .iter()
+        .zip(locs)
+        .map(|(o, loc)| {
+            let inner = o.get(key).and_then(Value::as_object);
+            let samples = inner
+                .and_then(|i| i.get("samples_ts"))
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_f64).collect())
+                .unwrap_or_default();
+            let mut map: BTreeMap<String, String> = BTreeMap::new();
+            for (k, v) in o.iter().filter(|(k, _)| *k != key) {
+                // the driver's labels, not its copies of the measurements
+                let label = matches!(v, Value::String(_) | Value::Bool(_)) || k == "value";
+                if let (true, Some(t)) = (label, value_text(v)) {
+                    if !t.is_empty() && !crate::stamp::is_time_key(k) {
+                        map.insert(k.clone(), t);
+                    }
+                }
+            }
+            if let Some(i) = inner {
+                for (k, v) in i.iter().filter(|(k, _)| *k != "samples_ns" && *k != "samples_ts") {
+                    if let Some(t) = value_text(v) {
+                        map.insert(k.clone(), t);
+                    }
+                }
+            } else {
+                // what the driver meant to run: `mode` pp/tg and its `value`
+                let mode = o.get("mode").and_then(Value::as_str).unwrap_or("");
+                let n = o.get("value").and_then(value_text).unwrap_or_default();
+                map.insert("n_prompt".into(), if mode == "pp" { n.clone() } else { "0".into() });
+                map.insert("n_gen".into(), if mode == "tg" { n } else { "0".into() });
+            }
+            Fields { map, samples, locator: loc.clone() }
+        })
+        .collect();
+    records_of(file, tests, None)
+}
+
 /// Records from llama-bench CSV (every value quoted; chimera writes samples space-separated).
 pub fn from_csv(file: &str, text: &str) -> Result<Vec<Record>, String> {
     let mut rd = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(text.as_bytes());
@@ -201,7 +253,7 @@ pub fn from_csv(file: &str, text: &str) -> Result<Vec<Record>, String> {
         let mut samples = vec![];
         for (h, v) in headers.iter().zip(rec.iter()) {
             if h == "samples_ts" {
-                samples = v.split([' ', ';', ',']).filter_map(parse_num).collect();
+                samples = v.trim_matches(['[', ']', '"']).split([' ', ';', ',']).filter_map(parse_num).collect();
             } else if h != "samples_ns" {
                 map.insert(h.clone(), v.to_string());
             }

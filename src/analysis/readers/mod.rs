@@ -74,7 +74,9 @@ fn one(format: &str, records: Vec<Record>) -> Parsed {
 
 fn read_csv(file: &str, text: &str) -> Result<Parsed, String> {
     let first = text.lines().next().unwrap_or("").trim_start_matches('\u{feff}');
-    if first.trim_matches('"').starts_with("build_commit") {
+    let cols: Vec<&str> = first.split(',').map(|c| c.trim().trim_matches('"')).collect();
+    let lb = ["n_prompt", "n_gen", "avg_ts"].iter().all(|c| cols.contains(c));
+    if first.trim_matches('"').starts_with("build_commit") || lb {
         return Ok(one("llama-bench csv", llama_bench::from_csv(file, text)?));
     }
     let text = if file.to_ascii_lowercase().ends_with(".tsv") { text.replace('\t', ",") } else { text.to_string() };
@@ -102,6 +104,12 @@ fn read_json(file: &str, text: &str) -> Result<Parsed, String> {
         };
         let fmt = if text.trim_start().starts_with('[') { "llama-bench json" } else { "llama-bench jsonl" };
         let mut q = one(fmt, llama_bench::from_json(file, &objs, &locs));
+        q.note = p.note;
+        return Ok(q);
+    }
+    if let Some(key) = llama_bench::nested_key(&objs).filter(|_| objs.len() > 1) {
+        let locs: Vec<String> = (0..objs.len()).map(|i| format!("line {}", i + 1)).collect();
+        let mut q = one("llama-bench (nested)", llama_bench::from_nested(file, &objs, &key, &locs));
         q.note = p.note;
         return Ok(q);
     }
@@ -159,6 +167,9 @@ pub fn known_def(name: &str) -> Option<crate::analysis::record::MeasureDef> {
     let leaf = columns::leaf(name);
     if leaf == "eval_rate" || leaf == "prompt_eval_rate" {
         return Some(MeasureDef { quantity: Quantity::TokenRate, direction: Direction::Higher, primary: true, includes_load: false, spread: false });
+    }
+    if name.ends_with(" gpu share %") {
+        return Some(MeasureDef { quantity: Quantity::Ratio, direction: Direction::Neutral, primary: false, includes_load: false, spread: false });
     }
     if matches!(name, "pp t/s" | "tg t/s" | "pp+tg t/s") {
         return llama_bench::defs().into_iter().find(|(n, _)| n == name).map(|(_, d)| d);

@@ -144,8 +144,13 @@ fn apply(rec: &mut Record, header: &str, role: &Role, cell: Option<&str>, sd: Op
                 rec.fail(why);
             }
         }
-        Role::Error if !is_null(v) && !v.eq_ignore_ascii_case("false") && v != "[]" && v != "{}" => {
+        Role::Error if !is_null(v) && !["false", "0", "ok", "[]", "{}", "no", "0.0"].iter().any(|x| v.eq_ignore_ascii_case(x)) => {
             rec.fail(one_line(v));
+        }
+        Role::GpuShare => {
+            if let Some(x) = columns::gpu_share(v) {
+                rec.measures.insert(format!("{} gpu share %", columns::leaf(header)), Obs::one(x));
+            }
         }
         Role::Text if columns::error_text(v) => {
             rec.suspect(format!("generated text is an error message: \"{}\"", one_line(v)));
