@@ -1,6 +1,8 @@
 //! criterion benches: one decode step and a 512-token prefill on the real gemma-3-270m file,
-//! tokenizer throughput, the sampler over 262,144 logits, and quantized matrix × vector products
-//! at the model's shapes. The CPU engine's results are complete when a call returns, so timing
+//! tokenizer throughput, the sampler over 262,144 logits, quantized matrix × vector products
+//! at the model's shapes, and the study of artifact folders of 700 and 7,000 records (~15 MB:
+//! Ollama responses with their texts, sweep CSVs, llama-bench JSONL) to show reading and
+//! analysis grow linearly with the data. The CPU engine's results are complete when a call returns, so timing
 //! needs no device synchronization.
 
 use chimera::backend::cpu::quant::{matmul, quantize, MatmulScratch, QWeight};
@@ -104,5 +106,86 @@ fn tokenizer(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, sampler, matvec, tokenizer, engine);
+/// A folder of `records` runs in the formats real folders hold, ~2 KB a record.
+fn corpus(dir: &std::path::Path, records: usize) {
+    use std::fmt::Write as _;
+    let text =
+        "The player raises the sword and the crowd roars as the final boss falls. ".repeat(20);
+    let files = records / 100;
+    for f in 0..files {
+        let kind = f % 3;
+        let mut s = String::new();
+        let path = match kind {
+            0 => {
+                s.push('[');
+                for i in 0..100 {
+                    let ns = 1_000_000_000 + 10_000_000 * ((i * 7 + f) % 13) as u64;
+                    let _ = write!(
+                        s,
+                        "{}{{\"model\":\"gemma3:{}b\",\"created_at\":\"2030-01-02T04:{:02}:{:02}Z\",\"response\":\"{text}\",\"done\":true,\"total_duration\":{},\"load_duration\":20000000,\"prompt_eval_count\":26,\"prompt_eval_duration\":50000000,\"eval_count\":{},\"eval_duration\":{ns}}}",
+                        if i == 0 { "" } else { "," },
+                        1 + 3 * (i % 2),
+                        i / 60,
+                        i % 60,
+                        ns + 70_000_000,
+                        100 + i % 7
+                    );
+                }
+                s.push(']');
+                format!("ollama/run_{f}.json")
+            }
+            1 => {
+                s.push_str("timestamp,model,num_gpu,num_ctx,temperature,ttft_s,tokens_s,load_s,eval_count,response,error\n");
+                for i in 0..100 {
+                    let _ = writeln!(
+                        s,
+                        "2030-01-02T05:{:02}:{:02},llama3.1:8b,{},{},{},0.09,{},0.08,120,\"{text}\",",
+                        i / 60,
+                        i % 60,
+                        [40, 999][i % 2],
+                        [1024, 2048, 4096][(i / 2) % 3],
+                        [0.2, 0.8][(i / 6) % 2],
+                        77.0 + ((i * 13 + f) % 7) as f64 * 0.1
+                    );
+                }
+                format!("sweeps/{f}/ollama_param_tuning.csv")
+            }
+            _ => {
+                for i in 0..20 {
+                    let t = [4, 8][i % 2];
+                    let samples: Vec<String> = (0..5)
+                        .map(|k| format!("{:.3}", 40.0 + t as f64 + ((k + i + f) % 5) as f64 * 0.2))
+                        .collect();
+                    let _ = writeln!(
+                        s,
+                        "{{\"build_commit\": \"abc{f}\", \"model_type\": \"llama 7B Q4_0\", \"n_threads\": {t}, \"n_prompt\": 0, \"n_gen\": {}, \"n_depth\": 0, \"avg_ts\": 45.0, \"stddev_ts\": 0.5, \"samples_ts\": [{}], \"cpu_info\": \"{}\"}}",
+                        [64, 128][(i / 2) % 2],
+                        samples.join(", "),
+                        &text[..600]
+                    );
+                }
+                format!("bench/{f}.jsonl")
+            }
+        };
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, s).unwrap();
+    }
+}
+
+fn study(c: &mut Criterion) {
+    let mut g = c.benchmark_group("study");
+    g.sample_size(10);
+    for records in [700, 7000] {
+        let d = tempfile::tempdir().unwrap();
+        corpus(d.path(), records);
+        g.throughput(Throughput::Elements(records as u64));
+        g.bench_function(format!("records_{records}"), |b| {
+            b.iter(|| chimera::analysis::study(d.path(), &Default::default()).unwrap())
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, sampler, matvec, tokenizer, engine, study);
 criterion_main!(benches);

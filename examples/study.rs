@@ -9,10 +9,29 @@ fn main() {
             std::process::exit(2);
         }
     };
-    eprintln!("{} files, {} records ({} valid), {} families, {} experiments, {} findings in {:.2} s", s.files.len(), s.records, s.valid, s.families.len(), s.experiments.len(), s.findings.len(), t.elapsed().as_secs_f64());
+    eprintln!(
+        "{} files, {} records ({} valid), {} families, {} experiments, {} findings in {:.2} s",
+        s.files.len(),
+        s.records,
+        s.valid,
+        s.families.len(),
+        s.experiments.len(),
+        s.findings.len(),
+        t.elapsed().as_secs_f64()
+    );
     if std::env::args().any(|a| a == "--exp") {
         for (e, a) in s.experiments.iter().zip(&s.analyses) {
-            println!("{} [{}] {} n={} cells={} reps={:?} held={:?} notes={:?}", e.id, a.design, e.title(), a.n, a.cells, a.reps, e.held.iter().take(4).collect::<Vec<_>>(), e.notes);
+            println!(
+                "{} [{}] {} n={} cells={} reps={:?} held={:?} notes={:?}",
+                e.id,
+                a.design,
+                e.title(),
+                a.n,
+                a.cells,
+                a.reps,
+                e.held.iter().take(4).collect::<Vec<_>>(),
+                e.notes
+            );
         }
     }
     if std::env::args().any(|a| a == "--files") {

@@ -301,7 +301,12 @@ mod tests {
     #[test]
     fn kruskal_holm_and_f_match_scipy_and_statsmodels() {
         // scipy 1.17.1: scipy.stats.kruskal([1,2,3,4],[5,6,7],[8,9,9,10])
-        let k = kruskal_wallis(&[vec![1.0, 2.0, 3.0, 4.0], vec![5.0, 6.0, 7.0], vec![8.0, 9.0, 9.0, 10.0]]).unwrap();
+        let k = kruskal_wallis(&[
+            vec![1.0, 2.0, 3.0, 4.0],
+            vec![5.0, 6.0, 7.0],
+            vec![8.0, 9.0, 9.0, 10.0],
+        ])
+        .unwrap();
         assert!(close(k.h, 8.949771689497721, 1e-12), "{k:?}");
         assert!(close(k.p, 0.011391522452398746, 1e-9), "{k:?}");
         // statsmodels 0.15.0: multipletests([0.01, 0.04, 0.03, 0.005], method="holm")[1]

@@ -1,11 +1,10 @@
 //! `analyze` end to end on the real model with its default options: a report built on the
-//! findings, every planted effect stated, no ungrounded number in the body; its refusals; and
-//! model text that fails the check kept out of the body.
+//! study, every planted effect stated, no ungrounded number in the body, the base model's
+//! actions within their grammar's slots; its refusals; and model text that fails the check kept
+//! out of the body.
 
 use crate::util::*;
-use chimera::agent::findings::findings;
 use chimera::agent::grounding::{self, Unverified};
-use chimera::agent::ingest::{ingest, IngestOptions};
 use chimera::agent::render::{render_report, Context, Workflow};
 use chimera::agent::{Analysis, Rejected, RunText};
 use std::path::Path;
@@ -42,111 +41,114 @@ fn analyze_writes_a_report_built_on_the_findings() {
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     let metrics: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
-    assert!(std::fs::read_to_string(out.join("chart.svg")).unwrap().starts_with("<svg"));
+    for f in ["catalogue.csv", "findings.csv"] {
+        assert!(std::fs::read_to_string(out.join(f)).unwrap().lines().count() > 1, "{f}");
+    }
+    let charts: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().to_string()))
+        .filter(|n| n.starts_with("chart-E") && n.ends_with(".svg"))
+        .collect();
+    assert!(!charts.is_empty(), "one chart per leading experiment");
+    for c in &charts {
+        assert!(std::fs::read_to_string(out.join(c)).unwrap().starts_with("<svg"));
+        assert!(report.contains(&format!("]({c})")), "the report shows {c}");
+    }
     // every section, in order
     let mut at = 0;
     for h in [
         "# Technical Report: Chimera Analysis",
         "**Date:**",
         "**Model:**",
-        "**Agent Type:**",
         "**Configuration:** Ollama defaults",
         "## Executive Summary",
-        "## Data Ingestion Summary",
-        "## Performance Analysis",
-        "### Comparisons",
-        "### Measurements",
+        "## What Was Compared",
         "## Key Findings",
-        "## Recommendations",
-        "## Risks and Mitigations",
+        "## Data Quality",
+        "## Charts",
         "## Appendix",
-        "### Model text that failed the grounding check",
-        "### Unverified figures",
-        "## Workflow Summary",
-        "### Data Summary",
-        "## Metrics",
-        "## Persona Prompt",
-        "DataCollector-9000",
-        "InsightAgent",
+        "### A. Every experiment",
+        "### B. Measurement catalogue",
+        "### C. Outliers",
+        "### D. Report figures checked",
+        "### F. Files",
+        "Model text that failed a check",
+        "The model's calls",
+        "Workflow",
+        "Personas",
     ] {
         let i = report[at..].find(h).unwrap_or_else(|| panic!("missing or out of order: {h}"));
         at += i + h.len();
     }
-    // the Executive Summary is the top findings, computed
-    let facts = ingest(&artifacts(), &IngestOptions::default()).unwrap();
-    let found = findings(&facts);
-    let exec = section(&report, "## Executive Summary", "## Data Ingestion Summary");
-    for (i, f) in found.iter().take(5).enumerate() {
+    // the Executive Summary is the study's, computed; at most eight items
+    let study = chimera::analysis::study(&artifacts(), &Default::default()).unwrap();
+    let exec = section(&report, "## Executive Summary", "## What Was Compared");
+    let items = chimera::analysis::report::summary_items(&study);
+    assert!(!items.is_empty() && items.len() <= 8);
+    for (i, f) in items.iter().enumerate() {
         assert!(
             exec.contains(&format!("{}. **{} ({}).** {}", i + 1, f.id, f.kind.label(), f.sentence)),
             "{}",
             f.id
         );
     }
-    // every planted effect is stated in Key Findings
-    let key = section(&report, "## Key Findings", "## Recommendations");
+    // the planted effects are stated
+    let key = section(&report, "## Key Findings", "## Data Quality");
     for effect in [
-        "Regression: `tokens_s` of `reports/ollama/*/prompt_suite_runs.csv` from the 2025-11-01 run to the 2025-11-14 run fell 11.2 %",
-        "No significant difference: `tokens_s` of `reports/gemma3/gemma3_tuned.csv` against `reports/gemma3/gemma3_baseline.csv`",
-        "g40_c4096_t0.8 is slower than every other setting",
-        "The error \"Failed to connect to Ollama: connection refused\" occurs in 1 row",
-        "The error \"WinError 10061: Failed to connect to Ollama\" occurs in 1 row",
-        "llama3:q4 never completed: 0 of 6",
-        "Row 1 of `reports/gemma3/gemma3_baseline.csv` is a cold start",
+        "`config_name` g999_c1024_t0.2 gives the highest `tokens_s`: 102.5 tok/s against 51 tok/s for g40_c4096_t0.8",
+        "`variant` does not change `tokens_s` beyond noise",
+        "from 266 tok/s (20251114-101500) to 299.5 tok/s (20251101-090000)",
+        "runs failed because the server could not be reached",
+        "Cold starts are a pattern",
     ] {
         assert!(key.contains(effect), "Key Findings lack: {effect}");
     }
-    for f in &found {
+    assert!(study.key_findings().len() <= 30);
+    for f in study.key_findings() {
         assert!(key.contains(&format!("### {} · {}", f.id, f.kind.label())), "{}", f.id);
     }
-    // no number in the Executive Summary or Key Findings that is not in the facts or computed
-    // from them (the model's text there passed the same check)
-    let known = chimera::agent::analyze::known(&facts, &found, &[]);
+    // no number in the Executive Summary or Key Findings that the study does not hold
+    let known = chimera::agent::analyze::known(&study, &[]);
     for (name, text) in [("Executive Summary", exec), ("Key Findings", key)] {
         let bad = grounding::check(text, &known);
         assert!(bad.is_empty(), "{name}: {bad:?}");
     }
-    // recommendations and risks name the findings they rest on
-    let recs = section(&report, "## Recommendations", "## Risks and Mitigations");
-    assert!(recs.contains("(rests on F1)"), "{recs}");
-    assert!(recs.contains("Chase the dominant failure first (F3)"), "{recs}");
-    // the calls: warm-up, then collector, insight and commentary on the top three findings,
-    // every one after the warm-up reusing the cached shared block
+    // the base model's calls: a warm-up, then one action on each of the leading findings, every
+    // one after the warm-up reusing the cached worked examples; each action names its finding's
+    // names only (the grammar's slots)
     let calls = metrics["llm_calls"].as_array().unwrap();
     let stages: Vec<&str> = calls.iter().map(|c| c["stage"].as_str().unwrap()).collect();
-    assert_eq!(
-        stages,
-        ["warmup", "collector", "insight", "commentary", "commentary", "commentary"]
-    );
+    assert_eq!(stages, ["warmup", "action", "action", "action"]);
     assert_eq!(calls[0]["metrics"]["prompt_cached_count"], 0);
-    let shared = calls[0]["metrics"]["prompt_eval_count"].as_u64().unwrap();
     for c in &calls[1..] {
-        let cached = c["metrics"]["prompt_cached_count"].as_u64().unwrap();
+        assert!(c["metrics"]["prompt_cached_count"].as_u64().unwrap() > 200, "{c}");
+        let r = c["response"].as_str().unwrap().trim();
+        let f =
+            study.findings.iter().find(|f| Some(f.id.as_str()) == c["finding"].as_str()).unwrap();
+        let opts = chimera::agent::narrative::action_options(f);
+        assert!(opts.iter().any(|(v, n)| r.starts_with(&format!("{v} `{n}`"))), "{r} for {opts:?}");
         assert!(
-            cached + 100 > shared && cached < shared + 50,
-            "{}: cached {cached} of the shared {shared}",
-            c["stage"]
+            r.ends_with('.') && !r.chars().any(|c| c.is_ascii_digit())
+                || opts.iter().any(|(_, n)| n.chars().any(|c| c.is_ascii_digit())),
+            "{r}"
         );
-        assert!(c["metrics"]["prompt_eval_count"].as_u64().unwrap() < 400);
+        assert!(
+            report.contains(&format!(
+                "- Action (model, under a grammar that admits only this finding's names): {r}"
+            )),
+            "{r}"
+        );
     }
-    assert_eq!(metrics["findings"].as_array().unwrap().len(), found.len());
-    assert_eq!(summary["findings"], found.len());
-    // the Metrics block is the engine's timing records: warm calls, sums and means
+    assert!(report.contains("is a base model: it continues text and does not follow instructions"));
+    assert_eq!(metrics["study"]["findings"].as_array().unwrap().len(), study.findings.len());
+    assert_eq!(summary["findings"], study.findings.len());
+    // the calls' metrics are the engine's timing records
     let warm: Vec<&serde_json::Value> = calls.iter().filter(|c| c["stage"] != "warmup").collect();
     let tokens: u64 = warm.iter().map(|c| c["metrics"]["tokens_generated"].as_u64().unwrap()).sum();
     assert_eq!(metrics["aggregate_metrics"]["sum_tokens_generated"], tokens);
     assert!(report.contains(&format!("- Tokens Generated: {tokens} (sum of eval_count)")));
-    for c in &warm {
-        let m = &c["metrics"];
-        let rate = m["tokens_generated"].as_f64().unwrap()
-            / (m["eval_duration_ms"].as_f64().unwrap() / 1e3);
-        assert!((rate - m["throughput_tokens_per_sec"].as_f64().unwrap()).abs() < 1e-6 * rate);
-    }
-    // the unverified list in the report has as many entries as metrics.json counts
     let n = metrics["unverified_figures"]["count"].as_u64().unwrap() as usize;
     assert_eq!(summary["unverified_figures"], n);
-    let unv = section(&report, "### Unverified figures", "## Workflow Summary");
-    assert_eq!(unv.lines().filter(|l| l.starts_with("- `")).count(), n);
 }
 
 #[test]
@@ -176,10 +178,9 @@ fn analyze_refuses_an_empty_folder_and_output_inside_it() {
 /// and the text is listed in the Appendix with its reason.
 #[test]
 fn model_text_that_fails_the_check_goes_to_the_appendix() {
-    let facts = ingest(&artifacts(), &IngestOptions::default()).unwrap();
-    let found = findings(&facts);
+    let study = chimera::analysis::study(&artifacts(), &Default::default()).unwrap();
     let text = "The GPU fan speed peaked at 4321 RPM.";
-    let known = chimera::agent::analyze::known(&facts, &found, &[]);
+    let known = chimera::agent::analyze::known(&study, &[]);
     let bad = grounding::check(text, &known);
     assert_eq!(bad.iter().map(|u| u.text.as_str()).collect::<Vec<_>>(), vec!["4321"]);
     let a = Analysis {
@@ -197,18 +198,19 @@ fn model_text_that_fails_the_check_goes_to_the_appendix() {
         ..Default::default()
     };
     let ctx = Context {
-        facts: &facts,
-        findings: &found,
-        model: "gemma3:270m",
+        study: &study,
+        model: "gemma3:4b",
         date: "2026-12-01",
         workflow: &Workflow::default(),
+        charts: &[],
+        base_model: false,
     };
     let unverified: Vec<Unverified> = bad;
     let report = render_report(&ctx, &a, &unverified);
     let body = section(&report, "## Executive Summary", "## Appendix");
     assert!(!body.contains("4321 RPM"), "the body holds no rejected text");
-    assert!(body.contains("it failed the grounding check and is in the Appendix"));
-    let appendix = section(&report, "## Appendix", "## Workflow Summary");
+    assert!(body.contains("failed the grounding check and is in the Appendix"));
+    let appendix = section(&report, "## Appendix", "Workflow");
     assert!(appendix.contains("- insight: \"The GPU fan speed peaked at 4321 RPM.\" — `4321` matches nothing in the facts"), "{appendix}");
     assert!(appendix.contains("1 figure(s) in the model-written text match nothing"));
 }
@@ -234,7 +236,7 @@ fn runs_go_side_by_side_with_a_measured_speedup() {
     );
     assert_eq!(
         metrics["llm_calls"].as_array().unwrap().iter().filter(|c| c["run_number"] == 2).count(),
-        5,
+        3,
         "run 2 made all its calls"
     );
 }

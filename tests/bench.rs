@@ -1,5 +1,5 @@
-//! `chimera bench`: grid runs on a tiny model, every output format, the plot, and ingest reading
-//! the CSV back.
+//! `chimera bench`: grid runs on a tiny model, every output format, the plot, and the study
+//! reading its output back: each factor of a bench grid stated with its test.
 
 use crate::util::*;
 use chimera::gguf::TensorType;
@@ -62,15 +62,79 @@ fn csv_jsonl_md_and_plot() {
     let e = stderr(&o);
     assert!(e.contains("| model |") && e.contains("| pp8+tg2 |") && e.contains("build: "), "{e}");
     assert!(std::fs::read_to_string(&plot).unwrap().starts_with("<svg"));
-    // the CSV is an artifact ingest understands
+    // the CSV is an artifact the study reads as llama-bench's (samples as repetitions)
     let art = d.path().join("art");
     std::fs::create_dir(&art).unwrap();
     std::fs::write(art.join("bench.csv"), &o.stdout).unwrap();
-    let f = chimera::agent::ingest::ingest(&art, &Default::default()).unwrap();
-    let s = f.series.iter().find(|s| s.column == "avg_ts").expect("avg_ts series");
-    assert_eq!((s.n, s.unit.as_deref()), (8, Some("tok/s")));
+    let s = chimera::analysis::study(&art, &Default::default()).unwrap();
+    assert_eq!(s.files[0].formats, vec!["llama-bench csv"]);
+    assert_eq!(s.records, 16, "8 tests × 2 samples");
     let o = chimera(&["bench", "-m", &m, "-p", "8", "-n", "0", "-r", "1", "-o", "jsonl"]);
     assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 1);
+}
+
+/// `chimera bench` over several threads, KV types and prompt lengths, written as JSONL and read by
+/// the study: every factor's effect on each rate is stated with its test, prompt processing and
+/// generation apart.
+#[test]
+fn bench_output_analysed_states_each_factor() {
+    let (d, m) = tiny();
+    let o = chimera(&[
+        "bench",
+        "-m",
+        &m,
+        "-t",
+        "1,2",
+        "--kv-type",
+        "f16,q8_0",
+        "-p",
+        "8,16",
+        "-n",
+        "4",
+        "-r",
+        "3",
+        "-o",
+        "jsonl",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).lines().count(),
+        12,
+        "2 threads × 2 KV types × (pp8, pp16, tg4)"
+    );
+    let art = d.path().join("art");
+    std::fs::create_dir(&art).unwrap();
+    std::fs::write(art.join("bench.jsonl"), &o.stdout).unwrap();
+    let s = chimera::analysis::study(&art, &Default::default()).unwrap();
+    let pp = s.experiments.iter().find(|e| e.measure == "pp t/s").expect("a pp experiment");
+    let tg = s.experiments.iter().find(|e| e.measure == "tg t/s").expect("a tg experiment");
+    let names = |e: &chimera::analysis::design::Experiment| {
+        e.factors.iter().map(|f| f.name.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(names(pp), vec!["n_prompt", "n_threads", "type_k"]);
+    assert_eq!(names(tg), vec!["n_threads", "type_k"]);
+    for e in [pp, tg] {
+        let (_, a) = s.experiment(&e.id).unwrap();
+        assert_eq!(a.design, "factorial");
+        assert_eq!(a.reps, (3, 3), "the samples are the repetitions");
+        for eff in &a.effects {
+            assert!(eff.p.is_some() && eff.test.starts_with("ANOVA"), "{} has its test", eff.name);
+        }
+    }
+    let text: Vec<&str> = s.findings.iter().map(|f| f.sentence.as_str()).collect();
+    for (factor, measure) in [
+        ("n_threads", "pp t/s"),
+        ("type_k", "pp t/s"),
+        ("n_threads", "tg t/s"),
+        ("type_k", "tg t/s"),
+    ] {
+        assert!(
+            text.iter().any(|t| t.contains(&format!("`{factor}`"))
+                && t.contains(&format!("`{measure}`"))
+                && (t.contains("ANOVA") || t.contains("Welch"))),
+            "no finding on {factor} for {measure}: {text:#?}"
+        );
+    }
 }
 
 #[test]
@@ -78,6 +142,7 @@ fn bad_bench_flags() {
     let (_d, m) = tiny();
     assert_user_error(&chimera(&["bench", "-m", &m, "-o", "xml"]), "-o");
     assert_user_error(&chimera(&["bench", "-m", &m, "-r", "0"]), "-r");
+    assert_user_error(&chimera(&["bench", "-m", &m, "--kv-type", "f16,q3"]), "--kv-type");
 }
 
 /// A synthetic model (random weights, real shapes) is written once, benches as synthetic, and

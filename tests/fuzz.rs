@@ -211,24 +211,27 @@ fn chat_templates() {
     });
 }
 
-/// Artifact folders of random bytes under every extension the ingester reads (one to eight
-/// files each, half with a fragment of a real artifact spliced in): ingest never panics, and every
-/// file is read or listed as unreadable.
+/// Artifact folders of random bytes under every extension the readers take (one to eight files
+/// each, half with a fragment of a real artifact spliced in): the study never panics, every file
+/// is listed with what became of it, and every statistic is finite.
 #[test]
 fn artifact_folders() {
-    const SNIPPETS: [&[u8]; 6] = [
+    const SNIPPETS: [&[u8]; 9] = [
         b"a,b\n1,2\n",
         b"{\"tokens_s\": [1,",
         b"| x | ttft |\n|---|---|\n| 1 | ",
         b"\xff\xfe",
         b"\"",
         b"\n\n\n",
+        b"{\"build_commit\": \"a\", \"n_prompt\": 512, \"n_gen\": 0, \"avg_ts\": null}\n",
+        b"eval rate:   12.5 tokens/s\ntotal duration: 1m2.5s\n",
+        b"{\"eval_count\": 10, \"eval_duration\": 0, \"done\": true}",
     ];
     harness("artifact folders", 400, 5, |rng, _| {
         let d = tempdir();
         let n = 1 + rng.below(8);
         for i in 0..n {
-            let ext = ["csv", "json", "md"][rng.below(3)];
+            let ext = ["csv", "json", "md", "jsonl", "txt", "log", "sql"][rng.below(7)];
             let mut bytes: Vec<u8> = (0..rng.below(400)).map(|_| rng.next() as u8).collect();
             if rng.below(2) == 0 {
                 let s = SNIPPETS[rng.below(SNIPPETS.len())];
@@ -237,10 +240,13 @@ fn artifact_folders() {
             }
             std::fs::write(d.path().join(format!("f{i}.{ext}")), &bytes).unwrap();
         }
-        let f = chimera::agent::ingest::ingest(d.path(), &Default::default()).unwrap();
-        assert_eq!(f.files.total, n);
-        for s in &f.series {
-            assert!(s.mean.is_finite() && s.sd.is_finite() && s.n > 0);
+        let s = chimera::analysis::study(d.path(), &Default::default()).unwrap();
+        assert_eq!(s.files.len(), n);
+        for r in &s.catalogue {
+            assert!(r.mean.is_finite() && r.sd.is_finite() && r.n > 0, "{r:?}");
+        }
+        for f in &s.findings {
+            assert!(!f.sentence.contains("NaN") && !f.sentence.contains("inf "), "{}", f.sentence);
         }
     });
 }

@@ -12,11 +12,9 @@ mod cli;
 /// The backends: candle on its CPU device against the cpu backend, placements, safetensors.
 mod backends;
 
-/// `ingest` facts on examples/artifacts.
-mod ingest;
-
-/// `findings` on examples/artifacts: every finding, with statistics checked against scipy's.
-mod findings;
+/// The study of a folder (no model): readers, experiments, analyses and findings on corpora the
+/// tests write in the tools' own formats, with the traps real folders hold.
+mod study;
 
 /// Structured outputs, grounded decoding and the prompt cache on the real model.
 mod constraint;

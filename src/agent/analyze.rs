@@ -21,7 +21,8 @@ use std::time::Instant;
 pub const COMMENTARY_FINDINGS: usize = 3;
 
 /// Tokens each stage may write when num_predict is unlimited: a base model may never end.
-const BUDGET: [(&str, i64); 4] = [("collector", 96), ("insight", 128), ("commentary", 48), ("action", 40)];
+const BUDGET: [(&str, i64); 4] =
+    [("collector", 96), ("insight", 128), ("commentary", 48), ("action", 40)];
 
 /// Charts: one per leading experiment, at most this many.
 const CHARTS: usize = 4;
@@ -108,12 +109,13 @@ pub fn run(job: &Job, progress: &mut dyn FnMut(Event)) -> Result<Outcome> {
     let t0 = Instant::now();
     check(job)?;
     let now = std::time::SystemTime::now();
-    let study = study_mod::study(&job.dir, &study_mod::ScanOptions { max_file_bytes: job.max_file_bytes })?;
-    if study.counts().1 == 0 {
+    let study =
+        study_mod::study(&job.dir, &study_mod::ScanOptions { max_file_bytes: job.max_file_bytes })?;
+    if study.counts().0 == 0 {
         return Err(Error::option(
             "dir",
             job.dir.display(),
-            "no artifacts (csv, json, jsonl, md, txt or log files) to analyze",
+            "no artifacts with runs to analyze (csv, json, jsonl, md, sql, txt or log files)",
         ));
     }
     let ingest_seconds = t0.elapsed().as_secs_f64();
@@ -128,30 +130,15 @@ pub fn run(job: &Job, progress: &mut dyn FnMut(Event)) -> Result<Outcome> {
         let gen =
             GenerateOptions { num_predict: job.gen.num_predict, ..GenerateOptions::default() };
         let mut engine = load_engine(&job.model_path, load, progress)?;
-        Some(agents(
-            &mut engine,
-            &study,
-            &gen,
-            job.runs,
-            "Baseline",
-            "Ollama defaults",
-            progress,
-        )?)
+        Some(agents(&mut engine, &study, &gen, job.runs, "Baseline", "Ollama defaults", progress)?)
     } else {
         None
     };
     let load = LoadOptions { n_seq: slots(job.runs), ..job.load.clone() };
     let mut engine = load_engine(&job.model_path, load, progress)?;
     let base_model = engine.tokenizer.chat_template().is_none();
-    let main = agents(
-        &mut engine,
-        &study,
-        &job.gen,
-        job.runs,
-        &job.label,
-        &job.configuration,
-        progress,
-    )?;
+    let main =
+        agents(&mut engine, &study, &job.gen, job.runs, &job.label, &job.configuration, progress)?;
     let analysis_seconds = t_an.elapsed().as_secs_f64();
 
     let t_rep = Instant::now();
@@ -168,13 +155,22 @@ pub fn run(job: &Job, progress: &mut dyn FnMut(Event)) -> Result<Outcome> {
     let mut charts: Vec<(String, String)> = vec![];
     let mut chart_files: Vec<(String, Vec<u8>)> = vec![];
     for id in crate::analysis::report::chart_experiments(&study, CHARTS) {
-        if let Some(svg) = study.experiment(&id).and_then(|(e, a)| crate::analysis::report::svg::chart(e, a)) {
+        if let Some(svg) =
+            study.experiment(&id).and_then(|(e, a)| crate::analysis::report::svg::chart(e, a))
+        {
             let name = format!("chart-{id}.svg");
             charts.push((id, name.clone()));
             chart_files.push((name, svg.into_bytes()));
         }
     }
-    let ctx = render::Context { study: &study, model: &job.model_name, date: &date, workflow: &workflow, charts: &charts, base_model };
+    let ctx = render::Context {
+        study: &study,
+        model: &job.model_name,
+        date: &date,
+        workflow: &workflow,
+        charts: &charts,
+        base_model,
+    };
     let report = render::render_report(&ctx, &main, &unverified);
     let delta =
         baseline.as_ref().map(|b| super::delta(&b.aggregate_metrics, &main.aggregate_metrics));
@@ -269,7 +265,12 @@ pub fn known(study: &Study, calls: &[LlmCall]) -> Known {
     let mut measured: Vec<f64> = vec![study.files.len() as f64];
     for c in calls {
         let m = &c.metrics;
-        measured.extend([m.ttft_ms, m.throughput_tokens_per_sec, m.total_duration_ms, m.tokens_generated as f64]);
+        measured.extend([
+            m.ttft_ms,
+            m.throughput_tokens_per_sec,
+            m.total_duration_ms,
+            m.tokens_generated as f64,
+        ]);
     }
     let mut k = Known::from_study(study, &measured);
     for f in &study.findings {
@@ -297,17 +298,26 @@ pub fn agents(
         return Err(Error::option("runs", 0, "must be ≥ 1"));
     }
     let t0 = Instant::now();
-    let style = if engine.tokenizer.chat_template().is_some() { Style::Chat } else { Style::Completion };
+    let style =
+        if engine.tokenizer.chat_template().is_some() { Style::Chat } else { Style::Completion };
     let summary = crate::analysis::report::summary_items(study);
     let facts_text = super::study_text(study);
     let shared = narrative::shared_block(&facts_text, &summary);
-    let top: Vec<&Finding> = summary.iter().copied().filter(|f| style == Style::Chat || !narrative::action_options(f).is_empty()).take(COMMENTARY_FINDINGS).collect();
-    let top_text: String = summary.iter().map(|f| format!("{} {}\n", f.sentence, f.evidence.join(" "))).collect();
-    let mut sources: Vec<String> = study.findings.iter().map(|f| format!("{} {}", f.sentence, f.evidence.join(" "))).collect();
+    let top: Vec<&Finding> = summary
+        .iter()
+        .copied()
+        .filter(|f| style == Style::Chat || !narrative::action_options(f).is_empty())
+        .take(COMMENTARY_FINDINGS)
+        .collect();
+    let top_text: String =
+        summary.iter().map(|f| format!("{} {}\n", f.sentence, f.evidence.join(" "))).collect();
+    let mut sources: Vec<String> =
+        study.findings.iter().map(|f| format!("{} {}", f.sentence, f.evidence.join(" "))).collect();
     sources.push(facts_text.clone());
     let names = narrative::names_in(&summary);
     let collector = narrative::collector(style, &shared);
-    let inventory_grammar = narrative::grounding_grammar(&grounding::allowed_numbers(&facts_text), &names, 5, true);
+    let inventory_grammar =
+        narrative::grounding_grammar(&grounding::allowed_numbers(&facts_text), &names, 5, true);
     let mut plan = Runs {
         style,
         top_numbers: grounding::allowed_numbers(&top_text),
@@ -320,10 +330,17 @@ pub fn agents(
         texts: (1..=runs).map(|r| RunText { run_number: r, ..Default::default() }).collect(),
         rejected: vec![],
     };
-    let mut a = Analysis { label: label.into(), configuration: configuration.into(), ..Default::default() };
+    let mut a =
+        Analysis { label: label.into(), configuration: configuration.into(), ..Default::default() };
     let warmup = match calls::Plan::call(&plan, 1, 0) {
         Some(first) => CallSpec { stage: "warmup", budget: 1, ..first },
-        None => CallSpec { stage: "warmup", finding: None, prompt: plan.collector.clone(), grammar: plan.inventory_grammar.clone(), budget: 1 },
+        None => CallSpec {
+            stage: "warmup",
+            finding: None,
+            prompt: plan.collector.clone(),
+            grammar: plan.inventory_grammar.clone(),
+            budget: 1,
+        },
     };
     calls::one(engine, opts, 0, &warmup, progress, &mut a.llm_calls)?;
     a.concurrency = calls::runs(engine, opts, runs, &mut plan, progress, &mut a.llm_calls)?;
@@ -360,17 +377,34 @@ impl calls::Plan for Runs<'_> {
         };
         if self.style == Style::Completion {
             let f = self.top.get(step)?;
-            return Some(spec("action", Some(f), narrative::action(f), narrative::action_grammar(f)));
+            return Some(spec(
+                "action",
+                Some(f),
+                narrative::action(f),
+                narrative::action_grammar(f),
+            ));
         }
         match step {
-            0 => Some(spec("collector", None, self.collector.clone(), self.inventory_grammar.clone())),
+            0 => Some(spec(
+                "collector",
+                None,
+                self.collector.clone(),
+                self.inventory_grammar.clone(),
+            )),
             1 => {
-                let p = narrative::insight(self.style, &self.shared, &self.texts[run - 1].inventory);
-                Some(spec("insight", None, p, narrative::grounding_grammar(&self.top_numbers, &self.names, 1, false)))
+                let p =
+                    narrative::insight(self.style, &self.shared, &self.texts[run - 1].inventory);
+                Some(spec(
+                    "insight",
+                    None,
+                    p,
+                    narrative::grounding_grammar(&self.top_numbers, &self.names, 1, false),
+                ))
             }
             k => {
                 let f = self.top.get(k - 2)?;
-                let numbers = grounding::allowed_numbers(&format!("{} {}", f.sentence, f.evidence.join(" ")));
+                let numbers =
+                    grounding::allowed_numbers(&format!("{} {}", f.sentence, f.evidence.join(" ")));
                 let g = narrative::grounding_grammar(&numbers, &self.names, 1, false);
                 Some(spec("commentary", Some(f), narrative::commentary(&self.shared, f), g))
             }
@@ -398,16 +432,24 @@ impl calls::Plan for Runs<'_> {
         }
         match step {
             0 => {
-                let inv = format!("{} {response}", narrative::started(style, narrative::INVENTORY_START));
+                let inv =
+                    format!("{} {response}", narrative::started(style, narrative::INVENTORY_START));
                 text.inventory = keep(rejected, known, (run, "collector", None), inv.trim(), None);
             }
             1 => {
-                let summary = format!("{} {response}", narrative::started(style, narrative::SUMMARY_START));
+                let summary =
+                    format!("{} {response}", narrative::started(style, narrative::SUMMARY_START));
                 text.insight = keep(rejected, known, (run, "insight", None), summary.trim(), None);
             }
             k => {
                 let f = self.top[k - 2];
-                let c = keep(rejected, known, (run, "commentary", Some(&f.id)), &response, Some(f.kind));
+                let c = keep(
+                    rejected,
+                    known,
+                    (run, "commentary", Some(&f.id)),
+                    &response,
+                    Some(f.kind),
+                );
                 if !c.is_empty() {
                     text.commentary.push((f.id.clone(), c));
                 }

@@ -26,7 +26,17 @@ impl Known {
     pub fn from_study(study: &Study, metrics: &[f64]) -> Known {
         let mut k = Known::default();
         let json = crate::analysis::report::metrics(study);
-        for key in ["findings", "experiments", "catalogue", "failures", "claims", "cold_starts", "span", "records", "valid_records"] {
+        for key in [
+            "findings",
+            "experiments",
+            "catalogue",
+            "failures",
+            "claims",
+            "cold_starts",
+            "span",
+            "records",
+            "valid_records",
+        ] {
             collect(&json[key], &mut k);
         }
         k.values.extend_from_slice(metrics);

@@ -27,8 +27,16 @@ use std::fmt::Write as _;
 pub fn study_text(s: &Study) -> String {
     let (data, read) = s.counts();
     let mut t = String::new();
-    let _ = writeln!(t, "Files: {read} read, {data} with runs; {} runs, {} of them valid.", s.records, s.valid);
-    let _ = writeln!(t, "Experiments: {} (measures over the settings that vary in one benchmark).", s.experiments.len());
+    let _ = writeln!(
+        t,
+        "Files: {read} read, {data} with runs; {} runs, {} of them valid.",
+        s.records, s.valid
+    );
+    let _ = writeln!(
+        t,
+        "Experiments: {} (measures over the settings that vary in one benchmark).",
+        s.experiments.len()
+    );
     if let Some((a, b)) = s.span {
         let _ = writeln!(t, "Time span: {} to {}.", crate::stamp::date(a), crate::stamp::date(b));
     }

@@ -100,16 +100,22 @@ pub fn contradiction(kind: Kind, text: &str) -> Option<String> {
                 .any(|n| clause.contains(n))
         })
     };
-    let say = |w: &str| Some(format!("the finding is a {} but the text says \"{w}\"", kind.label()));
+    let say =
+        |w: &str| Some(format!("the finding is a {} but the text says \"{w}\"", kind.label()));
     let first = |ws: &[&str]| ws.iter().find(|w| affirmed(w)).and_then(|w| say(w));
-    let others: [(Kind, &str); 3] = [(Kind::ColdStarts, "cold start"), (Kind::Outage, "outage"), (Kind::Drift, "drift")];
+    let others: [(Kind, &str); 3] =
+        [(Kind::ColdStarts, "cold start"), (Kind::Outage, "outage"), (Kind::Drift, "drift")];
     if let Some((_, w)) = others.iter().find(|(k, w)| *k != kind && t.contains(w)) {
         return say(w);
     }
     match kind {
-        Kind::Effect => first(&["no significant", "within noise", "within run-to-run", "no effect"]),
+        Kind::Effect => {
+            first(&["no significant", "within noise", "within run-to-run", "no effect"])
+        }
         Kind::NoEffect => first(&["faster", "slower", "better", "worse", "improv", "significant"]),
-        Kind::Outage | Kind::Failures => first(&["succeeded", "completed successfully", "valid run"]),
+        Kind::Outage | Kind::Failures => {
+            first(&["succeeded", "completed successfully", "valid run"])
+        }
         _ => None,
     }
 }
@@ -122,13 +128,19 @@ pub fn action_options(f: &Finding) -> Vec<(String, String)> {
     let pairs: Vec<(&str, Option<String>)> = match f.kind {
         Kind::Effect => vec![("Prefer", n("best")), ("Avoid", n("worst"))],
         Kind::NoEffect => vec![("Stop tuning", n("factor")), ("Set by other needs", n("factor"))],
-        Kind::Untested => vec![("Re-run with repeats", n("factor")), ("Randomise the run order of", n("factor"))],
+        Kind::Untested => {
+            vec![("Re-run with repeats", n("factor")), ("Randomise the run order of", n("factor"))]
+        }
         Kind::Interaction => vec![("Tune together", n("factor"))],
         Kind::Scaling => vec![("Plan capacity by", n("factor")), ("Watch", n("measure"))],
-        Kind::Drift => vec![("Pin the environment before comparing", n("measure")), ("Re-run", n("measure"))],
+        Kind::Drift => {
+            vec![("Pin the environment before comparing", n("measure")), ("Re-run", n("measure"))]
+        }
         Kind::Outage => vec![("Exclude", n("file")), ("Re-run", n("file"))],
         Kind::Failures => vec![("Re-run", n("file")), ("Fix the setup behind", n("file"))],
-        Kind::ColdStarts => vec![("Warm up before timing", n("measure")), ("Report apart", n("measure"))],
+        Kind::ColdStarts => {
+            vec![("Warm up before timing", n("measure")), ("Report apart", n("measure"))]
+        }
         Kind::Claims => vec![("Correct", n("file")), ("Re-check", n("file"))],
         Kind::Duplicates => vec![],
     };
@@ -138,8 +150,14 @@ pub fn action_options(f: &Finding) -> Vec<(String, String)> {
 /// Endings true of any finding of a kind.
 fn endings(kind: Kind) -> &'static [&'static str] {
     match kind {
-        Kind::Effect => &[" for this measure; the difference is beyond run-to-run noise", " for this measure", ""],
-        Kind::NoEffect => &[" for speed; its levels differ by less than the noise", " for speed", ""],
+        Kind::Effect => &[
+            " for this measure; the difference is beyond run-to-run noise",
+            " for this measure",
+            "",
+        ],
+        Kind::NoEffect => {
+            &[" for speed; its levels differ by less than the noise", " for speed", ""]
+        }
         Kind::Untested => &[" before drawing a conclusion", ""],
         Kind::Interaction => &[", since the effect of one depends on the other", ""],
         Kind::Scaling => &["; the measure changes with it", ""],
@@ -180,7 +198,8 @@ pub fn action(f: &Finding) -> Prompt {
 
 /// The grammar of an action on a finding: one opening, one ending, a period.
 pub fn action_grammar(f: &Finding) -> Grammar {
-    let opens: Vec<String> = action_options(f).iter().map(|(v, n)| format!("{} `{}`", escape(v), escape(n))).collect();
+    let opens: Vec<String> =
+        action_options(f).iter().map(|(v, n)| format!("{} `{}`", escape(v), escape(n))).collect();
     let ends: Vec<String> = endings(f.kind).iter().map(|e| escape(e)).collect();
     Grammar::Regex(format!(" ?({})({})\\.\\n", opens.join("|"), ends.join("|")))
 }
@@ -365,13 +384,21 @@ mod tests {
         }))
         .unwrap();
         let opts = action_options(&f);
-        assert_eq!(opts, vec![("Prefer".to_string(), "q4_0".to_string()), ("Avoid".into(), "q8_0".into())]);
+        assert_eq!(
+            opts,
+            vec![("Prefer".to_string(), "q4_0".to_string()), ("Avoid".into(), "q8_0".into())]
+        );
         let Grammar::Regex(rx) = action_grammar(&f) else { panic!("a regex") };
         let mut re = regex_lite(&rx);
-        for ok in [" Prefer `q4_0` for this measure; the difference is beyond run-to-run noise.\n", "Avoid `q8_0`.\n"] {
+        for ok in [
+            " Prefer `q4_0` for this measure; the difference is beyond run-to-run noise.\n",
+            "Avoid `q8_0`.\n",
+        ] {
             assert!(re(ok), "{ok:?} should match {rx}");
         }
-        for bad in ["Prefer `q8_0`.\n", "Avoid `q4_0` by 64 %.\n", "Use `q4_0`.\n", "Prefer `q4_0` now.\n"] {
+        for bad in
+            ["Prefer `q8_0`.\n", "Avoid `q4_0` by 64 %.\n", "Use `q4_0`.\n", "Prefer `q4_0` now.\n"]
+        {
             assert!(!re(bad), "{bad:?} should not match");
         }
     }

@@ -81,7 +81,11 @@ pub fn render_report(c: &Context, a: &Analysis, unverified: &[Unverified]) -> St
     let mut m = String::new();
     render_metrics(&mut m, a);
     if !last.inventory.is_empty() {
-        let _ = writeln!(m, "\nThe collector's inventory (model text, grounded):\n\n{}", last.inventory);
+        let _ = writeln!(
+            m,
+            "\nThe collector's inventory (model text, grounded):\n\n{}",
+            last.inventory
+        );
     }
     x.appendix.push(("The model's calls".into(), m));
     let w = c.workflow;
@@ -97,7 +101,10 @@ pub fn render_report(c: &Context, a: &Analysis, unverified: &[Unverified]) -> St
             w.report_seconds
         ),
     ));
-    x.appendix.push(("Personas".into(), format!("```text\n{COLLECTOR_PERSONA}\n```\n\n```text\n{INSIGHT_PERSONA}\n```")));
+    x.appendix.push((
+        "Personas".into(),
+        format!("```text\n{COLLECTOR_PERSONA}\n```\n\n```text\n{INSIGHT_PERSONA}\n```"),
+    ));
     report::markdown(c.study, &x, c.charts)
 }
 
@@ -260,4 +267,3 @@ pub fn render_comparison(
     let _ = writeln!(s, "## Conclusion\n\n{}\n", d.conclusion);
     s
 }
-

@@ -47,6 +47,8 @@ pub struct Study {
     pub catalogue: Vec<methods::catalogue::Row>,
     pub outliers: Vec<methods::catalogue::Outlier>,
     pub findings: Vec<findings::Finding>,
+    /// How many of `findings` are Key Findings (they come first).
+    pub key_count: usize,
     /// Earliest and latest run time in the data.
     pub span: Option<(i64, i64)>,
     /// Records read (runs and repetitions), valid ones among them.
@@ -64,7 +66,7 @@ impl Study {
 
     /// The Key Findings (at most `MAX_KEY`).
     pub fn key_findings(&self) -> &[findings::Finding] {
-        &self.findings[..self.findings.len().min(findings::MAX_KEY)]
+        &self.findings[..self.key_count.min(self.findings.len())]
     }
 
     pub fn experiment(&self, id: &str) -> Option<(&Experiment, &Analysis)> {
@@ -78,14 +80,18 @@ pub fn study(root: &Path, opts: &ScanOptions) -> crate::Result<Study> {
     let sc = scan::scan(root, opts)?;
     let claims_input = sc.reports.clone();
     let (families, duplicates) = design::families(sc.batches);
-    let cold: Vec<ColdStarts> = families.iter().filter_map(methods::patterns::cold_starts).collect();
-    let cold_set: BTreeSet<(String, usize)> = cold.iter().flat_map(|c| c.cold.iter().cloned()).collect();
+    let cold: Vec<ColdStarts> =
+        families.iter().filter_map(methods::patterns::cold_starts).collect();
+    let cold_set: BTreeSet<(String, usize)> =
+        cold.iter().flat_map(|c| c.cold.iter().cloned()).collect();
     let mut next = 0;
-    let experiments: Vec<Experiment> = families.iter().flat_map(|f| design::experiments(f, &cold_set, &mut next)).collect();
+    let experiments: Vec<Experiment> =
+        families.iter().flat_map(|f| design::experiments(f, &cold_set, &mut next)).collect();
     let analyses: Vec<Analysis> = experiments.iter().map(methods::analyse).collect();
     let failures = methods::failures::groups(&families);
     let claims = methods::claims::check(&claims_input, &families);
-    let times: Vec<i64> = families.iter().flat_map(|f| f.records.iter().filter_map(|r| r.time)).collect();
+    let times: Vec<i64> =
+        families.iter().flat_map(|f| f.records.iter().filter_map(|r| r.time)).collect();
     let records = families.iter().map(|f| f.records.len()).sum();
     let valid = families.iter().flat_map(|f| &f.records).filter(|r| r.validity.is_ok()).count();
     let mut s = Study {
@@ -102,6 +108,7 @@ pub fn study(root: &Path, opts: &ScanOptions) -> crate::Result<Study> {
         catalogue: vec![],
         outliers: vec![],
         findings: vec![],
+        key_count: 0,
         span: times.iter().min().zip(times.iter().max()).map(|(a, b)| (*a, *b)),
         records,
         valid,
@@ -114,6 +121,6 @@ pub fn study(root: &Path, opts: &ScanOptions) -> crate::Result<Study> {
     }
     s.catalogue = methods::catalogue::catalogue(&s.families);
     s.outliers = methods::catalogue::outliers(&s.experiments);
-    s.findings = findings::all(&s);
+    (s.findings, s.key_count) = findings::all(&s);
     Ok(s)
 }

@@ -59,7 +59,16 @@ pub fn scan(root: &Path, opts: &ScanOptions) -> crate::Result<Scan> {
     let mut hashes: Vec<([u8; 32], String)> = vec![];
     for (p, note) in walk(root) {
         let rel = rel(root, &p);
-        let mut e = FileEntry { path: rel.clone(), bytes: 0, kind: "other".into(), formats: vec![], records: 0, status: String::new(), copy_of: None, modified: None };
+        let mut e = FileEntry {
+            path: rel.clone(),
+            bytes: 0,
+            kind: "other".into(),
+            formats: vec![],
+            records: 0,
+            status: String::new(),
+            copy_of: None,
+            modified: None,
+        };
         if let Some(n) = note {
             e.status = n;
             out.files.push(e);
@@ -79,7 +88,8 @@ pub fn scan(root: &Path, opts: &ScanOptions) -> crate::Result<Scan> {
         };
         e.kind = kind.into();
         if m.len() > opts.max_file_bytes {
-            e.status = format!("skipped: {} bytes, over the {}-byte cap", m.len(), opts.max_file_bytes);
+            e.status =
+                format!("skipped: {} bytes, over the {}-byte cap", m.len(), opts.max_file_bytes);
             out.files.push(e);
             continue;
         }
@@ -89,7 +99,13 @@ pub fn scan(root: &Path, opts: &ScanOptions) -> crate::Result<Scan> {
     Ok(out)
 }
 
-fn read_one(p: &Path, rel: &str, e: &mut FileEntry, out: &mut Scan, hashes: &mut Vec<([u8; 32], String)>) {
+fn read_one(
+    p: &Path,
+    rel: &str,
+    e: &mut FileEntry,
+    out: &mut Scan,
+    hashes: &mut Vec<([u8; 32], String)>,
+) {
     let bytes = match std::fs::read(p) {
         Ok(b) => b,
         Err(err) => {
@@ -128,7 +144,9 @@ fn read_one(p: &Path, rel: &str, e: &mut FileEntry, out: &mut Scan, hashes: &mut
             }
             e.status = match (&parsed.note, e.records) {
                 (Some(n), _) => format!("read ({n})"),
-                (None, 0) if e.kind == "md" => "a report (its numbers are checked as claims)".into(),
+                (None, 0) if e.kind == "md" => {
+                    "a report (its numbers are checked as claims)".into()
+                }
                 (None, 0) => "no runs in it".into(),
                 (None, _) => "read".into(),
             };
@@ -177,11 +195,19 @@ pub fn decode(b: &[u8]) -> Result<String, String> {
         return String::from_utf8(rest.to_vec()).map_err(|_| "invalid UTF-8".to_string());
     }
     let utf16 = |rest: &[u8], le: bool| {
-        if rest.len() % 2 != 0 {
+        if !rest.len().is_multiple_of(2) {
             return Err("UTF-16 text with an odd byte count".to_string());
         }
-        let units: Vec<u16> =
-            rest.chunks_exact(2).map(|c| if le { u16::from_le_bytes([c[0], c[1]]) } else { u16::from_be_bytes([c[0], c[1]]) }).collect();
+        let units: Vec<u16> = rest
+            .chunks_exact(2)
+            .map(|c| {
+                if le {
+                    u16::from_le_bytes([c[0], c[1]])
+                } else {
+                    u16::from_be_bytes([c[0], c[1]])
+                }
+            })
+            .collect();
         String::from_utf16(&units).map_err(|_| "invalid UTF-16".to_string())
     };
     if let Some(rest) = b.strip_prefix(&[0xFF, 0xFE]) {
@@ -194,7 +220,9 @@ pub fn decode(b: &[u8]) -> Result<String, String> {
         Ok(t) => Ok(t),
         // a Windows tool's 8-bit text: Latin-1 maps every byte, and nothing numeric changes;
         // control bytes other than whitespace say it is binary
-        Err(_) if !b.iter().any(|&c| c < 0x09 || (0x0e..0x20).contains(&c)) => Ok(b.iter().map(|&c| c as char).collect()),
+        Err(_) if !b.iter().any(|&c| c < 0x09 || (0x0e..0x20).contains(&c)) => {
+            Ok(b.iter().map(|&c| c as char).collect())
+        }
         Err(_) => Err("binary, not text".to_string()),
     }
 }

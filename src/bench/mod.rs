@@ -30,7 +30,8 @@ pub struct Grid {
     /// What runs the offloaded layers, and whether decode steps may be CUDA graphs.
     pub gpu: crate::backend::GpuDevice,
     pub cuda_graphs: bool,
-    pub kv_type: crate::backend::KvType,
+    /// KV cache types, each a load setting (llama-bench's `-ctk` list).
+    pub kv_types: Vec<crate::backend::KvType>,
 }
 
 impl Default for Grid {
@@ -50,7 +51,7 @@ impl Default for Grid {
             warmup: true,
             gpu: crate::backend::GpuDevice::for_build(0),
             cuda_graphs: true,
-            kv_type: crate::backend::KvType::default(),
+            kv_types: vec![crate::backend::KvType::default()],
         }
     }
 }
@@ -62,6 +63,7 @@ pub struct Case {
     pub num_gpu: i64,
     pub threads: usize,
     pub n_batch: usize,
+    pub kv_type: crate::backend::KvType,
     pub n_prompt: usize,
     pub n_gen: usize,
     pub depth: usize,
@@ -82,12 +84,13 @@ impl Case {
         }
     }
 
-    fn load_key(&self) -> (&str, i64, usize, usize) {
-        (&self.model, self.num_gpu, self.threads, self.n_batch)
+    fn load_key(&self) -> (&str, i64, usize, usize, &'static str) {
+        (&self.model, self.num_gpu, self.threads, self.n_batch, self.kv_type.name())
     }
 }
 
-/// Every combination, load-affecting parameters (model, num_gpu, threads, n_batch) outermost.
+/// Every combination, load-affecting parameters (model, num_gpu, threads, n_batch, KV type)
+/// outermost.
 pub fn expand(g: &Grid) -> Result<Vec<Case>> {
     if g.models.is_empty() {
         return Err(Error::option("-m", "(none)", "name at least one model"));
@@ -103,33 +106,38 @@ pub fn expand(g: &Grid) -> Result<Vec<Case>> {
                     if b == 0 {
                         return Err(Error::option("-b", 0, "must be ≥ 1"));
                     }
-                    for &d in &g.depth {
-                        let base = Case {
-                            model: m.clone(),
-                            num_gpu: ngl,
-                            threads: t,
-                            n_batch: b,
-                            n_prompt: 0,
-                            n_gen: 0,
-                            depth: d,
-                        };
-                        out.extend(
-                            g.n_prompt
-                                .iter()
-                                .filter(|&&p| p > 0)
-                                .map(|&p| Case { n_prompt: p, ..base.clone() }),
-                        );
-                        out.extend(
-                            g.n_gen
-                                .iter()
-                                .filter(|&&n| n > 0)
-                                .map(|&n| Case { n_gen: n, ..base.clone() }),
-                        );
-                        out.extend(g.pg.iter().filter(|(p, n)| p + n > 0).map(|&(p, n)| Case {
-                            n_prompt: p,
-                            n_gen: n,
-                            ..base.clone()
-                        }));
+                    for &kv in &g.kv_types {
+                        for &d in &g.depth {
+                            let base = Case {
+                                model: m.clone(),
+                                num_gpu: ngl,
+                                threads: t,
+                                n_batch: b,
+                                kv_type: kv,
+                                n_prompt: 0,
+                                n_gen: 0,
+                                depth: d,
+                            };
+                            out.extend(
+                                g.n_prompt
+                                    .iter()
+                                    .filter(|&&p| p > 0)
+                                    .map(|&p| Case { n_prompt: p, ..base.clone() }),
+                            );
+                            out.extend(
+                                g.n_gen
+                                    .iter()
+                                    .filter(|&&n| n > 0)
+                                    .map(|&n| Case { n_gen: n, ..base.clone() }),
+                            );
+                            out.extend(
+                                g.pg.iter().filter(|(p, n)| p + n > 0).map(|&(p, n)| Case {
+                                    n_prompt: p,
+                                    n_gen: n,
+                                    ..base.clone()
+                                }),
+                            );
+                        }
                     }
                 }
             }
@@ -215,7 +223,7 @@ impl Lcg {
 
 /// The model loaded for the current load setting.
 struct Loaded {
-    key: (String, i64, usize, usize),
+    key: (String, i64, usize, usize, &'static str),
     engine: Engine,
     path: std::path::PathBuf,
     synthetic: bool,
@@ -234,7 +242,7 @@ pub fn run(
     let mut loaded: Option<Loaded> = None;
     for (i, c) in cases.iter().enumerate() {
         let key = c.load_key();
-        let key_owned = (key.0.to_string(), key.1, key.2, key.3);
+        let key_owned = (key.0.to_string(), key.1, key.2, key.3, key.4);
         if loaded.as_ref().is_none_or(|l| l.key != key_owned) {
             // free the previous model before loading the next
             drop(loaded.take());
@@ -255,7 +263,7 @@ pub fn run(
                 num_gpu: c.num_gpu,
                 gpu: grid.gpu,
                 cuda_graphs: grid.cuda_graphs,
-                kv_type: grid.kv_type,
+                kv_type: c.kv_type,
                 ..LoadOptions::default()
             };
             let engine = Engine::load(&path, opts)?;

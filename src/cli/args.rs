@@ -144,7 +144,8 @@ pub struct BenchArgs {
     pub reps: usize,
     #[arg(long)]
     pub no_warmup: bool,
-    /// KV cache type: f16 (default), q8_0 or f32 (llama-bench's -ctk/-ctv; OLLAMA_KV_CACHE_TYPE).
+    /// KV cache types, comma-separated: f16 (default), q8_0, f32 (llama-bench's -ctk/-ctv;
+    /// OLLAMA_KV_CACHE_TYPE).
     #[arg(long, visible_alias = "ctk")]
     pub kv_type: Option<String>,
     /// Output format: md, csv, json, jsonl.
@@ -226,6 +227,14 @@ pub struct LoadArgs {
     /// KV cache type: f16 (default), q8_0 or f32 (OLLAMA_KV_CACHE_TYPE).
     #[arg(long)]
     pub kv_type: Option<String>,
+}
+
+/// KV cache types from a comma list (bench), each checked as `kv_type` checks one.
+pub(super) fn kv_types(flag: Option<&str>) -> Result<Vec<KvType>> {
+    match flag {
+        Some(f) => f.split(',').map(|v| kv_type(Some(v))).collect(),
+        None => Ok(vec![kv_type(None)?]),
+    }
 }
 
 /// The KV cache type: the flag, else OLLAMA_KV_CACHE_TYPE, else f16.

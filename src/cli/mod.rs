@@ -358,8 +358,13 @@ fn ingest(a: IngestArgs) -> Result<()> {
         s.families.len(),
         s.experiments.len()
     );
-    let summary: Vec<String> = analysis::report::summary_items(&s).iter().map(|f| f.id.clone()).collect();
-    outln!("{} findings ({} key; * = Executive Summary):", s.findings.len(), s.key_findings().len());
+    let summary: Vec<String> =
+        analysis::report::summary_items(&s).iter().map(|f| f.id.clone()).collect();
+    outln!(
+        "{} findings ({} key; * = Executive Summary):",
+        s.findings.len(),
+        s.key_findings().len()
+    );
     let w = s.findings.iter().map(|x| x.kind.label().len()).max().unwrap_or(4);
     outln!("{:<5} {:<w$}  FINDING", "ID", "KIND");
     for x in s.key_findings() {
@@ -402,7 +407,7 @@ fn bench(a: BenchArgs) -> Result<()> {
         warmup: !a.no_warmup,
         gpu: gpu_device(0)?,
         cuda_graphs: cuda_graphs()?,
-        kv_type: kv_type(a.kv_type.as_deref())?,
+        kv_types: args::kv_types(a.kv_type.as_deref())?,
     };
     let total = bench::expand(&grid)?.len() as u64;
     let bar = indicatif::ProgressBar::new(total);

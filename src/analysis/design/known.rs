@@ -32,7 +32,15 @@ const BLOCKS: &[(&str, &str, usize)] = &[
 ];
 
 /// Ollama's default tag of a bare name (`gemma3` and `gemma3:latest` are the 4B).
-const LATEST: &[(&str, &str)] = &[("gemma3", "4b"), ("llama3.1", "8b"), ("llama3", "8b"), ("llama3.2", "3b"), ("mistral", "7b"), ("qwen2.5", "7b"), ("gemma2", "9b")];
+const LATEST: &[(&str, &str)] = &[
+    ("gemma3", "4b"),
+    ("llama3.1", "8b"),
+    ("llama3", "8b"),
+    ("llama3.2", "3b"),
+    ("mistral", "7b"),
+    ("qwen2.5", "7b"),
+    ("gemma2", "9b"),
+];
 
 /// The repeating blocks of a model named as Ollama names it (`llama3.1:8b-instruct-q4_0`,
 /// `gemma3:1b-it-qat`, `gemma3:latest`), when chimera knows it.

@@ -14,7 +14,6 @@ use super::record::{Level, MeasureDef, Record};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
-
 pub use split::experiments;
 
 /// Files that are runs of one benchmark.
@@ -114,8 +113,17 @@ impl Experiment {
 
     /// A title: `tokens_s by quant (model = llama3.1:8b)`.
     pub fn title(&self) -> String {
-        let by: Vec<&str> = self.factors.iter().filter(|f| f.role != Role::Session).map(|f| f.name.as_str()).collect();
-        let mut t = if by.is_empty() { self.measure.clone() } else { format!("{} by {}", self.measure, by.join(" × ")) };
+        let by: Vec<&str> = self
+            .factors
+            .iter()
+            .filter(|f| f.role != Role::Session)
+            .map(|f| f.name.as_str())
+            .collect();
+        let mut t = if by.is_empty() {
+            self.measure.clone()
+        } else {
+            format!("{} by {}", self.measure, by.join(" × "))
+        };
         if !self.split.is_empty() {
             let s: Vec<String> = self.split.iter().map(|(k, v)| format!("{k} = {v}")).collect();
             t.push_str(&format!(" ({})", s.join(", ")));
@@ -133,6 +141,9 @@ impl Experiment {
     }
 }
 
+/// What makes batches one benchmark: reader, table, columns.
+type Key = (String, String, Vec<String>);
+
 /// A canonical text of a batch's records, to recognise the same data written twice.
 fn fingerprint(b: &Batch) -> Vec<String> {
     // counts repeat between unrelated runs of one prompt, zeros between failed ones
@@ -142,7 +153,11 @@ fn fingerprint(b: &Batch) -> Vec<String> {
         .flat_map(|r| {
             r.measures
                 .iter()
-                .filter(|(k, o)| o.value != 0.0 && super::readers::known_def(k).is_some_and(|d| d.quantity != super::record::Quantity::Count))
+                .filter(|(k, o)| {
+                    o.value != 0.0
+                        && super::readers::known_def(k)
+                            .is_some_and(|d| d.quantity != super::record::Quantity::Count)
+                })
                 .map(|(_, o)| format!("{:.6e}", o.value))
         })
         .collect();
@@ -164,7 +179,11 @@ pub fn families(batches: Vec<(String, Batch)>) -> (Vec<Family>, Vec<Duplicate>) 
         if fp.len() >= 3 {
             if let Some((_, of)) = prints.iter().find(|(p, f)| *p == fp && *f != file) {
                 if !dups.iter().any(|d: &Duplicate| d.file == file) {
-                    dups.push(Duplicate { file: file.clone(), of: of.clone(), relation: "same records".into() });
+                    dups.push(Duplicate {
+                        file: file.clone(),
+                        of: of.clone(),
+                        relation: "same records".into(),
+                    });
                 }
                 continue;
             }
@@ -184,7 +203,7 @@ pub fn families(batches: Vec<(String, Batch)>) -> (Vec<Family>, Vec<Duplicate>) 
         }
         (b.format.clone(), generic(&b.locator), cols)
     };
-    let mut groups: Vec<((String, String, Vec<String>), Vec<(String, Batch)>)> = vec![];
+    let mut groups: Vec<(Key, Vec<(String, Batch)>)> = vec![];
     let mut orphans = vec![];
     for (file, b) in kept {
         let k = key(&b);
@@ -193,7 +212,9 @@ pub fn families(batches: Vec<(String, Batch)>) -> (Vec<Family>, Vec<Duplicate>) 
             continue;
         }
         let ext = ext(&file);
-        match groups.iter_mut().find(|(g, files)| g.0 == k.0 && g.1 == k.1 && g.2 == k.2 && ext == self::ext(&files[0].0)) {
+        match groups.iter_mut().find(|(g, files)| {
+            g.0 == k.0 && g.1 == k.1 && g.2 == k.2 && ext == self::ext(&files[0].0)
+        }) {
             Some((_, v)) => v.push((file, b)),
             None => groups.push((k, vec![(file, b)])),
         }
@@ -209,7 +230,11 @@ pub fn families(batches: Vec<(String, Batch)>) -> (Vec<Family>, Vec<Duplicate>) 
             None => groups.push(((b.format.clone(), generic(&b.locator), vec![]), vec![(file, b)])),
         }
     }
-    let mut fams: Vec<Family> = groups.into_iter().enumerate().map(|(id, (k, members))| family(id, &k.0, members)).collect();
+    let mut fams: Vec<Family> = groups
+        .into_iter()
+        .enumerate()
+        .map(|(id, (k, members))| family(id, &k.0, members))
+        .collect();
     derived(&mut fams, &mut dups);
     for (i, f) in fams.iter_mut().enumerate() {
         f.id = i;
@@ -231,31 +256,54 @@ fn derived(fams: &mut Vec<Family>, dups: &mut Vec<Duplicate>) {
         if f.records.len() > 500 || f.records.is_empty() {
             continue;
         }
-        let fk: BTreeSet<String> = f.records.iter().flat_map(|r| r.factors.keys().map(|k| norm(k))).collect();
+        let fk: BTreeSet<String> =
+            f.records.iter().flat_map(|r| r.factors.keys().map(|k| norm(k))).collect();
         for (j, g) in fams.iter().enumerate() {
             if i == j || gone.contains(&j) || g.records.len() < f.records.len() {
                 continue;
             }
             // of two tables of equal length, the one named a summary is the derived one
-            let summaryish = |fam: &Family| fam.files.iter().any(|x| ["summary", "mean", "avg", "aggregate", "agg"].iter().any(|w| x.to_ascii_lowercase().contains(w)));
+            let summaryish = |fam: &Family| {
+                fam.files.iter().any(|x| {
+                    ["summary", "mean", "avg", "aggregate", "agg"]
+                        .iter()
+                        .any(|w| x.to_ascii_lowercase().contains(w))
+                })
+            };
             if g.records.len() == f.records.len() && (!summaryish(f) || summaryish(g)) {
                 continue;
             }
-            let gk: BTreeSet<String> = g.records.iter().flat_map(|r| r.factors.keys().map(|k| norm(k))).collect();
+            let gk: BTreeSet<String> =
+                g.records.iter().flat_map(|r| r.factors.keys().map(|k| norm(k))).collect();
             let common: Vec<&String> = fk.intersection(&gk).collect();
-            if common.len() < fk.len().min(2).max(1) {
+            if common.len() < fk.len().clamp(1, 2) {
                 continue;
             }
-            let beside = summaryish(f) && f.files.iter().all(|x| {
-                let dir = x.rsplit_once('/').map_or("", |(d, _)| d);
-                g.files.iter().any(|y| y.rsplit_once('/').map_or("", |(d, _)| d) == dir)
-            });
-            let nothing_valid = !f.records.iter().any(|r| r.validity.is_ok() && r.measures.values().any(|o| o.value != 0.0));
+            let beside = summaryish(f)
+                && f.files.iter().all(|x| {
+                    let dir = x.rsplit_once('/').map_or("", |(d, _)| d);
+                    g.files.iter().any(|y| y.rsplit_once('/').map_or("", |(d, _)| d) == dir)
+                });
+            let nothing_valid = !f
+                .records
+                .iter()
+                .any(|r| r.validity.is_ok() && r.measures.values().any(|o| o.value != 0.0));
             if means_match(f, g, &common) || (beside && nothing_valid) {
                 for file in &f.files {
                     // the raw file most like the summary's name
-                    let of = g.files.iter().max_by_key(|x| x.bytes().zip(file.bytes()).take_while(|(a, b)| a == b).count()).cloned().unwrap_or_default();
-                    dups.push(Duplicate { file: file.clone(), of, relation: "derived summary".into() });
+                    let of = g
+                        .files
+                        .iter()
+                        .max_by_key(|x| {
+                            x.bytes().zip(file.bytes()).take_while(|(a, b)| a == b).count()
+                        })
+                        .cloned()
+                        .unwrap_or_default();
+                    dups.push(Duplicate {
+                        file: file.clone(),
+                        of,
+                        relation: "derived summary".into(),
+                    });
                 }
                 gone.push(i);
                 break;
@@ -272,7 +320,8 @@ fn derived(fams: &mut Vec<Family>, dups: &mut Vec<Duplicate>) {
 /// Whether most of `f`'s rows equal the means of `g`'s runs at the same levels of `common`.
 fn means_match(f: &Family, g: &Family, common: &[&String]) -> bool {
     let key = |r: &Record| -> Vec<String> {
-        let by: BTreeMap<String, String> = r.factors.iter().map(|(k, v)| (norm(k), v.text().to_string())).collect();
+        let by: BTreeMap<String, String> =
+            r.factors.iter().map(|(k, v)| (norm(k), v.text().to_string())).collect();
         common.iter().map(|c| by.get(*c).cloned().unwrap_or_default()).collect()
     };
     let mut cells: BTreeMap<Vec<String>, Vec<&Record>> = BTreeMap::new();
@@ -280,7 +329,9 @@ fn means_match(f: &Family, g: &Family, common: &[&String]) -> bool {
         cells.entry(key(r)).or_default().push(r);
     }
     let mut hit = 0;
-    let count = |k: &str| super::readers::known_def(k).is_none_or(|d| d.quantity == super::record::Quantity::Count);
+    let count = |k: &str| {
+        super::readers::known_def(k).is_none_or(|d| d.quantity == super::record::Quantity::Count)
+    };
     for r in &f.records {
         let Some(rs) = cells.get(&key(r)) else { continue };
         let means: Vec<f64> = {
@@ -288,13 +339,22 @@ fn means_match(f: &Family, g: &Family, common: &[&String]) -> bool {
             names
                 .into_iter()
                 .filter_map(|m| {
-                    let v: Vec<f64> = rs.iter().filter_map(|x| x.measures.get(m).map(|o| o.value)).collect();
+                    let v: Vec<f64> =
+                        rs.iter().filter_map(|x| x.measures.get(m).map(|o| o.value)).collect();
                     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
                 })
                 .collect()
         };
-        let own: Vec<f64> = r.measures.iter().filter(|(k, o)| !count(k) && o.value != 0.0).map(|(_, o)| o.value).collect();
-        let found = own.iter().filter(|v| means.iter().any(|m| (m - *v).abs() <= 1e-3 * v.abs() + 0.006)).count();
+        let own: Vec<f64> = r
+            .measures
+            .iter()
+            .filter(|(k, o)| !count(k) && o.value != 0.0)
+            .map(|(_, o)| o.value)
+            .collect();
+        let found = own
+            .iter()
+            .filter(|v| means.iter().any(|m| (m - *v).abs() <= 1e-3 * v.abs() + 0.006))
+            .count();
         hit += usize::from(!own.is_empty() && found * 2 >= own.len());
     }
     hit * 5 >= f.records.len() * 4
@@ -370,7 +430,11 @@ fn family(id: usize, format: &str, members: Vec<(String, Batch)>) -> Family {
                     r.rep = r.rep.or(lv.num().map(|x| x as usize));
                     continue;
                 }
-                let name = if r.factors.contains_key(&f.name) { format!("{} (name)", f.name) } else { f.name.clone() };
+                let name = if r.factors.contains_key(&f.name) {
+                    format!("{} (name)", f.name)
+                } else {
+                    f.name.clone()
+                };
                 if f.session {
                     if let Some(t) = crate::stamp::in_name(lv.text()).first() {
                         r.time = r.time.or(Some(t.time));
@@ -379,12 +443,21 @@ fn family(id: usize, format: &str, members: Vec<(String, Batch)>) -> Family {
                 r.factors.insert(name, lv);
             }
             if r.time.is_none() {
-                r.time = file.split('/').flat_map(crate::stamp::in_name).map(|s| s.time).last();
+                r.time =
+                    file.split('/').flat_map(crate::stamp::in_name).map(|s| s.time).next_back();
             }
             records.push(r);
         }
     }
-    Family { id, name: template(&files), format: format.to_string(), files, records, path_factors: names, session }
+    Family {
+        id,
+        name: template(&files),
+        format: format.to_string(),
+        files,
+        records,
+        path_factors: names,
+        session,
+    }
 }
 
 /// The files' common path, each differing component written `*`.
@@ -397,7 +470,13 @@ fn template(files: &[String]) -> String {
         return format!("{} and {} more", files[0], files.len() - 1);
     }
     (0..comps[0].len())
-        .map(|d| if comps.iter().all(|c| c[d] == comps[0][d]) { comps[0][d].to_string() } else { "*".to_string() })
+        .map(|d| {
+            if comps.iter().all(|c| c[d] == comps[0][d]) {
+                comps[0][d].to_string()
+            } else {
+                "*".to_string()
+            }
+        })
         .collect::<Vec<_>>()
         .join("/")
 }
@@ -417,7 +496,10 @@ mod tests {
                 r
             })
             .collect();
-        (file.to_string(), Batch { format: "CSV".into(), locator: String::new(), records, derived: false })
+        (
+            file.to_string(),
+            Batch { format: "CSV".into(), locator: String::new(), records, derived: false },
+        )
     }
 
     #[test]
@@ -431,6 +513,13 @@ mod tests {
         assert_eq!(f[0].name, "o/*/runs.csv");
         assert_eq!(f[0].session.as_deref(), Some("run"));
         assert_eq!(f[0].records[3].factors["run"].text(), "20251002-151446");
-        assert_eq!(d, vec![Duplicate { file: "copy/runs.csv".into(), of: "o/20251002-151446/runs.csv".into(), relation: "same records".into() }]);
+        assert_eq!(
+            d,
+            vec![Duplicate {
+                file: "copy/runs.csv".into(),
+                of: "o/20251002-151446/runs.csv".into(),
+                relation: "same records".into()
+            }]
+        );
     }
 }

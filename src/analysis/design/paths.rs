@@ -23,14 +23,22 @@ fn quant_word(t: &str) -> bool {
     let t = t.to_ascii_lowercase();
     let exact = ["f16", "f32", "bf16", "fp16", "fp32", "fp8", "int8", "int4", "baseline"];
     exact.contains(&t.as_str())
-        || (t.starts_with('q') || t.starts_with("iq")) && t.chars().nth(if t.starts_with("iq") { 2 } else { 1 }).is_some_and(|c| c.is_ascii_digit())
-        || t.starts_with("turbo") || t.starts_with("planar") || t.starts_with("tq") && t.len() <= 4
+        || (t.starts_with('q') || t.starts_with("iq"))
+            && t.chars()
+                .nth(if t.starts_with("iq") { 2 } else { 1 })
+                .is_some_and(|c| c.is_ascii_digit())
+        || t.starts_with("turbo")
+        || t.starts_with("planar")
+        || t.starts_with("tq") && t.len() <= 4
 }
 
 /// Splits a name into tokens on `__`, `_`, `/` and ` `, keeping ggml type names (`q4_k_m`,
 /// `q8_0`, `iq4_xs`) and `key-value` pairs whole.
 pub fn tokens(name: &str) -> Vec<String> {
-    let stem = name.rsplit_once('.').filter(|(_, e)| e.len() <= 6 && !e.chars().all(|c| c.is_ascii_digit())).map_or(name, |(s, _)| s);
+    let stem = name
+        .rsplit_once('.')
+        .filter(|(_, e)| e.len() <= 6 && !e.chars().all(|c| c.is_ascii_digit()))
+        .map_or(name, |(s, _)| s);
     let stem = stem.strip_suffix(".stderr").unwrap_or(stem);
     if stem.contains("__") {
         // `model__toolbox__fa1`: the double underscore separates fields whose values hold `_`
@@ -43,13 +51,28 @@ pub fn tokens(name: &str) -> Vec<String> {
         // re-join ggml type names split by '_': q4 + k + m, q8 + 0, iq4 + xs
         let t = raw[i];
         let lower = t.to_ascii_lowercase();
-        let is_q = (lower.starts_with('q') || lower.starts_with("iq")) && lower.len() <= 4 && lower.chars().skip(1).any(|c| c.is_ascii_digit());
+        let is_q = (lower.starts_with('q') || lower.starts_with("iq"))
+            && lower.len() <= 4
+            && lower.chars().skip(1).any(|c| c.is_ascii_digit());
         if is_q {
             let mut j = i + 1;
             let mut joined = t.to_string();
-            while j < raw.len() && raw[j].len() <= 2 && j - i <= 2 && raw[j].chars().all(|c| c.is_ascii_alphanumeric()) {
+            while j < raw.len()
+                && raw[j].len() <= 2
+                && j - i <= 2
+                && raw[j].chars().all(|c| c.is_ascii_alphanumeric())
+            {
                 let n = raw[j].to_ascii_lowercase();
-                if !(n == "0" || n == "1" || n == "k" || n == "m" || n == "s" || n == "l" || n == "xs" || n == "xxs" || n == "nl") {
+                if !(n == "0"
+                    || n == "1"
+                    || n == "k"
+                    || n == "m"
+                    || n == "s"
+                    || n == "l"
+                    || n == "xs"
+                    || n == "xxs"
+                    || n == "nl")
+                {
                     break;
                 }
                 joined.push('_');
@@ -67,24 +90,47 @@ pub fn tokens(name: &str) -> Vec<String> {
 }
 
 /// What a varying token position is, from its values.
-fn name_for(values: &[&str], position: usize, depth_name: &str) -> (String, Vec<Level>, bool, bool) {
+fn name_for(
+    values: &[&str],
+    position: usize,
+    depth_name: &str,
+) -> (String, Vec<Level>, bool, bool) {
     let lv = |s: &str| Level::parse(s);
     // stamps: sessions
     if values.iter().all(|v| !stamp::in_name(v).is_empty()) {
-        return ("run".into(), values.iter().map(|v| Level::Text(v.to_string())).collect(), true, false);
+        return (
+            "run".into(),
+            values.iter().map(|v| Level::Text(v.to_string())).collect(),
+            true,
+            false,
+        );
     }
     if values.iter().all(|v| quant_word(v)) {
         let kv = values.iter().any(|v| {
             let l = v.to_ascii_lowercase();
             l.starts_with("turbo") || l.starts_with("planar") || l == "baseline"
         });
-        return (if kv { "kv type" } else { "quant" }.into(), values.iter().map(|v| lv(v)).collect(), false, false);
+        return (
+            if kv { "kv type" } else { "quant" }.into(),
+            values.iter().map(|v| lv(v)).collect(),
+            false,
+            false,
+        );
     }
     // a shared alphabetic prefix and a number: ctx16k, run3, t0.2, b512
     let prefix = |v: &str| v.chars().take_while(|c| c.is_ascii_alphabetic()).collect::<String>();
     let p0 = prefix(values[0]);
-    if !p0.is_empty() && values.iter().all(|v| prefix(v) == p0 && v.len() > p0.len() && v[p0.len()..].starts_with(|c: char| c.is_ascii_digit())) {
-        let rep = matches!(p0.to_ascii_lowercase().as_str(), "run" | "rep" | "r" | "trial" | "iter" | "repeat" | "seed" | "attempt");
+    if !p0.is_empty()
+        && values.iter().all(|v| {
+            prefix(v) == p0
+                && v.len() > p0.len()
+                && v[p0.len()..].starts_with(|c: char| c.is_ascii_digit())
+        })
+    {
+        let rep = matches!(
+            p0.to_ascii_lowercase().as_str(),
+            "run" | "rep" | "r" | "trial" | "iter" | "repeat" | "seed" | "attempt"
+        );
         let levels = values.iter().map(|v| size_level(&v[p0.len()..])).collect();
         return (p0.trim_end_matches(['-', '_']).to_ascii_lowercase(), levels, false, rep);
     }
@@ -92,18 +138,40 @@ fn name_for(values: &[&str], position: usize, depth_name: &str) -> (String, Vec<
     let kv = |v: &str| v.rsplit_once(['-', '=']).map(|(k, x)| (k.to_string(), x.to_string()));
     if let Some((k0, _)) = kv(values[0]) {
         if values.iter().all(|v| kv(v).is_some_and(|(k, _)| k == k0)) {
-            let rep = matches!(k0.to_ascii_lowercase().as_str(), "run" | "rep" | "trial" | "iter" | "repeat" | "seed" | "attempt");
-            return (k0, values.iter().map(|v| size_level(&kv(v).map(|x| x.1).unwrap_or_default())).collect(), false, rep);
+            let rep = matches!(
+                k0.to_ascii_lowercase().as_str(),
+                "run" | "rep" | "trial" | "iter" | "repeat" | "seed" | "attempt"
+            );
+            return (
+                k0,
+                values
+                    .iter()
+                    .map(|v| size_level(&kv(v).map(|x| x.1).unwrap_or_default()))
+                    .collect(),
+                false,
+                rep,
+            );
         }
     }
     let lower: Vec<String> = values.iter().map(|v| v.to_ascii_lowercase()).collect();
-    if lower.iter().all(|v| matches!(v.as_str(), "short" | "medium" | "long" | "xl" | "xs" | "small" | "large" | "tiny")) {
+    if lower.iter().all(|v| {
+        matches!(v.as_str(), "short" | "medium" | "long" | "xl" | "xs" | "small" | "large" | "tiny")
+    }) {
         return ("prompt length".into(), values.iter().map(|v| lv(v)).collect(), false, false);
     }
     if values.iter().all(|v| modelish(v)) {
-        return ("model".into(), values.iter().map(|v| Level::Text(v.to_string())).collect(), false, false);
+        return (
+            "model".into(),
+            values.iter().map(|v| Level::Text(v.to_string())).collect(),
+            false,
+            false,
+        );
     }
-    let name = if depth_name.is_empty() { format!("name part {}", position + 1) } else { depth_name.to_string() };
+    let name = if depth_name.is_empty() {
+        format!("name part {}", position + 1)
+    } else {
+        depth_name.to_string()
+    };
     (name, values.iter().map(|v| lv(v)).collect(), false, false)
 }
 
@@ -112,7 +180,9 @@ fn name_for(values: &[&str], position: usize, depth_name: &str) -> (String, Vec<
 /// (`variant` = baseline, tuned), the tokens before it another (the model when the shared prefix
 /// names a model family).
 fn last_token_split(toks: &[Vec<String>]) -> Option<Vec<PathFactor>> {
-    let pre = (0..toks.iter().map(Vec::len).min()?).take_while(|&i| toks.iter().all(|t| t[i] == toks[0][i])).count();
+    let pre = (0..toks.iter().map(Vec::len).min()?)
+        .take_while(|&i| toks.iter().all(|t| t[i] == toks[0][i]))
+        .count();
     let rest: Vec<&[String]> = toks.iter().map(|t| &t[pre..]).collect();
     if rest.iter().any(|r| r.is_empty()) || !rest.iter().any(|r| r.len() >= 2) {
         return None;
@@ -124,10 +194,31 @@ fn last_token_split(toks: &[Vec<String>]) -> Option<Vec<PathFactor>> {
     if distinct.len() < 2 || distinct.len() >= toks.len() {
         return None;
     }
-    let variant = lasts.iter().all(|l| matches!(l.to_ascii_lowercase().as_str(), "baseline" | "tuned" | "optimized" | "optimised" | "default" | "custom" | "fixed" | "before" | "after"));
+    let variant = lasts.iter().all(|l| {
+        matches!(
+            l.to_ascii_lowercase().as_str(),
+            "baseline"
+                | "tuned"
+                | "optimized"
+                | "optimised"
+                | "default"
+                | "custom"
+                | "fixed"
+                | "before"
+                | "after"
+        )
+    });
     let (name, levels, _, _) = name_for(&lasts, 0, "");
-    let mut out = vec![PathFactor { name: if variant { "variant".into() } else { name }, levels, session: false, repeat: false }];
-    let mids: Vec<String> = rest.iter().map(|r| if r.len() > 1 { r[..r.len() - 1].join("_") } else { "(none)".into() }).collect();
+    let mut out = vec![PathFactor {
+        name: if variant { "variant".into() } else { name },
+        levels,
+        session: false,
+        repeat: false,
+    }];
+    let mids: Vec<String> = rest
+        .iter()
+        .map(|r| if r.len() > 1 { r[..r.len() - 1].join("_") } else { "(none)".into() })
+        .collect();
     if mids.iter().any(|m| *m != mids[0]) {
         let stem = toks[0][..pre].join("_");
         let model = !stem.is_empty() && modelish(&stem);
@@ -139,7 +230,12 @@ fn last_token_split(toks: &[Vec<String>]) -> Option<Vec<PathFactor>> {
                 _ => Level::parse(m),
             })
             .collect();
-        out.push(PathFactor { name: if model { "model".into() } else { "name part".into() }, levels, session: false, repeat: false });
+        out.push(PathFactor {
+            name: if model { "model".into() } else { "name part".into() },
+            levels,
+            session: false,
+            repeat: false,
+        });
     }
     Some(out)
 }
@@ -147,9 +243,12 @@ fn last_token_split(toks: &[Vec<String>]) -> Option<Vec<PathFactor>> {
 /// Whether a name is a model's (a model family's name in it).
 fn modelish(v: &str) -> bool {
     let l = v.to_ascii_lowercase();
-    ["llama", "gemma", "qwen", "mistral", "phi", "deepseek", "gpt", "glm", "minimax", "mixtral", "granite", "olmo", "smol"]
-        .iter()
-        .any(|m| l.contains(m))
+    [
+        "llama", "gemma", "qwen", "mistral", "phi", "deepseek", "gpt", "glm", "minimax", "mixtral",
+        "granite", "olmo", "smol",
+    ]
+    .iter()
+    .any(|m| l.contains(m))
 }
 
 /// `16k` → 16384, `4K` → 4096, `1m` → 1048576; other numbers as they are.
@@ -175,7 +274,8 @@ pub fn factors(files: &[String]) -> Vec<PathFactor> {
     let depth = comps[0].len();
     if comps.iter().any(|c| c.len() != depth) {
         // different depths: the whole relative folder is one factor
-        let dirs: Vec<&str> = files.iter().map(|f| f.rsplit_once('/').map_or("", |(d, _)| d)).collect();
+        let dirs: Vec<&str> =
+            files.iter().map(|f| f.rsplit_once('/').map_or("", |(d, _)| d)).collect();
         return vec![PathFactor {
             name: "folder".into(),
             levels: dirs.iter().map(|d| Level::Text(d.to_string())).collect(),
@@ -189,12 +289,19 @@ pub fn factors(files: &[String]) -> Vec<PathFactor> {
         if vals.iter().all(|v| *v == vals[0]) {
             continue;
         }
-        let parent = if d > 0 && comps.iter().all(|c| c[d - 1] == comps[0][d - 1]) { comps[0][d - 1] } else { "" };
+        let parent = if d > 0 && comps.iter().all(|c| c[d - 1] == comps[0][d - 1]) {
+            comps[0][d - 1]
+        } else {
+            ""
+        };
         let toks: Vec<Vec<String>> = vals.iter().map(|v| tokens(v)).collect();
         let n = toks[0].len();
         let aligned = toks.iter().all(|t| t.len() == n);
         if !aligned || n == 1 {
-            let whole: Vec<&str> = vals.iter().map(|v| v.rsplit_once('.').filter(|_| d + 1 == depth).map_or(*v, |(s, _)| s)).collect();
+            let whole: Vec<&str> = vals
+                .iter()
+                .map(|v| v.rsplit_once('.').filter(|_| d + 1 == depth).map_or(*v, |(s, _)| s))
+                .collect();
             let (name, levels, session, repeat) = name_for(&whole, d, &singular(parent));
             // a whole name that varies in pieces the aligner could not line up: common prefix
             // and suffix stripped
@@ -209,10 +316,24 @@ pub fn factors(files: &[String]) -> Vec<PathFactor> {
                 let stem = pre.trim_end_matches(['_', '-', '.', ' ']);
                 let mids = strip_common(&whole);
                 if !stem.is_empty() && modelish(stem) {
-                    let levels = mids.iter().map(|m| Level::Text(if m == "(none)" { stem.to_string() } else { format!("{stem}:{m}") })).collect();
+                    let levels = mids
+                        .iter()
+                        .map(|m| {
+                            Level::Text(if m == "(none)" {
+                                stem.to_string()
+                            } else {
+                                format!("{stem}:{m}")
+                            })
+                        })
+                        .collect();
                     out.push(PathFactor { name: "model".into(), levels, session, repeat });
                 } else {
-                    out.push(PathFactor { name, levels: mids.into_iter().map(|s| Level::parse(&s)).collect(), session, repeat });
+                    out.push(PathFactor {
+                        name,
+                        levels: mids.into_iter().map(|s| Level::parse(&s)).collect(),
+                        session,
+                        repeat,
+                    });
                 }
                 continue;
             }
@@ -288,7 +409,9 @@ mod tests {
     use super::*;
 
     fn names(f: &[PathFactor]) -> Vec<(&str, Vec<String>)> {
-        f.iter().map(|x| (x.name.as_str(), x.levels.iter().map(|l| l.text().to_string()).collect())).collect()
+        f.iter()
+            .map(|x| (x.name.as_str(), x.levels.iter().map(|l| l.text().to_string()).collect()))
+            .collect()
     }
 
     #[test]
@@ -322,25 +445,46 @@ mod tests {
 
     #[test]
     fn sessions_repeats_and_prefixes() {
-        let files: Vec<String> = ["o/20251002-151204/runs.csv", "o/20251002-151446/runs.csv"].iter().map(|s| s.to_string()).collect();
-        let f = factors(&files);
-        assert!(f[0].session && f[0].name == "run");
-        let files: Vec<String> = ["m/short/baseline_run1_output.txt", "m/long/q8_0_run2_output.txt"].iter().map(|s| s.to_string()).collect();
-        let f = factors(&files);
-        assert_eq!(f[0].name, "prompt length");
-        assert_eq!(f[1].name, "kv type");
-        assert!(f[2].repeat);
-        let files: Vec<String> = ["g/gemma3_baseline.csv", "g/gemma3_270m_baseline.csv", "g/gemma3_1b-it-qat_baseline.csv"]
+        let files: Vec<String> = ["o/20251002-151204/runs.csv", "o/20251002-151446/runs.csv"]
             .iter()
             .map(|s| s.to_string())
             .collect();
         let f = factors(&files);
-        assert_eq!(names(&f)[0], ("model", vec!["gemma3".to_string(), "gemma3:270m".into(), "gemma3:1b-it-qat".into()]));
-        let files: Vec<String> = ["g/gemma3_baseline.csv", "g/gemma3_270m_baseline.csv", "g/gemma3_tuned.csv"].iter().map(|s| s.to_string()).collect();
+        assert!(f[0].session && f[0].name == "run");
+        let files: Vec<String> =
+            ["m/short/baseline_run1_output.txt", "m/long/q8_0_run2_output.txt"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+        let f = factors(&files);
+        assert_eq!(f[0].name, "prompt length");
+        assert_eq!(f[1].name, "kv type");
+        assert!(f[2].repeat);
+        let files: Vec<String> = [
+            "g/gemma3_baseline.csv",
+            "g/gemma3_270m_baseline.csv",
+            "g/gemma3_1b-it-qat_baseline.csv",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let f = factors(&files);
+        assert_eq!(
+            names(&f)[0],
+            ("model", vec!["gemma3".to_string(), "gemma3:270m".into(), "gemma3:1b-it-qat".into()])
+        );
+        let files: Vec<String> =
+            ["g/gemma3_baseline.csv", "g/gemma3_270m_baseline.csv", "g/gemma3_tuned.csv"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
         let f = factors(&files);
         assert_eq!(
             names(&f),
-            vec![("variant", vec!["baseline".to_string(), "baseline".into(), "tuned".into()]), ("model", vec!["gemma3".into(), "gemma3:270m".into(), "gemma3".into()])]
+            vec![
+                ("variant", vec!["baseline".to_string(), "baseline".into(), "tuned".into()]),
+                ("model", vec!["gemma3".into(), "gemma3:270m".into(), "gemma3".into()])
+            ]
         );
     }
 }

@@ -12,8 +12,20 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Factors never pooled over: when one varies beside other factors, each level is analysed
 /// apart. In order of preference.
 const SPLIT: &[&str] = &[
-    "model", "model_name", "model_id", "model_type", "model_filename", "gpu_info", "gpu_name", "gpu", "cpu_info", "host",
-    "build_commit", "build_number", "build", "version",
+    "model",
+    "model_name",
+    "model_id",
+    "model_type",
+    "model_filename",
+    "gpu_info",
+    "gpu_name",
+    "gpu",
+    "cpu_info",
+    "host",
+    "build_commit",
+    "build_number",
+    "build",
+    "version",
 ];
 
 fn is_split(name: &str) -> bool {
@@ -25,8 +37,9 @@ pub type Cold = BTreeSet<(String, usize)>;
 
 /// The experiments of a family, numbered from `next`.
 pub fn experiments(fam: &Family, cold: &Cold, next: &mut usize) -> Vec<super::Experiment> {
-    let all: Vec<&Record> = fam.records.iter().collect();
-    let varying: BTreeSet<String> = levels_of(&all).into_iter().filter(|(_, l)| l.len() >= 2).map(|(k, _)| k).collect();
+    let all: Vec<&Record> = fam.records.iter().filter(|r| r.validity.is_ok()).collect();
+    let varying: BTreeSet<String> =
+        levels_of(&all).into_iter().filter(|(_, l)| l.len() >= 2).map(|(k, _)| k).collect();
     let mut measures: BTreeMap<String, usize> = BTreeMap::new();
     for r in fam.records.iter().filter(|r| r.validity.is_ok()) {
         for k in r.measures.keys() {
@@ -40,28 +53,37 @@ pub fn experiments(fam: &Family, cold: &Cold, next: &mut usize) -> Vec<super::Ex
         if n < 2 || def.spread || def.quantity == crate::analysis::record::Quantity::Count {
             continue;
         }
-        let pool: Vec<&Record> = fam.records.iter().filter(|r| r.measures.contains_key(&m)).collect();
+        let pool: Vec<&Record> =
+            fam.records.iter().filter(|r| r.measures.contains_key(&m)).collect();
         let mut left = LeftOut::default();
         let mut usable = vec![];
         for r in pool {
             match &r.validity {
                 crate::analysis::record::Validity::Failed(_) => left.failed += 1,
                 crate::analysis::record::Validity::Suspect(_) => left.suspect += 1,
-                _ if def.includes_load && cold.contains(&(r.file.clone(), r.order)) => left.cold += 1,
+                _ if def.includes_load && cold.contains(&(r.file.clone(), r.order)) => {
+                    left.cold += 1
+                }
                 _ => usable.push(r),
             }
         }
         if usable.len() < 2 {
             continue;
         }
-        build(fam, &m, &def, &usable, vec![], &left, cold, &mut out);
+        build(fam, &m, &def, &usable, vec![], &left, &mut out);
     }
     for e in &mut out {
         *next += 1;
         e.id = format!("E{next}");
         // what sets this experiment apart from its siblings in the family
-        let mut ctx: Vec<(String, String)> =
-            e.held.iter().filter(|(k, _)| varying.contains(k) && !known::is_num_gpu(k) && !e.split.iter().any(|(s, _)| s == k)).cloned().collect();
+        let mut ctx: Vec<(String, String)> = e
+            .held
+            .iter()
+            .filter(|(k, _)| {
+                varying.contains(k) && !known::is_num_gpu(k) && !e.split.iter().any(|(s, _)| s == k)
+            })
+            .cloned()
+            .collect();
         // settings first, then the rest; two at most
         ctx.sort_by_key(|(k, _)| columns::factor(k).is_none());
         ctx.truncate(2);
@@ -82,7 +104,9 @@ fn levels_of(recs: &[&Record]) -> BTreeMap<String, Vec<Level>> {
                 lv.push(l);
             }
         }
-        lv.sort_by(|a, b| a.cmp_key().partial_cmp(&b.cmp_key()).unwrap_or(std::cmp::Ordering::Equal));
+        lv.sort_by(|a, b| {
+            a.cmp_key().partial_cmp(&b.cmp_key()).unwrap_or(std::cmp::Ordering::Equal)
+        });
         out.insert(n.clone(), lv);
     }
     out
@@ -90,7 +114,18 @@ fn levels_of(recs: &[&Record]) -> BTreeMap<String, Vec<Level>> {
 
 /// Factor names that label a configuration rather than set one.
 fn is_label(name: &str) -> bool {
-    matches!(name.to_ascii_lowercase().as_str(), "config" | "config_name" | "configuration" | "variant" | "label" | "name" | "scenario" | "run_name" | "setup")
+    matches!(
+        name.to_ascii_lowercase().as_str(),
+        "config"
+            | "config_name"
+            | "configuration"
+            | "variant"
+            | "label"
+            | "name"
+            | "scenario"
+            | "run_name"
+            | "setup"
+    )
 }
 
 /// Whether `a`'s level determines `b`'s over the records.
@@ -109,7 +144,12 @@ fn determines(recs: &[&Record], a: &[&str], b: &str) -> bool {
 /// Drops factors that only label something else: a name for the combination of other settings
 /// (`config_name` = `g999_c1024_t0.2`), and a name-derived factor that changes only with the
 /// session.
-fn labels(recs: &[&Record], lv: &mut BTreeMap<String, Vec<Level>>, session: Option<&str>, notes: &mut Vec<String>) {
+fn labels(
+    recs: &[&Record],
+    lv: &mut BTreeMap<String, Vec<Level>>,
+    session: Option<&str>,
+    notes: &mut Vec<String>,
+) {
     let names: Vec<String> = lv.keys().cloned().collect();
     // a setting that exists for one level of another factor only (`opset` of the onnx backend)
     for x in &names {
@@ -120,7 +160,8 @@ fn labels(recs: &[&Record], lv: &mut BTreeMap<String, Vec<Level>>, session: Opti
         let host = names.iter().find(|y| {
             *y != x && lv.get(*y).is_some_and(|l| l.len() >= 2) && {
                 let first = present.first().map(|r| level(r, y));
-                present.iter().all(|r| Some(level(r, y)) == first) && first.is_some_and(|l| l.text() != "(none)")
+                present.iter().all(|r| Some(level(r, y)) == first)
+                    && first.is_some_and(|l| l.text() != "(none)")
             }
         });
         if let Some(y) = host {
@@ -134,8 +175,15 @@ fn labels(recs: &[&Record], lv: &mut BTreeMap<String, Vec<Level>>, session: Opti
         if columns::factor(x) == Some(false) && !is_label(x) {
             continue;
         }
-        let others: Vec<&str> = names.iter().filter(|o| *o != x && columns::factor(o) != Some(true) && Some(o.as_str()) != session).map(String::as_str).collect();
-        if others.len() >= 2 && others.iter().all(|o| determines(recs, &[x.as_str()], o)) && determines(recs, &others, x) {
+        let others: Vec<&str> = names
+            .iter()
+            .filter(|o| *o != x && columns::factor(o) != Some(true) && Some(o.as_str()) != session)
+            .map(String::as_str)
+            .collect();
+        if others.len() >= 2
+            && others.iter().all(|o| determines(recs, &[x.as_str()], o))
+            && determines(recs, &others, x)
+        {
             // settings that were crossed are compared one by one; configurations picked by hand
             // (a few combinations out of many) are compared as configurations
             let product: usize = others.iter().map(|o| lv.get(*o).map_or(1, Vec::len)).product();
@@ -150,14 +198,19 @@ fn labels(recs: &[&Record], lv: &mut BTreeMap<String, Vec<Level>>, session: Opti
                 }
                 return;
             }
-            notes.push(format!("`{x}` names the combination of {}; the settings stand for it", others.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(", ")));
+            notes.push(format!(
+                "`{x}` names the combination of {}; the settings stand for it",
+                others.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(", ")
+            ));
             lv.remove(x);
             continue;
         }
         let generic = x.starts_with("name part") || x == "folder" || x.ends_with("(name)");
         if let Some(sess) = session.filter(|s| lv.contains_key(*s) && *s != x) {
             if generic && determines(recs, &[sess], x) {
-                notes.push(format!("`{x}` changes only from one session to another; the session stands for it"));
+                notes.push(format!(
+                    "`{x}` changes only from one session to another; the session stands for it"
+                ));
                 lv.remove(x);
             }
         }
@@ -174,7 +227,9 @@ fn aliased(recs: &[&Record], a: &str, b: &str) -> bool {
     let mut ba: BTreeMap<String, String> = BTreeMap::new();
     for r in recs {
         let (x, y) = (level(r, a).text().to_string(), level(r, b).text().to_string());
-        if ab.insert(x.clone(), y.clone()).is_some_and(|p| p != y) || ba.insert(y, x.clone()).is_some_and(|p| p != x) {
+        if ab.insert(x.clone(), y.clone()).is_some_and(|p| p != y)
+            || ba.insert(y, x.clone()).is_some_and(|p| p != x)
+        {
             return false;
         }
     }
@@ -213,7 +268,6 @@ fn build(
     recs: &[&Record],
     split: Vec<(String, String)>,
     left: &LeftOut,
-    cold: &Cold,
     out: &mut Vec<Experiment>,
 ) {
     let mut lv = levels_of(recs);
@@ -240,23 +294,36 @@ fn build(
             if dropped.contains(a) || dropped.contains(b) || !aliased(recs, a, b) {
                 continue;
             }
-            let (k, d) = if keep_first(a, b, &lv, fam.session.as_deref()) { (a, b) } else { (b, a) };
+            let (k, d) =
+                if keep_first(a, b, &lv, fam.session.as_deref()) { (a, b) } else { (b, a) };
             dropped.insert(d.clone());
             if fam.session.as_deref() == Some(d.as_str()) {
                 notes.push(format!("each `{k}` level ran in its own session (`{d}`): the comparison cannot tell the setting from the session"));
             } else {
-                notes.push(format!("`{k}` and `{d}` change together (the same runs); `{k}` stands for both"));
+                notes.push(format!(
+                    "`{k}` and `{d}` change together (the same runs); `{k}` stands for both"
+                ));
             }
         }
     }
     lv.retain(|k, _| !dropped.contains(k));
     labels(recs, &mut lv, fam.session.as_deref(), &mut notes);
     // num_gpu at or above the layer count is full offload
-    let model = held.iter().chain(split.iter()).find(|(k, _)| is_split(k) && k.starts_with("model")).map(|(_, v)| v.clone());
-    let clamp: Option<(String, usize)> = lv.keys().find(|k| known::is_num_gpu(k)).and_then(|k| Some((k.clone(), known::blocks(model.as_deref()?)?)));
+    let model = held
+        .iter()
+        .chain(split.iter())
+        .find(|(k, _)| is_split(k) && k.starts_with("model"))
+        .map(|(_, v)| v.clone());
+    let clamp: Option<(String, usize)> = lv
+        .keys()
+        .find(|k| known::is_num_gpu(k))
+        .and_then(|k| Some((k.clone(), known::blocks(model.as_deref()?)?)));
     let mut recode: BTreeMap<String, BTreeMap<String, Level>> = BTreeMap::new();
     if let Some((f, blocks)) = &clamp {
-        let full: Vec<&Level> = lv[f].iter().filter(|l| l.num().and_then(|v| known::offload_level(v, *blocks)).is_some()).collect();
+        let full: Vec<&Level> = lv[f]
+            .iter()
+            .filter(|l| l.num().and_then(|v| known::offload_level(v, *blocks)).is_some())
+            .collect();
         if full.len() >= 2 {
             let label = known::offload_level(f64::MAX, *blocks).unwrap_or_default();
             let texts: Vec<&str> = full.iter().map(|l| l.text()).collect();
@@ -266,7 +333,8 @@ fn build(
                 model.clone().unwrap_or_default(),
                 blocks
             ));
-            let m: BTreeMap<String, Level> = full.iter().map(|l| (l.text().to_string(), Level::Text(label.clone()))).collect();
+            let m: BTreeMap<String, Level> =
+                full.iter().map(|l| (l.text().to_string(), Level::Text(label.clone()))).collect();
             recode.insert(f.clone(), m);
             let mut new: Vec<Level> = lv[f].iter().filter(|l| !full.contains(l)).cloned().collect();
             new.push(Level::Text(label));
@@ -278,7 +346,8 @@ fn build(
             }
         }
     }
-    let generic = |name: &str| name.starts_with("name part") || name == "folder" || name.ends_with("(name)");
+    let generic =
+        |name: &str| name.starts_with("name part") || name == "folder" || name.ends_with("(name)");
     let role = |name: &str| {
         if fam.session.as_deref() == Some(name) || generic(name) {
             // a file-name part no vocabulary explains tells files apart: sessions, not settings
@@ -292,19 +361,26 @@ fn build(
     let treatments: Vec<&String> = lv.keys().filter(|k| role(k) == Role::Treatment).collect();
     // never pooled: a model, machine or build beside other settings
     if treatments.len() >= 2 {
-        let by = SPLIT.iter().find(|s| treatments.iter().any(|t| t == s)).map(|s| s.to_string()).or_else(|| treatments.iter().find(|t| is_split(t)).map(|t| t.to_string()));
+        let by = SPLIT
+            .iter()
+            .find(|s| treatments.iter().any(|t| t == s))
+            .map(|s| s.to_string())
+            .or_else(|| treatments.iter().find(|t| is_split(t)).map(|t| t.to_string()));
         if let Some(f) = by {
             for l in &lv[&f] {
-                let sub: Vec<&Record> = recs.iter().copied().filter(|r| level(r, &f) == *l).collect();
+                let sub: Vec<&Record> =
+                    recs.iter().copied().filter(|r| level(r, &f) == *l).collect();
                 if sub.len() >= 2 {
                     let mut s = split.clone();
                     s.push((f.clone(), l.text().to_string()));
-                    build(fam, measure, def, &sub, s, left, cold, out);
+                    build(fam, measure, def, &sub, s, left, out);
                 }
             }
             // and the levels of `f` against each other where a few settings ran on several
             let others: Vec<&String> = treatments.iter().copied().filter(|t| **t != f).collect();
-            let key = |r: &Record| others.iter().map(|o| level(r, o).text().to_string()).collect::<Vec<_>>();
+            let key = |r: &Record| {
+                others.iter().map(|o| level(r, o).text().to_string()).collect::<Vec<_>>()
+            };
             let mut shared: BTreeMap<Vec<String>, BTreeSet<String>> = BTreeMap::new();
             for r in recs {
                 shared.entry(key(r)).or_default().insert(level(r, &f).text().to_string());
@@ -312,16 +388,18 @@ fn build(
             shared.retain(|_, v| v.len() >= 2);
             if (1..=3).contains(&shared.len()) {
                 for combo in shared.keys() {
-                    let sub: Vec<&Record> = recs.iter().copied().filter(|r| key(r) == *combo).collect();
+                    let sub: Vec<&Record> =
+                        recs.iter().copied().filter(|r| key(r) == *combo).collect();
                     let mut s = split.clone();
                     s.extend(others.iter().map(|o| o.to_string()).zip(combo.iter().cloned()));
-                    build(fam, measure, def, &sub, s, left, cold, out);
+                    build(fam, measure, def, &sub, s, left, out);
                 }
             }
             return;
         }
     }
-    let mut factors: Vec<Factor> = lv.into_iter().map(|(name, levels)| Factor { role: role(&name), name, levels }).collect();
+    let mut factors: Vec<Factor> =
+        lv.into_iter().map(|(name, levels)| Factor { role: role(&name), name, levels }).collect();
     factors.sort_by_key(|f| match f.role {
         Role::Treatment => 0,
         Role::Block => 1,
@@ -343,12 +421,22 @@ fn build(
                     f.levels.iter().position(|x| *x == l).unwrap_or(0)
                 })
                 .collect();
-            Ob { y: o.value, sd: o.sd, n: o.n, levels, file: r.file.clone(), locator: r.locator.clone(), order: r.order, time: r.time }
+            Ob {
+                y: o.value,
+                sd: o.sd,
+                n: o.n,
+                levels,
+                file: r.file.clone(),
+                locator: r.locator.clone(),
+                order: r.order,
+                time: r.time,
+            }
         })
         .collect();
     held.sort();
     held.dedup();
-    let held = split.iter().cloned().chain(held.into_iter().filter(|h| !split.contains(h))).collect();
+    let held =
+        split.iter().cloned().chain(held.into_iter().filter(|h| !split.contains(h))).collect();
     out.push(Experiment {
         id: String::new(),
         family: fam.id,
@@ -379,7 +467,15 @@ mod tests {
     }
 
     fn fam(records: Vec<Record>) -> Family {
-        Family { id: 0, name: "x.csv".into(), format: "CSV".into(), files: vec!["x.csv".into()], records, path_factors: vec![], session: None }
+        Family {
+            id: 0,
+            name: "x.csv".into(),
+            format: "CSV".into(),
+            files: vec!["x.csv".into()],
+            records,
+            path_factors: vec![],
+            session: None,
+        }
     }
 
     #[test]
@@ -387,12 +483,22 @@ mod tests {
         let mut rs = vec![];
         for (q, base) in [("q4_0", 76.0), ("q8_0", 46.0)] {
             for p in 1..=3 {
-                rs.push(rec("x.csv", rs.len(), &[("model", &format!("llama3.1:8b-instruct-{q}")), ("tag", q), ("prompt_index", &p.to_string())], base + p as f64));
+                rs.push(rec(
+                    "x.csv",
+                    rs.len(),
+                    &[
+                        ("model", &format!("llama3.1:8b-instruct-{q}")),
+                        ("tag", q),
+                        ("prompt_index", &p.to_string()),
+                    ],
+                    base + p as f64,
+                ));
             }
         }
         let e = experiments(&fam(rs), &Cold::new(), &mut 0);
         assert_eq!(e.len(), 1);
-        let names: Vec<(&str, Role)> = e[0].factors.iter().map(|f| (f.name.as_str(), f.role)).collect();
+        let names: Vec<(&str, Role)> =
+            e[0].factors.iter().map(|f| (f.name.as_str(), f.role)).collect();
         assert_eq!(names, vec![("tag", Role::Treatment), ("prompt_index", Role::Block)]);
         assert!(e[0].notes[0].contains("`tag` and `model`"));
     }
@@ -403,14 +509,22 @@ mod tests {
         for m in ["llama3.1:8b", "gemma3:270m"] {
             for g in ["40", "999"] {
                 for c in ["1024", "2048"] {
-                    rs.push(rec("x.csv", rs.len(), &[("model", m), ("num_gpu", g), ("num_ctx", c)], 77.0));
+                    rs.push(rec(
+                        "x.csv",
+                        rs.len(),
+                        &[("model", m), ("num_gpu", g), ("num_ctx", c)],
+                        77.0,
+                    ));
                 }
             }
         }
         let e = experiments(&fam(rs), &Cold::new(), &mut 0);
         assert_eq!(e.len(), 2, "one experiment per model");
         assert_eq!(e[0].split, vec![("model".to_string(), "gemma3:270m".to_string())]);
-        assert!(e[0].factors.iter().all(|f| f.name != "num_gpu"), "40 and 999 are both full offload");
+        assert!(
+            e[0].factors.iter().all(|f| f.name != "num_gpu"),
+            "40 and 999 are both full offload"
+        );
         assert!(e[0].held.iter().any(|(k, v)| k == "num_gpu" && v.starts_with("all")));
     }
 }

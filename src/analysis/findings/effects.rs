@@ -9,11 +9,17 @@ use crate::analysis::record::{Direction, Quantity};
 use crate::analysis::Study;
 use std::collections::BTreeMap;
 
+/// Experiments of one benchmark, measure, factor and context.
+type GroupKey = (usize, String, String, Vec<(String, String)>);
+/// An effect with its experiment and analysis.
+type Item<'a> = (&'a Experiment, &'a Analysis, &'a Effect);
+
 /// How much a measure matters to the ranking.
-fn weight(e: &Experiment) -> f64 {
+pub(super) fn weight(e: &Experiment) -> f64 {
     let d = &e.def;
     let mut w = if d.primary { 200.0 } else { -300.0 };
-    if matches!(d.quantity, Quantity::Count | Quantity::Other) || d.direction == Direction::Neutral {
+    if matches!(d.quantity, Quantity::Count | Quantity::Other) || d.direction == Direction::Neutral
+    {
         w -= 250.0;
     }
     if matches!(d.quantity, Quantity::TokenRate | Quantity::RequestRate) {
@@ -23,7 +29,7 @@ fn weight(e: &Experiment) -> f64 {
 }
 
 /// How much an effect's size counts in the ranking: fully for primary measures.
-fn mag(e: &Experiment) -> f64 {
+pub(super) fn mag(e: &Experiment) -> f64 {
     if e.def.primary {
         1.0
     } else {
@@ -50,19 +56,22 @@ fn place_family(s: &Study, e: &Experiment) -> String {
 }
 
 /// `in `file`` or `in the 4 files `reports/*/x.csv``, and the split in parentheses.
-fn place(s: &Study, e: &Experiment) -> String {
+pub(super) fn place(s: &Study, e: &Experiment) -> String {
     let fam = &s.families[e.family];
     let mut p = format!("`{}`", fam.name);
-    let v: Vec<String> = e.split.iter().chain(&e.context).map(|(k, v)| format!("{k} {v}")).collect();
+    let v: Vec<String> =
+        e.split.iter().chain(&e.context).map(|(k, v)| format!("{k} {v}")).collect();
     if !v.is_empty() {
         p.push_str(&format!(" ({})", v.join(", ")));
     }
     p
 }
 
-fn test_text(eff: &Effect) -> String {
+pub(super) fn test_text(eff: &Effect) -> String {
     let mut t = match eff.p {
-        Some(p) if eff.test.starts_with("Welch") => format!("Welch t = {}, {}", fmt::sig(eff.stat, 3), fmt::p(p)),
+        Some(p) if eff.test.starts_with("Welch") => {
+            format!("Welch t = {}, {}", fmt::sig(eff.stat, 3), fmt::p(p))
+        }
         Some(p) => format!("{} {}, {}", eff.test, fmt::f(eff.stat, eff.df.0, eff.df.1), fmt::p(p)),
         None => "no test".into(),
     };
@@ -88,7 +97,10 @@ fn single(s: &Study, e: &Experiment, a: &Analysis, eff: &Effect) -> Finding {
     let (b, w) = (&eff.levels[eff.best], &eff.levels[eff.worst]);
     let pair = eff.extreme();
     let change = pair.map_or(0.0, |p| p.change_pct);
-    let ci = pair.and_then(|p| p.ci_pct).map(|(lo, hi)| format!(", 95 % CI {} to {}", fmt::pct(lo), fmt::pct(hi))).unwrap_or_default();
+    let ci = pair
+        .and_then(|p| p.ci_pct)
+        .map(|(lo, hi)| format!(", 95 % CI {} to {}", fmt::pct(lo), fmt::pct(hi)))
+        .unwrap_or_default();
     let mut f = if eff.significant() {
         let mut f = Finding::new(
             Kind::Effect,
@@ -105,12 +117,21 @@ fn single(s: &Study, e: &Experiment, a: &Analysis, eff: &Effect) -> Finding {
                 fmt::pct(change),
                 ci,
                 test_text(eff),
-                if change.abs() < 1.0 { ", a difference too small to matter in practice" } else { "" }
+                if change.abs() < 1.0 {
+                    ", a difference too small to matter in practice"
+                } else {
+                    ""
+                }
             ),
-            600.0 + weight(e) + mag(e) * (change.abs().min(100.0) + 100.0 * eff.eta2.unwrap_or(0.0)),
+            600.0
+                + weight(e)
+                + mag(e) * (change.abs().min(100.0) + 100.0 * eff.eta2.unwrap_or(0.0)),
         );
         let cold = cold_share(s, e, eff.factor, eff.worst);
-        let others = (0..eff.levels.len()).filter(|&l| l != eff.worst).map(|l| cold_share(s, e, eff.factor, l)).fold(0.0, f64::max);
+        let others = (0..eff.levels.len())
+            .filter(|&l| l != eff.worst)
+            .map(|l| cold_share(s, e, eff.factor, l))
+            .fold(0.0, f64::max);
         if cold >= 0.75 && others <= 0.25 {
             f.sentence = format!(
                 "In {}, `{}` {} looks worst for `{}` ({} against {}, {}; {}), but every such run is the first request after a reload: the design cannot tell the setting from the cold start.",
@@ -182,12 +203,24 @@ fn evidence(s: &Study, e: &Experiment, a: &Analysis, eff: &Effect) -> Vec<String
         .levels
         .iter()
         .map(|l| {
-            let ci = l.ci95.map(|(lo, hi)| format!(" [{}, {}]", fmt::num(lo), fmt::num(hi))).unwrap_or_default();
+            let ci = l
+                .ci95
+                .map(|(lo, hi)| format!(" [{}, {}]", fmt::num(lo), fmt::num(hi)))
+                .unwrap_or_default();
             format!("{} {}{} (n = {})", l.level, fmt::value(l.mean, unit), ci, l.n)
         })
         .collect();
     ev.push(format!("{} {}: {}", e.id, eff.name, lv.join("; ")));
-    ev.push(format!("{}: {} design, {} runs in {} cells ({}–{} per cell); {}", e.id, a.design, a.n, a.cells, a.reps.0, a.reps.1, test_text(eff)));
+    ev.push(format!(
+        "{}: {} design, {} runs in {} cells ({}–{} per cell); {}",
+        e.id,
+        a.design,
+        a.n,
+        a.cells,
+        a.reps.0,
+        a.reps.1,
+        test_text(eff)
+    ));
     if let Some(k) = eff.kruskal {
         ev.push(format!("Kruskal–Wallis H = {}, {}", fmt::sig(k.h, 3), fmt::p(k.p)));
     }
@@ -196,16 +229,32 @@ fn evidence(s: &Study, e: &Experiment, a: &Analysis, eff: &Effect) -> Vec<String
         .iter()
         .filter(|p| p.p_holm.is_some_and(|x| x < 0.05))
         .take(6)
-        .map(|p| format!("{} vs {} {} (Holm {})", eff.levels[p.b].level, eff.levels[p.a].level, fmt::pct(p.change_pct), fmt::p(p.p_holm.unwrap_or(1.0))))
+        .map(|p| {
+            format!(
+                "{} vs {} {} (Holm {})",
+                eff.levels[p.b].level,
+                eff.levels[p.a].level,
+                fmt::pct(p.change_pct),
+                fmt::p(p.p_holm.unwrap_or(1.0))
+            )
+        })
         .collect();
     if !sig_pairs.is_empty() && eff.levels.len() > 2 {
         ev.push(format!("pairs that differ: {}", sig_pairs.join("; ")));
     }
     if !e.held.is_empty() {
         let h: Vec<String> = e.held.iter().take(6).map(|(k, v)| format!("{k} = {v}")).collect();
-        ev.push(format!("held fixed: {}{}", h.join(", "), if e.held.len() > 6 { ", …" } else { "" }));
+        ev.push(format!(
+            "held fixed: {}{}",
+            h.join(", "),
+            if e.held.len() > 6 { ", …" } else { "" }
+        ));
     }
-    for c in a.caveats.iter().filter(|c| c.contains(&format!("`{}`", eff.name)) || c.contains("back-to-back")) {
+    for c in a
+        .caveats
+        .iter()
+        .filter(|c| c.contains(&format!("`{}`", eff.name)) || c.contains("back-to-back"))
+    {
         ev.push(format!("caveat: {c}"));
     }
     for n in &e.notes {
@@ -213,20 +262,64 @@ fn evidence(s: &Study, e: &Experiment, a: &Analysis, eff: &Effect) -> Vec<String
     }
     let lo = &e.left_out;
     if lo.failed + lo.suspect + lo.cold > 0 {
-        ev.push(format!("left out: {} failed, {} suspect, {} cold-start runs", lo.failed, lo.suspect, lo.cold));
+        ev.push(format!(
+            "left out: {} failed, {} suspect, {} cold-start runs",
+            lo.failed, lo.suspect, lo.cold
+        ));
     }
     let _ = s;
     ev
 }
 
+/// Several settings of one experiment, none of which changes its measure.
+fn no_effects(s: &Study, items: &[(&Experiment, &Analysis, &Effect)]) -> Finding {
+    let (e, a, _) = items[0];
+    let names: Vec<String> = items.iter().map(|(_, _, x)| format!("`{}`", x.name)).collect();
+    let list = match names.len() {
+        2 => names.join(" and "),
+        _ => format!("{} and {}", names[..names.len() - 1].join(", "), names[names.len() - 1]),
+    };
+    let p_min = items.iter().filter_map(|(_, _, x)| x.p).fold(1.0, f64::min);
+    let spread = items
+        .iter()
+        .filter_map(|(_, _, x)| x.extreme().map(|p| p.change_pct.abs()))
+        .fold(0.0, f64::max);
+    let mut f = Finding::new(
+        Kind::NoEffect,
+        format!(
+            "In {}, none of {list} changes `{}` beyond noise ({}, every p ≥ {}; their levels at most {} apart).",
+            place(s, e),
+            e.measure,
+            items[0].2.test,
+            fmt::sig(p_min, 2),
+            fmt::pct(spread).trim_start_matches('+')
+        ),
+        300.0 + weight(e) * 0.5,
+    );
+    for (_, _, x) in items {
+        f.evidence.extend(evidence(s, e, a, x).into_iter().take(2));
+    }
+    f.experiments.push(e.id.clone());
+    f.files = s.families[e.family].files.clone();
+    for (_, _, x) in items {
+        f = f.with("factor", &x.name);
+    }
+    f.with("measure", &e.measure)
+}
+
 /// Many experiments' effects of one factor on one measure as one finding.
 fn grouped(s: &Study, items: &[(&Experiment, &Analysis, &Effect)]) -> Finding {
     let (e0, _, eff0) = items[0];
-    let splits: Vec<String> = items.iter().map(|(e, _, _)| e.split.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>().join("/")).collect();
+    let splits: Vec<String> = items
+        .iter()
+        .map(|(e, _, _)| e.split.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>().join("/"))
+        .collect();
     let split_name = e0.split.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join("/");
     let sig: Vec<usize> = (0..items.len()).filter(|&i| items[i].2.significant()).collect();
-    let changes: Vec<f64> = items.iter().filter_map(|(_, _, x)| x.extreme().map(|p| p.change_pct.abs())).collect();
-    let sig_changes: Vec<f64> = sig.iter().filter_map(|&i| items[i].2.extreme().map(|p| p.change_pct.abs())).collect();
+    let changes: Vec<f64> =
+        items.iter().filter_map(|(_, _, x)| x.extreme().map(|p| p.change_pct.abs())).collect();
+    let sig_changes: Vec<f64> =
+        sig.iter().filter_map(|&i| items[i].2.extreme().map(|p| p.change_pct.abs())).collect();
     let med = |v: &[f64]| if v.is_empty() { 0.0 } else { crate::stats::median(v) };
     let fam = &s.families[e0.family];
     let mut bests: BTreeMap<String, usize> = BTreeMap::new();
@@ -329,62 +422,50 @@ fn grouped(s: &Study, items: &[(&Experiment, &Analysis, &Effect)]) -> Finding {
 /// Effect, interaction, scaling and drift findings.
 pub fn all(s: &Study, out: &mut Vec<Finding>) {
     // (family, measure, factor) → the effects of the experiments split from one design
-    let mut groups: BTreeMap<(usize, String, String, Vec<(String, String)>), Vec<(&Experiment, &Analysis, &Effect)>> = BTreeMap::new();
+    let mut groups: BTreeMap<GroupKey, Vec<Item>> = BTreeMap::new();
     for (e, a) in s.experiments.iter().zip(&s.analyses) {
         for eff in &a.effects {
             if eff.role == Role::Session {
                 drift(s, e, a, eff, out);
                 continue;
             }
-            if a.scaling.iter().any(|x| x.factor == eff.name && notable(x, Some(eff))) {
+            if a.scaling
+                .iter()
+                .any(|x| x.factor == eff.name && super::shapes::notable(x, Some(eff)))
+            {
                 // its scaling finding says more
                 continue;
             }
-            groups.entry((e.family, e.measure.clone(), eff.name.clone(), e.context.clone())).or_default().push((e, a, eff));
+            groups
+                .entry((e.family, e.measure.clone(), eff.name.clone(), e.context.clone()))
+                .or_default()
+                .push((e, a, eff));
         }
     }
+    // settings without an effect on one experiment's measure: one finding for all of them
+    let mut quiet: BTreeMap<String, Vec<(&Experiment, &Analysis, &Effect)>> = BTreeMap::new();
     for items in groups.values() {
         if items.len() == 1 {
-            out.push(single(s, items[0].0, items[0].1, items[0].2));
+            let (e, a, eff) = items[0];
+            if eff.p.is_some() && !eff.significant() && eff.role == Role::Treatment {
+                quiet.entry(e.id.clone()).or_default().push((e, a, eff));
+                continue;
+            }
+            out.push(single(s, e, a, eff));
         } else {
             out.push(grouped(s, items));
         }
     }
-    interactions(s, out);
-    scaling(s, out);
-    offload(s, out);
-}
-
-/// `num_gpu` levels that were all full offload: the sweep never varied offload.
-fn offload(s: &Study, out: &mut Vec<Finding>) {
-    let mut by: BTreeMap<usize, Vec<(&Experiment, &String)>> = BTreeMap::new();
-    for e in &s.experiments {
-        if let Some(n) = e.notes.iter().find(|n| n.contains("full offload")) {
-            by.entry(e.family).or_default().push((e, n));
+    for items in quiet.values() {
+        if items.len() == 1 {
+            out.push(single(s, items[0].0, items[0].1, items[0].2));
+        } else {
+            out.push(no_effects(s, items));
         }
     }
-    for (fam, items) in by {
-        let mut notes: Vec<&String> = items.iter().map(|(_, n)| *n).collect();
-        notes.sort();
-        notes.dedup();
-        let models = notes.len();
-        let mut f = Finding::new(
-            Kind::NoEffect,
-            format!(
-                "In `{}`, every `num_gpu` level tried is at or above the layer count of {}, which Ollama and llama.cpp clamp to full offload: offload was never varied, and differences between those levels are run-to-run noise or drift.",
-                s.families[fam].name,
-                if models == 1 { "its model".to_string() } else { format!("each of its {models} models") }
-            ),
-            520.0,
-        );
-        for n in notes {
-            f.evidence.push(format!("note: {n}"));
-        }
-        f.experiments = items.iter().map(|(e, _)| e.id.clone()).collect();
-        f.experiments.dedup();
-        f.files = s.families[fam].files.clone();
-        out.push(f.with("factor", "num_gpu"));
-    }
+    super::shapes::interactions(s, out);
+    super::shapes::scaling(s, out);
+    super::shapes::offload(s, out);
 }
 
 fn drift(s: &Study, e: &Experiment, a: &Analysis, eff: &Effect, out: &mut Vec<Finding>) {
@@ -413,115 +494,4 @@ fn drift(s: &Study, e: &Experiment, a: &Analysis, eff: &Effect, out: &mut Vec<Fi
     f.experiments.push(e.id.clone());
     f.files = s.families[e.family].files.clone();
     out.push(f.with("measure", &e.measure).with("factor", &eff.name));
-}
-
-fn interactions(s: &Study, out: &mut Vec<Finding>) {
-    for (e, a) in s.experiments.iter().zip(&s.analyses) {
-        for i in a.interactions.iter().filter(|i| i.p < 0.05 && i.eta2 >= 0.01) {
-            let mut f = Finding::new(
-                Kind::Interaction,
-                format!(
-                    "In {}, `{}` and `{}` interact on `{}`: the effect of one depends on the level of the other ({}, {}, η² = {}).",
-                    place(s, e),
-                    i.a,
-                    i.b,
-                    e.measure,
-                    fmt::f(i.f, i.df.0, i.df.1),
-                    fmt::p(i.p),
-                    fmt::share(i.eta2)
-                ),
-                400.0 + weight(e) * 0.5 + 100.0 * i.eta2,
-            );
-            f.headline = false;
-            f.experiments.push(e.id.clone());
-            f.files = s.families[e.family].files.clone();
-            out.push(f.with("factor", &i.a).with("factor", &i.b).with("measure", &e.measure));
-        }
-    }
-}
-
-/// A scaling worth its own finding: the measure moves by a tenth or more, or breaks, and the
-/// factor's effect is not refuted by its test.
-fn notable(sc: &crate::analysis::methods::scaling::Scaling, eff: Option<&Effect>) -> bool {
-    let moves = (1.0 - sc.ratio).abs() >= 0.1 || sc.breaks.is_some();
-    moves && eff.is_none_or(|e| e.p.is_none() || e.significant())
-}
-
-fn scaling(s: &Study, out: &mut Vec<Finding>) {
-    let mut groups: BTreeMap<(usize, String, String), Vec<(&Experiment, &crate::analysis::methods::scaling::Scaling)>> = BTreeMap::new();
-    for (e, a) in s.experiments.iter().zip(&s.analyses) {
-        for sc in &a.scaling {
-            let eff = a.effects.iter().find(|x| x.name == sc.factor);
-            if notable(sc, eff) {
-                groups.entry((e.family, e.measure.clone(), sc.factor.clone())).or_default().push((e, sc));
-            }
-        }
-    }
-    for ((fam, measure, factor), items) in groups {
-        let (e0, sc0) = items[0];
-        let unit = e0.def.unit();
-        let first = sc0.points[0].0;
-        let last = sc0.points[sc0.points.len() - 1].0;
-        let ratios: Vec<f64> = items.iter().map(|(_, x)| x.ratio).collect();
-        let med = crate::stats::median(&ratios);
-        let sentence = if items.len() == 1 {
-            let p = &sc0.points;
-            let brk = sc0
-                .breaks
-                .map(|(a, b, ch)| format!("; it breaks between {} and {} ({})", sc0.label(a), sc0.label(b), fmt::pct(ch)))
-                .unwrap_or_default();
-            format!(
-                "In {}, `{}` goes from {} at `{}` {} to {} at {} ({}×), best at {}{}.",
-                place(s, e0),
-                measure,
-                fmt::value(p[0].1, unit),
-                factor,
-                sc0.label(first),
-                fmt::value(p[p.len() - 1].1, unit),
-                sc0.label(last),
-                fmt::sig(sc0.ratio, 3),
-                sc0.label(sc0.peak),
-                brk
-            )
-        } else {
-            let splits = e0.split.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join("/");
-            let breaks: Vec<String> = items
-                .iter()
-                .filter_map(|(e, x)| {
-                    let (a, b, ch) = x.breaks?;
-                    let who = e.split.iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>().join("/");
-                    Some(format!("{who} between {} and {} ({})", x.label(a), x.label(b), fmt::pct(ch)))
-                })
-                .collect();
-            let brk = match breaks.len() {
-                0 => String::new(),
-                n if n <= 4 => format!("; it breaks for {}", breaks.join(", ")),
-                n => format!("; it breaks for {n} of them, {}, …", breaks[..3].join(", ")),
-            };
-            format!(
-                "Across {} {}s in `{}`, `{}` at `{}` {} is {}× its value at {} (median; range {}× to {}×){}.",
-                items.len(),
-                splits,
-                s.families[fam].name,
-                measure,
-                factor,
-                sc0.label(last),
-                fmt::sig(med, 3),
-                sc0.label(first),
-                fmt::sig(ratios.iter().cloned().fold(f64::MAX, f64::min), 3),
-                fmt::sig(ratios.iter().cloned().fold(0.0, f64::max), 3),
-                brk
-            )
-        };
-        let change = (1.0 - med).abs() * 100.0;
-        let mut f = Finding::new(Kind::Scaling, sentence, 500.0 + weight(e0) + mag(e0) * change.min(100.0));
-        for (e, x) in &items {
-            let pts: Vec<String> = x.points.iter().map(|(l, m, _)| format!("{} → {}", fmt::num(*l), fmt::num(*m))).collect();
-            let split = e.split.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>().join("/");
-            f.evidence.push(format!("{}{}: {}", e.id, if split.is_empty() { String::new() } else { format!(" ({split})") }, pts.join(", ")));
-            f.experiments.push(e.id.clone());
-        }
-        f.files = s.families[fam].files.clone();
-        out.push(f.with("factor", &factor).with("measure", &measure));
-    }
 }

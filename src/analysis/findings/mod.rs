@@ -6,6 +6,7 @@
 
 mod effects;
 mod problems;
+mod shapes;
 
 use super::Study;
 use serde::{Deserialize, Serialize};
@@ -144,32 +145,35 @@ impl Finding {
     }
 }
 
-/// Every finding, ranked: the first `MAX_KEY` (with no shape more than `MAX_SHAPE` times) are the
-/// Key Findings, the rest the appendix's.
-pub fn all(s: &Study) -> Vec<Finding> {
+/// Every finding, ranked, and how many lead as Key Findings: at most `MAX_KEY`, no shape more
+/// than `MAX_SHAPE` times among them; the rest are the appendix's.
+pub fn all(s: &Study) -> (Vec<Finding>, usize) {
     let mut out = vec![];
     problems::all(s, &mut out);
     effects::all(s, &mut out);
-    out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.kind.cmp(&b.kind)).then(a.sentence.cmp(&b.sentence)));
+    out.sort_by(|a, b| {
+        b.score.total_cmp(&a.score).then(a.kind.cmp(&b.kind)).then(a.sentence.cmp(&b.sentence))
+    });
     // shapes beyond the limit move behind every other finding
     let mut counts: std::collections::HashMap<String, usize> = Default::default();
     let (mut key, mut rest): (Vec<Finding>, Vec<Finding>) = (vec![], vec![]);
     for f in out {
         let c = counts.entry(f.shape()).or_default();
         *c += 1;
-        if *c <= MAX_SHAPE {
+        if *c <= MAX_SHAPE && key.len() < MAX_KEY {
             key.push(f);
         } else {
             rest.push(f);
         }
     }
+    let n_key = key.len();
     key.extend(rest);
     for (i, f) in key.iter_mut().enumerate() {
         f.id = format!("F{}", i + 1);
         let text = format!("{} {}", f.sentence, f.evidence.join(" "));
         f.numbers = numbers(&text);
     }
-    key
+    (key, n_key)
 }
 
 /// The numbers written in a text, as written (`76.59`, `-64.4`, `0.0001`, `2025-10-02`).
@@ -178,9 +182,16 @@ pub fn numbers(text: &str) -> Vec<String> {
     let mut out: Vec<String> = vec![];
     let mut i = 0;
     while i < b.len() {
-        if b[i].is_ascii_digit() && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_')) {
+        if b[i].is_ascii_digit()
+            && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_'))
+        {
             let mut j = i;
-            while j < b.len() && (b[j].is_ascii_digit() || (matches!(b[j], b'.' | b'-' | b':') && j + 1 < b.len() && b[j + 1].is_ascii_digit())) {
+            while j < b.len()
+                && (b[j].is_ascii_digit()
+                    || (matches!(b[j], b'.' | b'-' | b':')
+                        && j + 1 < b.len()
+                        && b[j + 1].is_ascii_digit()))
+            {
                 j += 1;
             }
             let start = if i > 0 && matches!(b[i - 1], b'-' | b'+') { i - 1 } else { i };
@@ -202,8 +213,15 @@ mod tests {
 
     #[test]
     fn shapes_and_numbers() {
-        let f = Finding::new(Kind::Effect, "`tag` changes `tokens_s`: q4_0 is +64.4 % over q8_0 (p < 0.0001).".into(), 0.0);
+        let f = Finding::new(
+            Kind::Effect,
+            "`tag` changes `tokens_s`: q4_0 is +64.4 % over q8_0 (p < 0.0001).".into(),
+            0.0,
+        );
         assert_eq!(f.shape(), "N changes N: q#_# is +# % over q#_# (p < #).");
-        assert_eq!(numbers("from 76.59 to -64.4 % on 2025-10-02, F(2, 12)"), vec!["76.59", "-64.4", "2025-10-02", "2", "12"]);
+        assert_eq!(
+            numbers("from 76.59 to -64.4 % on 2025-10-02, F(2, 12)"),
+            vec!["76.59", "-64.4", "2025-10-02", "2", "12"]
+        );
     }
 }

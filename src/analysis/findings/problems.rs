@@ -39,7 +39,12 @@ fn outage(s: &Study, g: &FailureGroup) -> Finding {
     let suspect_files: Vec<String> = g
         .files
         .iter()
-        .filter(|(f, _, _)| s.families.iter().flat_map(|x| &x.records).any(|r| &r.file == f && matches!(r.validity, Validity::Suspect(_))))
+        .filter(|(f, _, _)| {
+            s.families
+                .iter()
+                .flat_map(|x| &x.records)
+                .any(|r| &r.file == f && matches!(r.validity, Validity::Suspect(_)))
+        })
         .map(|(f, _, _)| f.clone())
         .collect();
     let whole = g.files.iter().filter(|(f, n, all)| n == all && suspect_files.contains(f)).count();
@@ -87,17 +92,31 @@ fn outage(s: &Study, g: &FailureGroup) -> Finding {
 fn naive(s: &Study, g: &FailureGroup) -> Option<(String, f64, f64, &'static str)> {
     let files: Vec<&String> = g.files.iter().map(|(f, _, _)| f).collect();
     for fam in &s.families {
-        let bad: Vec<_> = fam.records.iter().filter(|r| files.contains(&&r.file) && matches!(r.validity, Validity::Suspect(_))).collect();
+        let bad: Vec<_> = fam
+            .records
+            .iter()
+            .filter(|r| files.contains(&&r.file) && matches!(r.validity, Validity::Suspect(_)))
+            .collect();
         if bad.is_empty() {
             continue;
         }
-        let mut measures: Vec<(&String, crate::analysis::record::MeasureDef)> =
-            bad[0].measures.keys().filter_map(|k| known_def(k).map(|d| (k, d))).filter(|(_, d)| d.primary).collect();
+        let mut measures: Vec<(&String, crate::analysis::record::MeasureDef)> = bad[0]
+            .measures
+            .keys()
+            .filter_map(|k| known_def(k).map(|d| (k, d)))
+            .filter(|(_, d)| d.primary)
+            .collect();
         measures.sort_by_key(|(_, d)| !matches!(d.quantity, Quantity::TokenRate));
         let (m, d) = measures.first()?;
         let mean = |v: Vec<f64>| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
         let b = mean(bad.iter().filter_map(|r| r.measures.get(*m).map(|o| o.value)).collect())?;
-        let ok = mean(fam.records.iter().filter(|r| r.validity.is_ok()).filter_map(|r| r.measures.get(*m).map(|o| o.value)).collect())?;
+        let ok = mean(
+            fam.records
+                .iter()
+                .filter(|r| r.validity.is_ok())
+                .filter_map(|r| r.measures.get(*m).map(|o| o.value))
+                .collect(),
+        )?;
         return Some(((*m).clone(), b, ok, d.unit()));
     }
     None
@@ -107,8 +126,9 @@ fn failures(s: &Study, g: &FailureGroup) -> Finding {
     let failed = g.count - g.reported_success;
     let files: Vec<String> = g.files.iter().map(|(f, _, _)| f.clone()).collect();
     let mut sentence = format!(
-        "{} runs failed because {} (\"{}\") in {} file{}: {}",
+        "{} run{} failed because {} (\"{}\") in {} file{}: {}",
         failed,
+        if failed == 1 { "" } else { "s" },
         cause_phrase(&g.cause),
         g.example,
         files.len(),
@@ -121,11 +141,19 @@ fn failures(s: &Study, g: &FailureGroup) -> Finding {
     }
     sentence.push('.');
     if !g.never_completed.is_empty() {
-        sentence.push_str(&format!(" {} configuration{} never completed a run.", g.never_completed.len(), if g.never_completed.len() == 1 { "" } else { "s" }));
+        sentence.push_str(&format!(
+            " {} configuration{} never completed a run.",
+            g.never_completed.len(),
+            if g.never_completed.len() == 1 { "" } else { "s" }
+        ));
     }
     let total: usize = s.families.iter().map(|f| f.records.len()).sum();
     let share = failed as f64 / total.max(1) as f64;
-    let mut f = Finding::new(Kind::Failures, sentence, 500.0 + 300.0 * share.min(1.0) + 20.0 * g.never_completed.len().min(5) as f64);
+    let mut f = Finding::new(
+        Kind::Failures,
+        sentence,
+        500.0 + 300.0 * share.min(1.0) + 20.0 * g.never_completed.len().min(5) as f64,
+    );
     f.headline = share >= 0.05 || !g.never_completed.is_empty();
     for (file, n, all) in &g.files {
         f.evidence.push(format!("{file}: {n} of {all} runs"));
@@ -159,7 +187,8 @@ fn cause_phrase(c: &str) -> String {
 }
 
 fn cold_starts(s: &Study, out: &mut Vec<Finding>) {
-    let mut by: BTreeMap<&str, Vec<&crate::analysis::methods::patterns::ColdStarts>> = BTreeMap::new();
+    let mut by: BTreeMap<&str, Vec<&crate::analysis::methods::patterns::ColdStarts>> =
+        BTreeMap::new();
     for c in &s.cold {
         by.entry(c.measure.as_str()).or_default().push(c);
     }
@@ -173,8 +202,12 @@ fn cold_starts(s: &Study, out: &mut Vec<Finding>) {
         let mut trig: Vec<&String> = items.iter().flat_map(|c| &c.triggers).collect();
         trig.sort();
         trig.dedup();
-        let files: Vec<String> = items.iter().flat_map(|c| s.families[c.family].files.clone()).collect();
-        let when = if trig.is_empty() {
+        let files: Vec<String> =
+            items.iter().flat_map(|c| s.families[c.family].files.clone()).collect();
+        let first: usize = items.iter().map(|c| c.first_of_file).sum();
+        let when = if trig.is_empty() && first * 4 >= cold * 3 {
+            format!("{first} of them the first run of a file")
+        } else if trig.is_empty() {
             "at no setting change in particular".to_string()
         } else {
             let t: Vec<String> = trig.iter().map(|t| format!("`{t}`")).collect();
@@ -185,7 +218,11 @@ fn cold_starts(s: &Study, out: &mut Vec<Finding>) {
             fmt::value(crate::stats::median(&cm), unit),
             fmt::value(crate::stats::median(&wm), unit)
         );
-        let mut f = Finding::new(Kind::ColdStarts, sentence, 560.0 + (cold as f64 / rows.max(1) as f64 * 100.0).min(60.0));
+        let mut f = Finding::new(
+            Kind::ColdStarts,
+            sentence,
+            560.0 + (cold as f64 / rows.max(1) as f64 * 100.0).min(60.0),
+        );
         for c in &items {
             f.evidence.push(format!(
                 "`{}`: {} of {} runs cold ({} vs {})",
@@ -208,11 +245,15 @@ fn claims(s: &Study, out: &mut Vec<Finding>) {
     }
     for (file, cs) in by {
         let count = |v: &str| cs.iter().filter(|c| c.verdict == v).count();
-        let (rep, con, cant) = (count("reproduced"), count("contradicted"), count("cannot be backed"));
+        let (rep, con, cant) =
+            (count("reproduced"), count("contradicted"), count("cannot be backed"));
         if rep + con + cant == 0 {
             continue;
         }
-        let worst = cs.iter().filter(|c| c.verdict == "contradicted").max_by(|a, b| a.gap().total_cmp(&b.gap()));
+        let worst = cs
+            .iter()
+            .filter(|c| c.verdict == "contradicted")
+            .max_by(|a, b| a.gap().total_cmp(&b.gap()));
         let mut sentence = format!("`{file}` states {} checkable figures: the runs reproduce {rep}, contradict {con}, and cannot back {cant}", rep + con + cant);
         if let Some(w) = worst {
             sentence.push_str(&format!("; it says {} where {}", w.text, w.data));
@@ -229,9 +270,11 @@ fn claims(s: &Study, out: &mut Vec<Finding>) {
 }
 
 fn duplicates(s: &Study, out: &mut Vec<Finding>) {
-    let copies: Vec<(String, String)> = s.files.iter().filter_map(|f| f.copy_of.clone().map(|o| (f.path.clone(), o))).collect();
+    let copies: Vec<(String, String)> =
+        s.files.iter().filter_map(|f| f.copy_of.clone().map(|o| (f.path.clone(), o))).collect();
     let same = s.duplicates.len();
-    let unreadable: Vec<&crate::analysis::scan::FileEntry> = s.files.iter().filter(|f| f.status.starts_with("cannot be read")).collect();
+    let unreadable: Vec<&crate::analysis::scan::FileEntry> =
+        s.files.iter().filter(|f| f.status.starts_with("cannot be read")).collect();
     if !copies.is_empty() || same > 0 {
         let mut f = Finding::new(
             Kind::Duplicates,
@@ -255,7 +298,13 @@ fn duplicates(s: &Study, out: &mut Vec<Finding>) {
     if !unreadable.is_empty() {
         let mut f = Finding::new(
             Kind::Failures,
-            format!("{} file{} could not be read and {} left out: {}.", unreadable.len(), if unreadable.len() == 1 { "" } else { "s" }, if unreadable.len() == 1 { "is" } else { "are" }, files_text(&unreadable.iter().map(|f| f.path.clone()).collect::<Vec<_>>())),
+            format!(
+                "{} file{} could not be read and {} left out: {}.",
+                unreadable.len(),
+                if unreadable.len() == 1 { "" } else { "s" },
+                if unreadable.len() == 1 { "is" } else { "are" },
+                files_text(&unreadable.iter().map(|f| f.path.clone()).collect::<Vec<_>>())
+            ),
             180.0,
         );
         f.headline = false;

@@ -55,10 +55,17 @@ fn design(levels: &[Vec<usize>], n_levels: &[usize], terms: &[Vec<usize>]) -> DM
         // every combination of non-baseline levels of the term's factors
         let mut combos: Vec<Vec<usize>> = vec![vec![]];
         for &f in t {
-            combos = combos.into_iter().flat_map(|c| (1..n_levels[f]).map(move |l| [c.clone(), vec![l]].concat())).collect();
+            combos = combos
+                .into_iter()
+                .flat_map(|c| (1..n_levels[f]).map(move |l| [c.clone(), vec![l]].concat()))
+                .collect();
         }
         for c in combos {
-            cols.push((0..n).map(|i| f64::from(t.iter().zip(&c).all(|(&f, &l)| levels[i][f] == l))).collect());
+            cols.push(
+                (0..n)
+                    .map(|i| f64::from(t.iter().zip(&c).all(|(&f, &l)| levels[i][f] == l)))
+                    .collect(),
+            );
         }
     }
     DMatrix::from_fn(n, cols.len(), |i, j| cols[j][i])
@@ -67,7 +74,12 @@ fn design(levels: &[Vec<usize>], n_levels: &[usize], terms: &[Vec<usize>]) -> DM
 /// Type II ANOVA of `y` over the factors (`levels[i][f]` is observation i's level of factor f,
 /// of `n_levels[f]`) with the given terms; `None` when the fit leaves no residual degree of
 /// freedom or there is no variation.
-pub fn anova(y: &[f64], levels: &[Vec<usize>], n_levels: &[usize], terms: &[Vec<usize>]) -> Option<Anova> {
+pub fn anova(
+    y: &[f64],
+    levels: &[Vec<usize>],
+    n_levels: &[usize],
+    terms: &[Vec<usize>],
+) -> Option<Anova> {
     let n = y.len();
     let yv = DVector::from_column_slice(y);
     let mean = y.iter().sum::<f64>() / n as f64;
@@ -82,7 +94,8 @@ pub fn anova(y: &[f64], levels: &[Vec<usize>], n_levels: &[usize], terms: &[Vec<
     let mut rows = vec![];
     for t in terms {
         // the terms that do not contain t, with and without t
-        let base: Vec<Vec<usize>> = terms.iter().filter(|u| !t.iter().all(|f| u.contains(f))).cloned().collect();
+        let base: Vec<Vec<usize>> =
+            terms.iter().filter(|u| !t.iter().all(|f| u.contains(f))).cloned().collect();
         let mut with = base.clone();
         with.push(t.clone());
         let (r1, k1) = fit(&design(levels, n_levels, &base), &yv)?;

@@ -46,7 +46,8 @@ pub fn catalogue(fams: &[Family]) -> Vec<Row> {
         let valid: Vec<_> = f.records.iter().filter(|r| r.validity.is_ok()).collect();
         let names: BTreeSet<&String> = valid.iter().flat_map(|r| r.measures.keys()).collect();
         for m in names {
-            let v: Vec<f64> = valid.iter().filter_map(|r| r.measures.get(m).map(|o| o.value)).collect();
+            let v: Vec<f64> =
+                valid.iter().filter_map(|r| r.measures.get(m).map(|o| o.value)).collect();
             let Some(s) = Summary::of(&v) else { continue };
             out.push(Row {
                 family: f.name.clone(),

@@ -65,7 +65,8 @@ fn one_session_per_level(e: &Experiment, f: usize) -> Option<String> {
         files.entry(o.levels[f]).or_default().insert(&o.file);
     }
     let all: BTreeSet<&str> = e.obs.iter().map(|o| o.file.as_str()).collect();
-    let separate = files.values().all(|s| s.len() == 1) && files.len() == all.len() && all.len() >= 2;
+    let separate =
+        files.values().all(|s| s.len() == 1) && files.len() == all.len() && all.len() >= 2;
     let repeats = e.obs.len() > files.len();
     (separate && repeats).then(|| {
         format!(

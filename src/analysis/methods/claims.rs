@@ -53,12 +53,18 @@ fn figures(line: &str, column_unit: Option<Quantity>) -> Vec<Figure> {
     let mut out = vec![];
     let mut i = 0;
     while i < b.len() {
-        if !b[i].is_ascii_digit() || (i > 0 && (b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'.' || b[i - 1] == b'_')) {
+        if !b[i].is_ascii_digit()
+            || (i > 0 && (b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'.' || b[i - 1] == b'_'))
+        {
             i += 1;
             continue;
         }
         let mut j = i;
-        while j < b.len() && (b[j].is_ascii_digit() || b[j] == b'.' || (b[j] == b',' && j + 3 < b.len() && b[j + 1].is_ascii_digit())) {
+        while j < b.len()
+            && (b[j].is_ascii_digit()
+                || b[j] == b'.'
+                || (b[j] == b',' && j + 3 < b.len() && b[j + 1].is_ascii_digit()))
+        {
             j += 1;
         }
         let num = line[i..j].trim_end_matches('.').replace(',', "");
@@ -68,10 +74,44 @@ fn figures(line: &str, column_unit: Option<Quantity>) -> Vec<Figure> {
         };
         let decimals = num.split_once('.').map_or(0, |(_, d)| d.len());
         // a difference, a bound or an approximation is not a measured value
-        let before: String = line[..i].chars().rev().take(24).collect::<String>().chars().rev().collect::<String>().to_ascii_lowercase();
-        let relative = ["within", "±", "+", "-", "by ", "range", "spread", "delta", "Δ", "diff", "gain", "improv", "drop", "increase", "decrease", "reduc", "up to", "less than", "more than", "~", "≈", "<", ">", "x ", "×"]
-            .iter()
-            .any(|w| before.trim_end().ends_with(w) || (w.len() > 2 && before.contains(w)));
+        let before: String = line[..i]
+            .chars()
+            .rev()
+            .take(24)
+            .collect::<String>()
+            .chars()
+            .rev()
+            .collect::<String>()
+            .to_ascii_lowercase();
+        let relative = [
+            "within",
+            "±",
+            "+",
+            "-",
+            "by ",
+            "range",
+            "spread",
+            "delta",
+            "Δ",
+            "diff",
+            "gain",
+            "improv",
+            "drop",
+            "increase",
+            "decrease",
+            "reduc",
+            "up to",
+            "less than",
+            "more than",
+            "~",
+            "≈",
+            "<",
+            ">",
+            "x ",
+            "×",
+        ]
+        .iter()
+        .any(|w| before.trim_end().ends_with(w) || (w.len() > 2 && before.contains(w)));
         if relative {
             i = j.max(i + 1);
             continue;
@@ -98,9 +138,16 @@ fn figures(line: &str, column_unit: Option<Quantity>) -> Vec<Figure> {
         match (unit, column_unit) {
             (Some((ulen, q, f)), _) => {
                 let end = j + (line.len() - j - line[j..].trim_start().len()) + ulen;
-                out.push(Figure { value: v * f, quantity: q, decimals, text: line[i..end.min(line.len())].trim().to_string() });
+                out.push(Figure {
+                    value: v * f,
+                    quantity: q,
+                    decimals,
+                    text: line[i..end.min(line.len())].trim().to_string(),
+                });
             }
-            (None, Some(q)) if !rest.starts_with('%') && !rest.starts_with('x') && !rest.starts_with('×') => {
+            (None, Some(q))
+                if !rest.starts_with('%') && !rest.starts_with('x') && !rest.starts_with('×') =>
+            {
                 out.push(Figure { value: v, quantity: q, decimals, text: num.clone() });
             }
             _ => {}
@@ -133,13 +180,18 @@ fn level_index(families: &[Family]) -> BTreeSet<String> {
 /// Words of a line that are (or start) a level of some factor.
 fn named_levels(line: &str, figure: &str, index: &BTreeSet<String>) -> Vec<String> {
     let mut out = vec![];
-    for w in line.split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'))) {
+    for w in
+        line.split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-')))
+    {
         let w = w.trim_matches(['.', ':', '-']).to_ascii_lowercase();
         if w.len() < 2 || figure.starts_with(&w) {
             continue;
         }
         let numeric = w.parse::<f64>().ok().is_some_and(|v| index.contains(&format!("#{v}")));
-        let hit = numeric || index.contains(&w) || (w.chars().any(|c| c.is_ascii_alphabetic()) && index.iter().any(|l| l.starts_with(&format!("{w}:"))));
+        let hit = numeric
+            || index.contains(&w)
+            || (w.chars().any(|c| c.is_ascii_alphabetic())
+                && index.iter().any(|l| l.starts_with(&format!("{w}:"))));
         if hit && !out.contains(&w) {
             out.push(w);
         }
@@ -167,7 +219,8 @@ pub fn check(reports: &[(String, String)], families: &[Family]) -> Vec<Claim> {
     let mut out = vec![];
     for (file, text) in reports {
         // every valid run of the folder: a report may describe data kept anywhere in it
-        let pool: Vec<&Record> = families.iter().flat_map(|f| &f.records).filter(|r| r.validity.is_ok()).collect();
+        let pool: Vec<&Record> =
+            families.iter().flat_map(|f| &f.records).filter(|r| r.validity.is_ok()).collect();
         if pool.is_empty() {
             continue;
         }
@@ -186,7 +239,9 @@ pub fn check(reports: &[(String, String)], families: &[Family]) -> Vec<Claim> {
             if cells.iter().any(|c| c.as_deref().is_some_and(|c| c.contains("---"))) {
                 continue;
             }
-            if cells.len() >= 2 && cells.iter().all(|c| c.as_deref().is_some_and(|c| c.parse::<f64>().is_err())) {
+            if cells.len() >= 2
+                && cells.iter().all(|c| c.as_deref().is_some_and(|c| c.parse::<f64>().is_err()))
+            {
                 col_units = cells.iter().map(|c| c.as_deref().and_then(header_unit)).collect();
                 let sep = text.lines().nth(ln + 1).map(table::md_cells).map_or(0, |c| c.len());
                 if col_units.len() == sep + 1 && !line.trim_start().starts_with('|') {
@@ -196,7 +251,13 @@ pub fn check(reports: &[(String, String)], families: &[Family]) -> Vec<Claim> {
                 col_units.clear();
             }
             let figs: Vec<Figure> = if cells.len() >= 2 {
-                cells.iter().enumerate().flat_map(|(k, c)| figures(c.as_deref().unwrap_or(""), col_units.get(k).copied().flatten())).collect()
+                cells
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(k, c)| {
+                        figures(c.as_deref().unwrap_or(""), col_units.get(k).copied().flatten())
+                    })
+                    .collect()
             } else {
                 figures(line, None)
             };
@@ -216,7 +277,14 @@ fn header_unit(h: &str) -> Option<Quantity> {
     matches!(d.quantity, Quantity::TokenRate).then_some(Quantity::TokenRate)
 }
 
-fn judge(file: &str, ln: usize, line: &str, fig: &Figure, levels: &[String], pool: &[&Record]) -> Claim {
+fn judge(
+    file: &str,
+    ln: usize,
+    line: &str,
+    fig: &Figure,
+    levels: &[String],
+    pool: &[&Record],
+) -> Claim {
     let lower = line.to_ascii_lowercase();
     let want = |name: &str| {
         let Some(d) = known_def(name) else { return false };
@@ -227,20 +295,29 @@ fn judge(file: &str, ln: usize, line: &str, fig: &Figure, levels: &[String], poo
             let n = name.to_ascii_lowercase();
             let ttft = lower.contains("ttft") || lower.contains("first token");
             let load = lower.contains("load");
-            return if ttft { n.contains("ttft") || n.contains("first") } else if load { n.contains("load") } else { d.primary || n.contains("total") };
+            return if ttft {
+                n.contains("ttft") || n.contains("first")
+            } else if load {
+                n.contains("load")
+            } else {
+                d.primary || n.contains("total")
+            };
         }
         true
     };
-    let matching: Vec<&&Record> = pool.iter().filter(|r| levels.iter().all(|w| matches_level(r, w))).collect();
+    let matching: Vec<&&Record> =
+        pool.iter().filter(|r| levels.iter().all(|w| matches_level(r, w))).collect();
     let mut values = vec![];
     let mut summary = None;
     for set in [&matching] {
-        let mut names: BTreeSet<&String> = set.iter().flat_map(|r| r.measures.keys()).filter(|k| want(k)).collect();
+        let mut names: BTreeSet<&String> =
+            set.iter().flat_map(|r| r.measures.keys()).filter(|k| want(k)).collect();
         if names.is_empty() {
             continue;
         }
         for m in std::mem::take(&mut names) {
-            let v: Vec<f64> = set.iter().filter_map(|r| r.measures.get(m).map(|o| o.value)).collect();
+            let v: Vec<f64> =
+                set.iter().filter_map(|r| r.measures.get(m).map(|o| o.value)).collect();
             if v.is_empty() {
                 continue;
             }
@@ -252,9 +329,13 @@ fn judge(file: &str, ln: usize, line: &str, fig: &Figure, levels: &[String], poo
             values.extend(v);
         }
     }
-    let closest = values.iter().copied().min_by(|a, b| (a - fig.value).abs().total_cmp(&(b - fig.value).abs()));
+    let closest = values
+        .iter()
+        .copied()
+        .min_by(|a, b| (a - fig.value).abs().total_cmp(&(b - fig.value).abs()));
     let unit = if fig.quantity == Quantity::TokenRate { "tok/s" } else { "ms" };
-    let context: String = line.trim().trim_start_matches(['-', '*', '#', '|', ' ']).chars().take(120).collect();
+    let context: String =
+        line.trim().trim_start_matches(['-', '*', '#', '|', ' ']).chars().take(120).collect();
     let mut c = Claim {
         file: file.into(),
         line: format!("line {}", ln + 1),
@@ -265,7 +346,14 @@ fn judge(file: &str, ln: usize, line: &str, fig: &Figure, levels: &[String], poo
         value: fig.value,
         closest,
     };
-    let scale = if fig.quantity == Quantity::Time && fig.text.trim_end().ends_with('s') && !fig.text.trim_end().ends_with("ms") { 1000.0 } else { 1.0 };
+    let scale = if fig.quantity == Quantity::Time
+        && fig.text.trim_end().ends_with('s')
+        && !fig.text.trim_end().ends_with("ms")
+    {
+        1000.0
+    } else {
+        1.0
+    };
     if values.iter().any(|x| same(fig, *x, scale)) {
         c.verdict = "reproduced".into();
         c.data = format!("the runs give {}", fmt::value(closest.unwrap_or(fig.value), unit));
@@ -276,20 +364,42 @@ fn judge(file: &str, ln: usize, line: &str, fig: &Figure, levels: &[String], poo
     let specific = levels.len() >= 2 || levels.iter().any(|l| l.parse::<f64>().is_err());
     if let (Some((m, s, n)), true) = (&summary, specific) {
         if !outside(s) && *n > 1 {
-            c.data = format!("the {} runs with {} give `{}` from {} to {}, none of them this figure", n, levels.join(", "), m, fmt::value(s.min, unit), fmt::value(s.max, unit));
+            c.data = format!(
+                "the {} runs with {} give `{}` from {} to {}, none of them this figure",
+                n,
+                levels.join(", "),
+                m,
+                fmt::value(s.min, unit),
+                fmt::value(s.max, unit)
+            );
             return c;
         }
         c.verdict = "contradicted".into();
-        c.data = format!("the {} runs with {} give `{}` {} (range {} to {})", n, levels.join(", "), m, fmt::value(s.mean, unit), fmt::value(s.min, unit), fmt::value(s.max, unit));
+        c.data = format!(
+            "the {} runs with {} give `{}` {} (range {} to {})",
+            n,
+            levels.join(", "),
+            m,
+            fmt::value(s.mean, unit),
+            fmt::value(s.min, unit),
+            fmt::value(s.max, unit)
+        );
         return c;
     }
     // outside every run of its kind
-    let all: Vec<f64> = pool.iter().flat_map(|r| r.measures.iter().filter(|(k, _)| want(k)).map(|(_, o)| o.value)).collect();
+    let all: Vec<f64> = pool
+        .iter()
+        .flat_map(|r| r.measures.iter().filter(|(k, _)| want(k)).map(|(_, o)| o.value))
+        .collect();
     if let Some(s) = crate::stats::Summary::of(&all) {
         let outside = fig.value > s.max * 1.05 || fig.value < s.min * 0.95;
         if outside && fig.quantity == Quantity::TokenRate {
             c.verdict = "contradicted".into();
-            c.data = format!("every run's rate lies between {} and {}", fmt::value(s.min, unit), fmt::value(s.max, unit));
+            c.data = format!(
+                "every run's rate lies between {} and {}",
+                fmt::value(s.min, unit),
+                fmt::value(s.max, unit)
+            );
             c.closest = Some(if fig.value > s.max { s.max } else { s.min });
         }
     }
@@ -304,7 +414,10 @@ mod tests {
     fn figures_with_units() {
         let f = figures("Best: 102.31 tok/s at 0.128 s TTFT, 86 ms load, 5 runs, 12 %", None);
         let v: Vec<(f64, Quantity)> = f.iter().map(|x| (x.value, x.quantity)).collect();
-        assert_eq!(v, vec![(102.31, Quantity::TokenRate), (128.0, Quantity::Time), (86.0, Quantity::Time)]);
+        assert_eq!(
+            v,
+            vec![(102.31, Quantity::TokenRate), (128.0, Quantity::Time), (86.0, Quantity::Time)]
+        );
         assert_eq!(f[0].decimals, 2);
         assert_eq!(f[1].text, "0.128 s");
     }

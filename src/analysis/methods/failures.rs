@@ -32,23 +32,62 @@ pub struct FailureGroup {
 pub fn cause(msg: &str) -> String {
     let m = msg.to_ascii_lowercase();
     let has = |ws: &[&str]| ws.iter().any(|w| m.contains(w));
-    if has(&["connection refused", "connection attempts failed", "failed to connect", "connection error", "no such host", "name or service not known", "max retries", "connecterror", "connection reset", "unreachable", "requested address is not valid", "winerror 10061", "winerror 10060", "winerror 10049", "request url is missing", "unsupported protocol", "invalid url", "missing an 'http"]) {
+    if has(&[
+        "connection refused",
+        "connection attempts failed",
+        "failed to connect",
+        "connection error",
+        "no such host",
+        "name or service not known",
+        "max retries",
+        "connecterror",
+        "connection reset",
+        "unreachable",
+        "requested address is not valid",
+        "winerror 10061",
+        "winerror 10060",
+        "winerror 10049",
+        "request url is missing",
+        "unsupported protocol",
+        "invalid url",
+        "missing an 'http",
+    ]) {
         "the server could not be reached"
     } else if has(&["timeout", "timed out", "deadline exceeded"]) {
         "timeout"
-    } else if m.split(|c: char| !c.is_ascii_alphanumeric()).any(|t| t == "oom") || has(&["out of memory", "exit 137", "cannot allocate", "alloc failed", "failed to allocate"]) {
+    } else if m.split(|c: char| !c.is_ascii_alphanumeric()).any(|t| t == "oom")
+        || has(&[
+            "out of memory",
+            "exit 137",
+            "cannot allocate",
+            "alloc failed",
+            "failed to allocate",
+        ])
+    {
         "out of memory"
-    } else if has(&["ggml_assert", "segmentation", "abort", "core dumped", "exit 134", "panicked", "crashed", "terminate called", "backtrace"]) {
+    } else if has(&[
+        "ggml_assert",
+        "segmentation",
+        "abort",
+        "core dumped",
+        "exit 134",
+        "panicked",
+        "crashed",
+        "terminate called",
+        "backtrace",
+    ]) {
         "crash"
     } else if has(&["codec can't", "unicodeencodeerror", "unicodedecodeerror", "charmap"]) {
         "text encoding error"
-    } else if has(&["http status 5", "internal server error", "bad gateway", "service unavailable"]) {
+    } else if has(&["http status 5", "internal server error", "bad gateway", "service unavailable"])
+    {
         "server error (HTTP 5xx)"
     } else if has(&["not found", "404", "no such model", "pull model"]) {
         "model not found"
     } else if has(&["no result", "= 0", "all measures are zero", "no tokens"]) {
         "no result recorded"
-    } else if has(&["triton", "not installed", "no module named", "importerror", "modulenotfound"]) {
+    } else if has(&["triton", "not installed", "no module named", "importerror", "modulenotfound"])
+    {
         "missing dependency"
     } else if has(&["success = false"]) {
         "reported failure without a message"
@@ -90,7 +129,8 @@ pub fn groups(families: &[Family]) -> Vec<FailureGroup> {
             by.entry(cause(why)).or_default().push(r);
         }
     }
-    let mut out: Vec<FailureGroup> = by.into_iter().map(|(c, recs)| group(c, &recs, families)).collect();
+    let mut out: Vec<FailureGroup> =
+        by.into_iter().map(|(c, recs)| group(c, &recs, families)).collect();
     out.sort_by(|a, b| b.count.cmp(&a.count).then(a.cause.cmp(&b.cause)));
     out
 }
@@ -100,12 +140,23 @@ fn group(cause: String, recs: &[&Record], families: &[Family]) -> FailureGroup {
     for r in recs {
         *msgs.entry(r.validity.reason().unwrap_or("")).or_default() += 1;
     }
-    let example = msgs.iter().max_by_key(|(_, n)| **n).map(|(m, _)| m.to_string()).unwrap_or_default();
+    let example =
+        msgs.iter().max_by_key(|(_, n)| **n).map(|(m, _)| m.to_string()).unwrap_or_default();
     let files: BTreeSet<&str> = recs.iter().map(|r| r.file.as_str()).collect();
-    let all_in_files: Vec<&Record> = families.iter().flat_map(|f| &f.records).filter(|r| files.contains(r.file.as_str())).collect();
+    let all_in_files: Vec<&Record> = families
+        .iter()
+        .flat_map(|f| &f.records)
+        .filter(|r| files.contains(r.file.as_str()))
+        .collect();
     let file_counts = files
         .iter()
-        .map(|f| (f.to_string(), recs.iter().filter(|r| r.file == *f).count(), all_in_files.iter().filter(|r| r.file == *f).count()))
+        .map(|f| {
+            (
+                f.to_string(),
+                recs.iter().filter(|r| r.file == *f).count(),
+                all_in_files.iter().filter(|r| r.file == *f).count(),
+            )
+        })
         .collect();
     // levels all failures share, which the file's other records do not
     let mut confined = vec![];
@@ -124,7 +175,10 @@ fn group(cause: String, recs: &[&Record], families: &[Family]) -> FailureGroup {
         cause,
         example,
         count: recs.len(),
-        reported_success: recs.iter().filter(|r| matches!(r.validity, Validity::Suspect(_))).count(),
+        reported_success: recs
+            .iter()
+            .filter(|r| matches!(r.validity, Validity::Suspect(_)))
+            .count(),
         files: file_counts,
         confined,
         never_completed: never_completed(recs, &all_in_files),
@@ -138,7 +192,9 @@ fn never_completed(failed: &[&Record], all: &[&Record]) -> Vec<String> {
     let key = |r: &Record| {
         r.factors
             .iter()
-            .filter(|(k, _)| crate::analysis::readers::columns::factor(k) != Some(true) && !k.contains("time"))
+            .filter(|(k, _)| {
+                crate::analysis::readers::columns::factor(k) != Some(true) && !k.contains("time")
+            })
             .map(|(k, v)| format!("{k}={}", v.text()))
             .collect::<Vec<_>>()
             .join(", ")
@@ -156,7 +212,10 @@ mod tests {
 
     #[test]
     fn root_causes() {
-        assert_eq!(cause("Error generating banter: All connection attempts failed"), "the server could not be reached");
+        assert_eq!(
+            cause("Error generating banter: All connection attempts failed"),
+            "the server could not be reached"
+        );
         assert_eq!(cause("crashed: GGML_ASSERT(ne % 32 == 0) failed"), "crash");
         assert_eq!(cause("'charmap' codec can't encode character"), "text encoding error");
         assert_eq!(cause("✖ [rocm] x failed (exit 137)"), "out of memory");

@@ -7,11 +7,11 @@
 //! fixed run orders, pseudo-replication and session confounds are named.
 
 pub mod anova;
+pub mod catalogue;
+pub mod caveats;
 pub mod claims;
 pub mod failures;
 pub mod patterns;
-pub mod catalogue;
-pub mod caveats;
 pub mod scaling;
 
 use super::design::{Experiment, Role};
@@ -128,7 +128,8 @@ fn level_stat(name: &str, v: &[f64]) -> LevelStat {
 pub fn pair(a: usize, b: usize, va: &[f64], vb: &[f64]) -> Pair {
     let (ma, mb) = (mean(va), mean(vb));
     let welch = stats::welch(va, vb);
-    let ci_pct = welch.and_then(|w| (ma.abs() > 0.0).then(|| (w.ci95.0 / ma * 100.0, w.ci95.1 / ma * 100.0)));
+    let ci_pct = welch
+        .and_then(|w| (ma.abs() > 0.0).then(|| (w.ci95.0 / ma * 100.0, w.ci95.1 / ma * 100.0)));
     Pair {
         a,
         b,
@@ -197,7 +198,10 @@ fn pairs(g: &[Vec<f64>], best: usize, worst: usize) -> Vec<Pair> {
 pub fn analyse(e: &Experiment) -> Analysis {
     let y: Vec<f64> = e.obs.iter().map(|o| o.y).collect();
     let cells = e.cells();
-    let reps = (cells.values().map(Vec::len).min().unwrap_or(0), cells.values().map(Vec::len).max().unwrap_or(0));
+    let reps = (
+        cells.values().map(Vec::len).min().unwrap_or(0),
+        cells.values().map(Vec::len).max().unwrap_or(0),
+    );
     let mut a = Analysis {
         experiment: e.id.clone(),
         design: String::new(),
@@ -229,8 +233,18 @@ fn one_factor(e: &Experiment, a: &mut Analysis, summaries: bool) {
     let g = groups(e, 0);
     let f = &e.factors[0];
     let k = f.levels.len();
-    a.design = if f.role == Role::Treatment { if k == 2 { "two levels" } else { "k levels" } } else { "sessions" }.into();
-    let stats: Vec<LevelStat> = f.levels.iter().zip(&g).map(|(l, v)| level_stat(l.text(), v)).collect();
+    a.design = if f.role == Role::Treatment {
+        if k == 2 {
+            "two levels"
+        } else {
+            "k levels"
+        }
+    } else {
+        "sessions"
+    }
+    .into();
+    let stats: Vec<LevelStat> =
+        f.levels.iter().zip(&g).map(|(l, v)| level_stat(l.text(), v)).collect();
     let (best, worst) = best_worst(&stats, e.def.direction);
     let mut eff = Effect {
         factor: 0,
@@ -265,7 +279,12 @@ fn one_factor(e: &Experiment, a: &mut Analysis, summaries: bool) {
             eff.df = (d1, d2);
             eff.p = Some(p);
         }
-        let summ = |i: usize| Summary { n: sums[i].0, mean: sums[i].1, sd: sums[i].2, ..Default::default() };
+        let summ = |i: usize| Summary {
+            n: sums[i].0,
+            mean: sums[i].1,
+            sd: sums[i].2,
+            ..Default::default()
+        };
         let w = stats::welch_summaries(&summ(worst), &summ(best));
         let ma = sums[worst].1;
         eff.pairs.push(Pair {
@@ -331,7 +350,8 @@ fn factorial(e: &Experiment, a: &mut Analysis) {
     a.additive = terms.len() == nf;
     for f in 0..nf {
         let g = groups(e, f);
-        let stats: Vec<LevelStat> = e.factors[f].levels.iter().zip(&g).map(|(l, v)| level_stat(l.text(), v)).collect();
+        let stats: Vec<LevelStat> =
+            e.factors[f].levels.iter().zip(&g).map(|(l, v)| level_stat(l.text(), v)).collect();
         let (best, worst) = best_worst(&stats, e.def.direction);
         let row = table.as_ref().and_then(|t| t.row(&[f]).map(|r| (r.clone(), t.resid_df)));
         let mut eff = Effect {
@@ -341,7 +361,12 @@ fn factorial(e: &Experiment, a: &mut Analysis) {
             levels: stats,
             best,
             worst,
-            test: if a.additive { "ANOVA, additive model (type II)" } else { "ANOVA with interactions (type II)" }.into(),
+            test: if a.additive {
+                "ANOVA, additive model (type II)"
+            } else {
+                "ANOVA with interactions (type II)"
+            }
+            .into(),
             stat: f64::NAN,
             df: (f64::NAN, f64::NAN),
             p: None,

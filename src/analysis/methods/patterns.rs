@@ -26,12 +26,16 @@ pub struct ColdStarts {
     pub triggers: Vec<String>,
     /// Cold starts that are the first run of their file or follow a change of a trigger.
     pub at_changes: usize,
+    /// Cold starts that are the first run of their file.
+    pub first_of_file: usize,
 }
 
 /// The measure that carries loading: `load…`, else TTFT, else a total.
 fn load_measure(fam: &Family) -> Option<String> {
     let names: BTreeSet<&String> = fam.records.iter().flat_map(|r| r.measures.keys()).collect();
-    let pick = |pred: &dyn Fn(&str) -> bool| names.iter().find(|n| pred(&n.to_ascii_lowercase())).map(|n| n.to_string());
+    let pick = |pred: &dyn Fn(&str) -> bool| {
+        names.iter().find(|n| pred(&n.to_ascii_lowercase())).map(|n| n.to_string())
+    };
     pick(&|n| n.contains("load") && known_def(n).is_some_and(|d| d.includes_load))
         .or_else(|| pick(&|n| n.contains("ttft") || n.contains("first_token")))
         .or_else(|| pick(&|n| n.contains("total") && known_def(n).is_some_and(|d| d.includes_load)))
@@ -48,13 +52,19 @@ pub fn cold_starts(fam: &Family) -> Option<ColdStarts> {
     let mut files: Vec<&String> = fam.files.iter().collect();
     files.dedup();
     let mut change_sets: Vec<(String, BTreeSet<(String, usize)>)> = vec![];
+    let mut firsts: BTreeSet<(String, usize)> = BTreeSet::new();
     for file in files {
-        let mut recs: Vec<&Record> = fam.records.iter().filter(|r| &r.file == file && r.validity.is_ok() && r.measures.contains_key(&m)).collect();
+        let mut recs: Vec<&Record> = fam
+            .records
+            .iter()
+            .filter(|r| &r.file == file && r.validity.is_ok() && r.measures.contains_key(&m))
+            .collect();
         recs.sort_by_key(|r| r.order);
         if recs.len() < 4 {
             continue;
         }
         rows += recs.len();
+        firsts.insert((recs[0].file.clone(), recs[0].order));
         let v: Vec<f64> = recs.iter().map(|r| r.measures[&m].value).collect();
         let med = median(&v);
         let s = stats::Summary::of(&v).unwrap_or_default();
@@ -113,6 +123,7 @@ pub fn cold_starts(fam: &Family) -> Option<ColdStarts> {
         family: fam.id,
         measure: m,
         at_changes: at.len(),
+        first_of_file: cold_set.intersection(&firsts).count(),
         rows,
         cold_median: median(&cold_v),
         warm_median: median(&warm_v),

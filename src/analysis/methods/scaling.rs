@@ -8,16 +8,46 @@ use serde::Serialize;
 
 /// Factors that are a size or a load, read as a scale.
 const SCALE: &[&str] = &[
-    "n_prompt", "n_gen", "n_depth", "num_ctx", "ctx", "ctx_size", "context_length", "context_size", "prompt_len",
-    "input_len", "output_len", "seq_len", "batch_size", "n_batch", "n_ubatch", "concurrency", "max_concurrency",
-    "n_parallel", "parallel", "pl", "pp", "tg", "b", "num_prompts", "request_rate", "n_threads", "threads", "num_thread",
-    "longctx", "depth", "max_num_seqs",
+    "n_prompt",
+    "n_gen",
+    "n_depth",
+    "num_ctx",
+    "ctx",
+    "ctx_size",
+    "context_length",
+    "context_size",
+    "prompt_len",
+    "input_len",
+    "output_len",
+    "seq_len",
+    "batch_size",
+    "n_batch",
+    "n_ubatch",
+    "concurrency",
+    "max_concurrency",
+    "n_parallel",
+    "parallel",
+    "pl",
+    "pp",
+    "tg",
+    "b",
+    "num_prompts",
+    "request_rate",
+    "n_threads",
+    "threads",
+    "num_thread",
+    "longctx",
+    "depth",
+    "max_num_seqs",
 ];
 
 impl Scaling {
     /// A level as its files write it.
     pub fn label(&self, v: f64) -> String {
-        self.labels.iter().find(|(x, _)| *x == v).map_or_else(|| crate::analysis::fmt::num(v), |(_, t)| t.clone())
+        self.labels
+            .iter()
+            .find(|(x, _)| *x == v)
+            .map_or_else(|| crate::analysis::fmt::num(v), |(_, t)| t.clone())
     }
 }
 
@@ -45,7 +75,11 @@ pub struct Scaling {
 pub fn all(e: &Experiment) -> Vec<Scaling> {
     let mut out = vec![];
     for (fi, f) in e.factors.iter().enumerate() {
-        if f.role != Role::Treatment || f.levels.len() < 3 || !is_scale(&f.name) || f.levels.iter().any(|l| l.num().is_none()) {
+        if f.role != Role::Treatment
+            || f.levels.len() < 3
+            || !is_scale(&f.name)
+            || f.levels.iter().any(|l| l.num().is_none())
+        {
             continue;
         }
         let mut points: Vec<(f64, f64, usize)> = f
@@ -53,7 +87,8 @@ pub fn all(e: &Experiment) -> Vec<Scaling> {
             .iter()
             .enumerate()
             .map(|(li, l)| {
-                let v: Vec<f64> = e.obs.iter().filter(|o| o.levels[fi] == li).map(|o| o.y).collect();
+                let v: Vec<f64> =
+                    e.obs.iter().filter(|o| o.levels[fi] == li).map(|o| o.y).collect();
                 (l.num().unwrap_or(0.0), v.iter().sum::<f64>() / v.len().max(1) as f64, v.len())
             })
             .filter(|p| p.2 > 0)
@@ -62,8 +97,10 @@ pub fn all(e: &Experiment) -> Vec<Scaling> {
         if points.len() < 3 || points[0].1 == 0.0 {
             continue;
         }
-        let better = |a: f64, b: f64| if e.def.direction == Direction::Lower { a < b } else { a > b };
-        let peak = points.iter().fold(points[0], |best, p| if better(p.1, best.1) { *p } else { best }).0;
+        let better =
+            |a: f64, b: f64| if e.def.direction == Direction::Lower { a < b } else { a > b };
+        let peak =
+            points.iter().fold(points[0], |best, p| if better(p.1, best.1) { *p } else { best }).0;
         // worsening of each step, in % of the level before
         let steps: Vec<(f64, f64, f64)> = points
             .windows(2)
@@ -81,7 +118,8 @@ pub fn all(e: &Experiment) -> Vec<Scaling> {
             .max_by(|a, b| a.2.total_cmp(&b.2))
             .map(|s| (s.0, s.1, if e.def.direction == Direction::Lower { s.2 } else { -s.2 }));
         let ratio = points[points.len() - 1].1 / points[0].1;
-        let labels = f.levels.iter().filter_map(|l| l.num().map(|v| (v, l.text().to_string()))).collect();
+        let labels =
+            f.levels.iter().filter_map(|l| l.num().map(|v| (v, l.text().to_string()))).collect();
         out.push(Scaling { factor: f.name.clone(), points, ratio, peak, breaks, labels });
     }
     out

@@ -2,17 +2,28 @@
 //! canonical unit; configuration and workload factors; times, statuses, errors, generated text
 //! and ids. Names decide where they can; the values decide the rest (`classify`).
 
+pub use super::measures::measure;
+use super::measures::{def, spread_word};
 use crate::analysis::record::{Direction, MeasureDef, Quantity};
 
 /// The role of a column in a table of runs.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Role {
     /// A configuration (`workload` false) or workload (prompt, test case) factor.
-    Factor { workload: bool },
+    Factor {
+        workload: bool,
+    },
     /// A measure, its values multiplied by `scale` into the canonical unit, under `name`.
-    Measure { name: String, def: MeasureDef, scale: f64 },
+    Measure {
+        name: String,
+        def: MeasureDef,
+        scale: f64,
+    },
     /// The sample standard deviation of the measure `of` (same scale).
-    Sd { of: String, scale: f64 },
+    Sd {
+        of: String,
+        scale: f64,
+    },
     /// The number of repetitions behind the summary measures of the row.
     Reps,
     /// When the run happened.
@@ -46,7 +57,11 @@ pub fn leaf(name: &str) -> &str {
 /// says nothing alone (`model.name`, `gpu.type`).
 pub fn factor_name(header: &str) -> String {
     let l = leaf(header);
-    if matches!(l.to_ascii_lowercase().as_str(), "name" | "type" | "id" | "value" | "kind" | "label") && header.contains('.') {
+    if matches!(
+        l.to_ascii_lowercase().as_str(),
+        "name" | "type" | "id" | "value" | "kind" | "label"
+    ) && header.contains('.')
+    {
         header.trim().to_string()
     } else {
         l.trim().to_string()
@@ -54,7 +69,7 @@ pub fn factor_name(header: &str) -> String {
 }
 
 /// Configuration factors by exact (lower-case) name.
-const CONFIG: &[&str] = &[
+pub(super) const CONFIG: &[&str] = &[
     "model",
     "model_name",
     "model_id",
@@ -136,7 +151,7 @@ const CONFIG: &[&str] = &[
 ];
 
 /// Workload factors: what was asked, not how it ran.
-const WORKLOAD: &[&str] = &[
+pub(super) const WORKLOAD: &[&str] = &[
     "prompt",
     "prompt_text",
     "prompt_index",
@@ -158,7 +173,7 @@ const WORKLOAD: &[&str] = &[
     "category",
 ];
 
-const IDS: &[&str] = &[
+pub(super) const IDS: &[&str] = &[
     "id",
     "run",
     "run_id",
@@ -192,202 +207,6 @@ const TEXT: &[&str] = &[
     "generation",
 ];
 
-/// Time fields of Ollama's API in nanoseconds (api/types.go `Metrics`).
-const OLLAMA_NS: &[&str] = &["total_duration", "load_duration", "prompt_eval_duration", "eval_duration"];
-
-/// Words whose presence makes a name a spread or tail statistic of another measure.
-fn spread_word(n: &str) -> bool {
-    let toks: Vec<&str> = n.split(|c: char| !c.is_ascii_alphanumeric()).collect();
-    toks.iter().any(|t| {
-        matches!(
-            *t,
-            "std" | "stdev" | "stddev" | "sd" | "var" | "variance" | "cv" | "min" | "max"
-                | "iqr" | "mad" | "stderr" | "sem" | "ci" | "lo" | "hi" | "lower" | "upper"
-        )
-    }) || n.contains("stddev")
-        || n.contains("stdev")
-}
-
-/// A percentile tag (`p50`, `p99.9`) in a name.
-fn percentile(n: &str) -> Option<f64> {
-    n.split(|c: char| !c.is_ascii_alphanumeric() && c != '.').find_map(|t| {
-        let rest = t.strip_prefix('p')?;
-        let v: f64 = rest.parse().ok()?;
-        (rest.chars().next()?.is_ascii_digit() && (0.0..=100.0).contains(&v)).then_some(v)
-    })
-}
-
-/// The time unit a name ends with, as a factor to milliseconds, and the name without it.
-fn time_suffix(n: &str) -> Option<(f64, &str)> {
-    const SUFFIXES: &[(&str, f64)] = &[
-        ("_ns", 1e-6),
-        ("_us", 1e-3),
-        ("_µs", 1e-3),
-        ("_ms", 1.0),
-        ("_msec", 1.0),
-        ("_millis", 1.0),
-        ("_seconds", 1e3),
-        ("_secs", 1e3),
-        ("_sec", 1e3),
-        ("_s", 1e3),
-        (" (ns)", 1e-6),
-        (" (us)", 1e-3),
-        (" (ms)", 1.0),
-        (" (s)", 1e3),
-        (" (sec)", 1e3),
-        ("(ms)", 1.0),
-        ("(s)", 1e3),
-        (" ms", 1.0),
-        (" s", 1e3),
-    ];
-    SUFFIXES.iter().find_map(|(s, f)| n.strip_suffix(s).map(|stem| (*f, stem)))
-}
-
-/// Whether a name is a count of tokens, characters or requests.
-fn count_noun(stem: &str) -> bool {
-    let last = stem.rsplit(['_', ' ', '.']).next().unwrap_or(stem);
-    matches!(
-        last,
-        "tokens" | "token" | "tok" | "toks" | "requests" | "request" | "req" | "reqs" | "items"
-            | "ops" | "samples" | "chars" | "queries" | "images"
-    )
-}
-
-fn def(quantity: Quantity, direction: Direction, primary: bool, load: bool, spread: bool) -> MeasureDef {
-    MeasureDef { quantity, direction, primary, includes_load: load, spread }
-}
-
-/// A measure name without its unit suffix, as the report names it.
-fn clean(name: &str, stem_len: usize) -> String {
-    name[..stem_len].trim_end_matches(['_', ' ', '.']).to_string()
-}
-
-/// Reads a name as a measure: its display name, definition and scale; `None` when the name does
-/// not say it is one.
-pub fn measure(name: &str) -> Option<(String, MeasureDef, f64)> {
-    let full = lower(name);
-    let n = lower(leaf(name));
-    if IDS.contains(&n.as_str()) || CONFIG.contains(&n.as_str()) || WORKLOAD.contains(&n.as_str()) {
-        return None;
-    }
-    let spread = spread_word(&n);
-    // comparisons a file already made (a delta, a ratio, a speedup) describe, they are not runs
-    if ["delta", "diff", "improvement", "change", "speedup", "ratio", "gain"].iter().any(|w| n.contains(w)) {
-        return Some((name.trim().to_string(), def(Quantity::Other, Direction::Neutral, false, false, spread), 1.0));
-    }
-    let pct = percentile(&n);
-    let tail = pct.is_some_and(|p| p > 50.0);
-    let load = n.contains("load") && !n.contains("download") && !n.contains("payload");
-    let ttft = n.contains("ttft") || n.contains("first_token") || n.contains("time_to_first");
-    // rates: tokens or requests per second
-    let per_s = n.ends_with("_per_second")
-        || n.ends_with("_per_sec")
-        || n.ends_with("/s")
-        || n.ends_with("_ps")
-        || n.contains("per second")
-        || n.contains("tokens/s")
-        || n.contains("tok/s")
-        || n.contains("t/s")
-        || n == "tps"
-        || n.ends_with("_tps")
-        || n.contains("throughput")
-        || n.contains("goodput")
-        || n.starts_with("speed")
-        || n.ends_with("_rate") && (n.contains("eval") || n.contains("token") || n.contains("gen"))
-        || n == "eval rate"
-        || n == "prompt eval rate"
-        || n == "ops"
-        || n.ends_with("avg_ts")
-        || n.ends_with("samples_ts")
-        || n.ends_with("stddev_ts")
-        || time_suffix(&n).is_some_and(|(f, stem)| f == 1e3 && count_noun(stem));
-    if per_s && (n.contains("char") || n.contains("byte") || n.contains("word")) {
-        return Some((name.trim().to_string(), def(Quantity::Other, Direction::Higher, false, false, spread), 1.0));
-    }
-    if per_s {
-        let req = n.contains("req") || n.contains("request") || n == "ops" || n.contains("qps");
-        let q = if req { Quantity::RequestRate } else { Quantity::TokenRate };
-        let primary = !spread && !tail;
-        return Some((name.trim().to_string(), def(q, Direction::Higher, primary, false, spread), 1.0));
-    }
-    let counts = n.ends_with("_count")
-        || n.ends_with(" count")
-        || n.ends_with("_n")
-        || n.starts_with("n_")
-        || n.starts_with("num_")
-        || n.starts_with("total_")
-            && (n.ends_with("tokens") || n.ends_with("requests") || n.ends_with("chars"))
-        || count_noun(&n)
-        || n.ends_with("_len")
-        || n.ends_with("_lens")
-        || n.ends_with("_chars")
-        || n == "completed"
-        || n == "failed";
-    if let Some((scale, stem)) = time_suffix(&n) {
-        if !count_noun(stem) {
-            let primary = !spread && !tail && !load && (ttft || primary_time(stem) || pct == Some(50.0));
-            let shown = clean(name.trim(), name.trim().len() - (n.len() - stem.len()));
-            return Some((shown, def(Quantity::Time, Direction::Lower, primary, load || ttft || n.contains("total"), spread), scale));
-        }
-    }
-    if OLLAMA_NS.contains(&n.as_str()) {
-        let primary = false;
-        return Some((name.trim().to_string(), def(Quantity::Time, Direction::Lower, primary, n != "eval_duration" && n != "prompt_eval_duration", false), 1e-6));
-    }
-    if ttft || latency_word(&n) {
-        // a time without a unit in its name: seconds unless the values say otherwise (`scale_guess`)
-        let primary = !spread && !tail && !load && primary_time(&n);
-        return Some((name.trim().to_string(), def(Quantity::Time, Direction::Lower, primary, load || ttft, spread), 0.0));
-    }
-    if counts {
-        return Some((name.trim().to_string(), def(Quantity::Count, Direction::Neutral, false, false, spread), 1.0));
-    }
-    for (suffix, scale) in [("_bytes", 1.0), ("_kb", 1024.0), ("_kib", 1024.0), ("_mb", 1048576.0), ("_mib", 1048576.0), ("_gb", 1073741824.0), ("_gib", 1073741824.0)] {
-        if let Some(stem) = n.strip_suffix(suffix) {
-            let shown = clean(name.trim(), name.trim().len() - (n.len() - stem.len()));
-            return Some((shown, def(Quantity::Bytes, Direction::Lower, false, false, spread), scale));
-        }
-    }
-    if n.contains("memory") || n.contains("vram") || n.contains("rss") || n.ends_with("size") {
-        return Some((name.trim().to_string(), def(Quantity::Bytes, Direction::Lower, false, false, spread), 1.0));
-    }
-    let higher = ["accuracy", "acc", "score", "success_rate", "hit_rate", "efficiency", "speedup", "gflops", "tflops", "bandwidth", "utilization", "util"];
-    let lower_words = ["loss", "error_rate", "perplexity", "ppl", "overhead", "power", "energy", "cost"];
-    let pctish = n.ends_with('%') || n.ends_with("_pct") || n.ends_with("percent") || n.ends_with("_percent");
-    if higher.iter().any(|w| n.contains(w)) {
-        let q = if pctish { Quantity::Ratio } else { Quantity::Other };
-        let neutral = n.contains("util");
-        let d = if neutral { Direction::Neutral } else { Direction::Higher };
-        return Some((name.trim().to_string(), def(q, d, false, false, spread), 1.0));
-    }
-    if lower_words.iter().any(|w| n.contains(w)) {
-        let q = if pctish { Quantity::Ratio } else { Quantity::Other };
-        return Some((name.trim().to_string(), def(q, Direction::Lower, false, false, spread), 1.0));
-    }
-    if pctish {
-        return Some((name.trim().to_string(), def(Quantity::Ratio, Direction::Neutral, false, false, spread), 1.0));
-    }
-    let _ = full;
-    None
-}
-
-/// Words that make a name a latency.
-fn latency_word(n: &str) -> bool {
-    let toks: Vec<&str> = n.split(|c: char| !c.is_ascii_alphanumeric()).collect();
-    let whole = ["latency", "ttft", "tpot", "itl", "e2el", "duration", "time", "elapsed", "load", "mean", "median", "avg", "p50"];
-    (toks.iter().any(|t| whole.contains(t)) || ["latency", "duration", "elapsed"].iter().any(|w| n.contains(w)))
-        && !n.contains("timestamp")
-        && !n.contains("datetime")
-        && !n.contains("create")
-}
-
-/// Times that are what a benchmark measures (not load, compile, queue or warm-up times).
-fn primary_time(n: &str) -> bool {
-    let toks: Vec<&str> = n.split(|c: char| !c.is_ascii_alphanumeric()).collect();
-    let words = ["latency", "ttft", "tpot", "itl", "e2el", "elapsed", "mean", "median", "avg", "p50", "inference", "generation", "total", "wall", "e2e", "response"];
-    toks.iter().any(|t| words.contains(t)) || n.contains("latency") || n.contains("time_to_first")
-}
-
 /// A factor by name: `Some(workload)` for configuration (false) or workload (true) names.
 pub fn factor(name: &str) -> Option<bool> {
     let n = lower(leaf(name));
@@ -403,13 +222,34 @@ pub fn factor(name: &str) -> Option<bool> {
 /// The role a name alone gives, before any value is seen.
 pub fn by_name(name: &str) -> Option<Role> {
     let n = lower(leaf(name));
-    if n == "error" || n == "error_message" || n == "errors" || n == "err" || n == "exception" || n.ends_with("_error") || n == "error_msg" {
+    if n == "error"
+        || n == "error_message"
+        || n == "errors"
+        || n == "err"
+        || n == "exception"
+        || n.ends_with("_error")
+        || n == "error_msg"
+    {
         return Some(Role::Error);
     }
-    if matches!(n.as_str(), "success" | "ok" | "passed" | "succeeded" | "completed_ok" | "is_success") {
+    if matches!(
+        n.as_str(),
+        "success" | "ok" | "passed" | "succeeded" | "completed_ok" | "is_success"
+    ) {
         return Some(Role::Success);
     }
-    if matches!(n.as_str(), "status" | "status_code" | "http_status" | "state" | "outcome" | "result" | "done_reason" | "stop_type" | "finish_reason") {
+    if matches!(
+        n.as_str(),
+        "status"
+            | "status_code"
+            | "http_status"
+            | "state"
+            | "outcome"
+            | "result"
+            | "done_reason"
+            | "stop_type"
+            | "finish_reason"
+    ) {
         return Some(Role::Status);
     }
     if crate::stamp::is_time_key(&n) || n == "created" || n == "date" {
@@ -418,7 +258,16 @@ pub fn by_name(name: &str) -> Option<Role> {
     if TEXT.contains(&n.as_str()) || TEXT.contains(&lower(name).as_str()) {
         return Some(Role::Text);
     }
-    if matches!(n.as_str(), "runs" | "repetitions" | "reps" | "n_runs" | "samples_per_run" | "num_samples" | "n_samples") {
+    if matches!(
+        n.as_str(),
+        "runs"
+            | "repetitions"
+            | "reps"
+            | "n_runs"
+            | "samples_per_run"
+            | "num_samples"
+            | "n_samples"
+    ) {
         return Some(Role::Reps);
     }
     if let Some(w) = factor(name) {
@@ -432,7 +281,8 @@ pub fn by_name(name: &str) -> Option<Role> {
 
 /// The role of a column from its name and its cells (text as written; `None` for missing).
 pub fn classify(name: &str, cells: &[Option<&str>]) -> Role {
-    let present: Vec<&str> = cells.iter().flatten().map(|s| s.trim()).filter(|s| !is_null(s)).collect();
+    let present: Vec<&str> =
+        cells.iter().flatten().map(|s| s.trim()).filter(|s| !is_null(s)).collect();
     let role = by_name(name);
     let nums: Vec<f64> = present.iter().filter_map(|s| parse_num(s)).collect();
     let numeric = !present.is_empty() && nums.len() == present.len();
@@ -462,7 +312,13 @@ pub fn classify(name: &str, cells: &[Option<&str>]) -> Role {
     }
     let epoch = |x: &f64| (1e9..5e9).contains(x) || (1e12..5e12).contains(x);
     let lname = lower(name);
-    if numeric && nums.iter().all(epoch) && (lname.contains("time") || lname.contains("created") || lname.contains("date") || lname.ends_with("_at")) {
+    if numeric
+        && nums.iter().all(epoch)
+        && (lname.contains("time")
+            || lname.contains("created")
+            || lname.contains("date")
+            || lname.ends_with("_at"))
+    {
         return Role::Time;
     }
     if numeric {
@@ -474,14 +330,23 @@ pub fn classify(name: &str, cells: &[Option<&str>]) -> Role {
         } else {
             Role::Measure {
                 name: name.trim().to_string(),
-                def: def(Quantity::Other, Direction::Neutral, false, false, spread_word(&lower(leaf(name)))),
+                def: def(
+                    Quantity::Other,
+                    Direction::Neutral,
+                    false,
+                    false,
+                    spread_word(&lower(leaf(name))),
+                ),
                 scale: 1.0,
             }
         };
     }
     let avg_len = present.iter().map(|s| s.chars().count()).sum::<usize>() / present.len();
     // file paths and URLs identify, they do not configure
-    let pathish = |s: &&str| (s.contains('\\') || s.matches('/').count() >= 2 || s.starts_with("http")) && !s.contains(' ');
+    let pathish = |s: &&str| {
+        (s.contains('\\') || s.matches('/').count() >= 2 || s.starts_with("http"))
+            && !s.contains(' ')
+    };
     if present.iter().all(pathish) {
         return Role::Id;
     }
@@ -499,12 +364,19 @@ pub fn classify(name: &str, cells: &[Option<&str>]) -> Role {
 pub fn gpu_share(s: &str) -> Option<f64> {
     let t = s.trim();
     let (nums, who) = t.split_once(' ')?;
-    let parts: Vec<f64> = nums.split('/').map(|p| p.trim_end_matches('%').parse().ok()).collect::<Option<_>>()?;
+    let parts: Vec<f64> =
+        nums.split('/').map(|p| p.trim_end_matches('%').parse().ok()).collect::<Option<_>>()?;
     let names: Vec<&str> = who.trim().split('/').collect();
     if parts.len() != names.len() || !nums.contains('%') {
         return None;
     }
-    Some(names.iter().zip(&parts).find(|(n, _)| n.eq_ignore_ascii_case("gpu")).map_or(0.0, |(_, p)| *p))
+    Some(
+        names
+            .iter()
+            .zip(&parts)
+            .find(|(n, _)| n.eq_ignore_ascii_case("gpu"))
+            .map_or(0.0, |(_, p)| *p),
+    )
 }
 
 /// A unitless time column: nanoseconds when the values are large integers, else seconds.
@@ -525,7 +397,10 @@ pub fn parse_num(s: &str) -> Option<f64> {
         return None;
     }
     let int_part = t.split('.').next().unwrap_or(t);
-    let t = if t.contains(',') && int_part.split(',').skip(1).all(|g| g.len() == 3) && !t.split('.').nth(1).is_some_and(|d| d.contains(',')) {
+    let t = if t.contains(',')
+        && int_part.split(',').skip(1).all(|g| g.len() == 3)
+        && !t.split('.').nth(1).is_some_and(|d| d.contains(','))
+    {
         t.replace(',', "")
     } else {
         t.to_string()
@@ -536,7 +411,10 @@ pub fn parse_num(s: &str) -> Option<f64> {
 
 /// Whether a cell stands for a missing value.
 pub fn is_null(s: &str) -> bool {
-    matches!(lower(s).as_str(), "" | "null" | "none" | "nan" | "n/a" | "na" | "-" | "—" | "inf" | "-inf")
+    matches!(
+        lower(s).as_str(),
+        "" | "null" | "none" | "nan" | "n/a" | "na" | "-" | "—" | "inf" | "-inf"
+    )
 }
 
 fn is_bool_word(s: &str) -> bool {
@@ -552,9 +430,10 @@ pub fn says_failed(s: &str) -> bool {
 pub fn status_failed(s: &str) -> Option<String> {
     let t = lower(s);
     if let Some(code) = parse_num(&t) {
-        return (code >= 400.0 && code < 600.0).then(|| format!("HTTP status {}", code as i64));
+        return (400.0..600.0).contains(&code).then(|| format!("HTTP status {}", code as i64));
     }
-    let bad = ["error", "fail", "timeout", "timed out", "crash", "oom", "abort", "killed", "exception"];
+    let bad =
+        ["error", "fail", "timeout", "timed out", "crash", "oom", "abort", "killed", "exception"];
     bad.iter().any(|w| t.contains(w)).then(|| format!("status \"{}\"", s.trim()))
 }
 
@@ -564,16 +443,34 @@ pub fn error_text(s: &str) -> bool {
     let t = lower(s);
     let t = t.trim_start_matches(|c: char| !c.is_ascii_alphanumeric());
     let starts = [
-        "error", "exception", "traceback", "failed to", "fatal", "http error", "request failed",
-        "connection error", "internal server error", "an error occurred", "cuda out of memory",
-        "out of memory", "timeout", "timed out",
+        "error",
+        "exception",
+        "traceback",
+        "failed to",
+        "fatal",
+        "http error",
+        "request failed",
+        "connection error",
+        "internal server error",
+        "an error occurred",
+        "cuda out of memory",
+        "out of memory",
+        "timeout",
+        "timed out",
     ];
     if starts.iter().any(|w| t.starts_with(w)) {
         return true;
     }
     let words = [
-        "connection attempts failed", "connection refused", "failed to connect", "max retries exceeded",
-        "read timed out", "service unavailable", "bad gateway", "model not found", "no such host",
+        "connection attempts failed",
+        "connection refused",
+        "failed to connect",
+        "max retries exceeded",
+        "read timed out",
+        "service unavailable",
+        "bad gateway",
+        "model not found",
+        "no such host",
     ];
     t.len() < 200 && words.iter().any(|w| t.contains(w))
 }
@@ -582,41 +479,25 @@ pub fn error_text(s: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn m(name: &str) -> (String, Quantity, Direction, bool, f64) {
-        let (s, d, scale) = measure(name).unwrap_or_else(|| panic!("{name} is a measure"));
-        (s, d.quantity, d.direction, d.primary, scale)
-    }
-
-    #[test]
-    fn measures_by_name() {
-        assert_eq!(m("tokens_s"), ("tokens_s".into(), Quantity::TokenRate, Direction::Higher, true, 1.0));
-        assert_eq!(m("ttft_s"), ("ttft".into(), Quantity::Time, Direction::Lower, true, 1e3));
-        assert_eq!(m("timings.predicted_per_second").1, Quantity::TokenRate);
-        assert_eq!(m("mean_ttft_ms"), ("mean_ttft".into(), Quantity::Time, Direction::Lower, true, 1.0));
-        assert_eq!(m("request_throughput").1, Quantity::RequestRate);
-        assert_eq!(m("eval_duration").4, 1e-6);
-        assert_eq!(m("eval_count").1, Quantity::Count);
-        assert_eq!(m("load_s").3, false, "load is not a primary measure");
-        assert!(measure("p99_ttft_ms").is_some_and(|(_, d, _)| !d.primary));
-        assert!(measure("std_ttft_ms").is_some_and(|(_, d, _)| d.spread));
-        assert_eq!(m("Generation Time (ms)").0, "Generation Time");
-        assert_eq!(m("model_size_bytes").1, Quantity::Bytes);
-        assert_eq!(m("accuracy").2, Direction::Higher);
-        for none in ["num_gpu", "model", "prompt", "temperature", "run_id", "timestamp"] {
-            assert!(measure(none).is_none(), "{none}");
-        }
-    }
-
     #[test]
     fn roles_from_values() {
         fn c<'a>(v: &[&'a str]) -> Vec<Option<&'a str>> {
             v.iter().map(|s| Some(*s)).collect()
         }
         assert_eq!(classify("num_gpu", &c(&["40", "40", "999"])), Role::Factor { workload: false });
-        assert_eq!(classify("knob", &c(&["1", "2", "1", "2", "1", "2"])), Role::Factor { workload: false });
-        assert!(matches!(classify("weird", &c(&["1.5", "2.25", "3.75", "4.5"])), Role::Measure { .. }));
+        assert_eq!(
+            classify("knob", &c(&["1", "2", "1", "2", "1", "2"])),
+            Role::Factor { workload: false }
+        );
+        assert!(matches!(
+            classify("weird", &c(&["1.5", "2.25", "3.75", "4.5"])),
+            Role::Measure { .. }
+        ));
         assert_eq!(classify("error", &c(&["", "boom"])), Role::Error);
-        assert_eq!(classify("when", &c(&["2025-09-30T20:09:43", "2025-09-30T20:09:44"])), Role::Time);
+        assert_eq!(
+            classify("when", &c(&["2025-09-30T20:09:43", "2025-09-30T20:09:44"])),
+            Role::Time
+        );
         assert_eq!(classify("prompt_text", &c(&["a b", "c d"])), Role::Factor { workload: true });
         if let Role::Measure { scale, .. } = classify("latency", &c(&["1.5", "2.0"])) {
             assert_eq!(scale, 1e3, "a unitless latency in seconds");

@@ -39,7 +39,10 @@ pub fn parse(text: &str) -> Result<(Value, Option<String>), String> {
         if let Some(end) = t.rfind('}') {
             let repaired = format!("{}]", &t[..=end]);
             if let Ok(v) = serde_json::from_str::<Value>(&repaired) {
-                return Ok((v, Some("unterminated array closed after its last complete record".into())));
+                return Ok((
+                    v,
+                    Some("unterminated array closed after its last complete record".into()),
+                ));
             }
         }
     }
@@ -53,7 +56,9 @@ fn replace_non_finite(text: &str) -> String {
     let mut rest = text;
     while let Some(c) = rest.chars().next() {
         if !in_str {
-            if let Some(tok) = ["-Infinity", "Infinity", "NaN"].iter().find(|t| rest.starts_with(**t)) {
+            if let Some(tok) =
+                ["-Infinity", "Infinity", "NaN"].iter().find(|t| rest.starts_with(**t))
+            {
                 out.push_str("null");
                 rest = &rest[tok.len()..];
                 continue;
@@ -129,7 +134,8 @@ fn walk(
         Value::Object(o) => {
             if let Some(factor) = map_of_records(path, o) {
                 let keys: Vec<String> = o.keys().cloned().collect();
-                let objs: Vec<&Map<String, Value>> = o.values().filter_map(Value::as_object).collect();
+                let objs: Vec<&Map<String, Value>> =
+                    o.values().filter_map(Value::as_object).collect();
                 let locs = keys.iter().map(|k| join(path, k)).collect();
                 records(file, path, &join(path, "*"), Some((factor, keys)), &objs, locs, ctx, out);
                 return;
@@ -140,10 +146,13 @@ fn walk(
                     ctx.push((k.clone(), s));
                 }
                 // a small object of settings (`model: {name, device, dtype}`) labels its siblings' rows
-                if let Some(inner) = child.as_object().filter(|m| m.len() <= 16 && m.values().all(|x| !x.is_object() && !x.is_array())) {
+                if let Some(inner) = child.as_object().filter(|m| {
+                    m.len() <= 16 && m.values().all(|x| !x.is_object() && !x.is_array())
+                }) {
                     for (k2, v2) in inner {
                         let name = join(k, k2);
-                        if let Some(s) = context_value(&name, v2).or_else(|| context_value(k2, v2)) {
+                        if let Some(s) = context_value(&name, v2).or_else(|| context_value(k2, v2))
+                        {
                             ctx.push((name, s));
                         }
                     }
@@ -152,7 +161,9 @@ fn walk(
             for (k, child) in o {
                 let p = join(path, k);
                 match child {
-                    Value::Object(_) | Value::Array(_) => walk(file, child, &p, &ctx, out, leftover),
+                    Value::Object(_) | Value::Array(_) => {
+                        walk(file, child, &p, &ctx, out, leftover)
+                    }
                     Value::Null => leftover.push((p, None)),
                     Value::String(s) => leftover.push((p, Some(s.clone()))),
                     other => leftover.push((p, Some(other.to_string()))),
@@ -178,9 +189,12 @@ fn map_of_records(path: &str, o: &Map<String, Value>) -> Option<String> {
     if o.len() < 2 || !o.values().all(Value::is_object) {
         return None;
     }
-    let keysets: Vec<Vec<&String>> = o.values().filter_map(Value::as_object).map(|m| m.keys().collect()).collect();
+    let keysets: Vec<Vec<&String>> =
+        o.values().filter_map(Value::as_object).map(|m| m.keys().collect()).collect();
     let numeric = o.values().filter_map(Value::as_object).all(|m| {
-        m.values().any(|x| x.is_number() || x.as_object().is_some_and(|i| i.values().any(Value::is_number)))
+        m.values().any(|x| {
+            x.is_number() || x.as_object().is_some_and(|i| i.values().any(Value::is_number))
+        })
     });
     let first = &keysets[0];
     let similar = keysets.iter().all(|k| {
@@ -203,7 +217,12 @@ fn map_of_records(path: &str, o: &Map<String, Value>) -> Option<String> {
 
 /// Flattens an object's scalar leaves into dotted names; arrays of objects inside go to their
 /// own tables (with this object's labels as context), arrays of scalars are skipped.
-fn flatten(prefix: &str, o: &Map<String, Value>, out: &mut Vec<(String, Option<String>)>, nested: &mut Vec<(String, Value)>) {
+fn flatten(
+    prefix: &str,
+    o: &Map<String, Value>,
+    out: &mut Vec<(String, Option<String>)>,
+    nested: &mut Vec<(String, Value)>,
+) {
     for (k, v) in o {
         let key = join(prefix, k);
         match v {
@@ -256,7 +275,11 @@ fn records(
             }
         }
         for (k, v) in nested {
-            nested_all.push((format!("{}.{k}", row_locs.get(i).cloned().unwrap_or_default()), v, sub_ctx.clone()));
+            nested_all.push((
+                format!("{}.{k}", row_locs.get(i).cloned().unwrap_or_default()),
+                v,
+                sub_ctx.clone(),
+            ));
         }
         flat.push(f);
     }
@@ -280,7 +303,14 @@ fn records(
     let context: Vec<(String, String)> =
         ctx.iter().filter(|(k, _)| !headers.iter().any(|h| h == k)).cloned().collect();
     let _ = path;
-    out.push(Table { file: file.into(), locator: locator.to_string(), headers, rows, row_locs, context });
+    out.push(Table {
+        file: file.into(),
+        locator: locator.to_string(),
+        headers,
+        rows,
+        row_locs,
+        context,
+    });
     for (loc, v, sub_ctx) in nested_all {
         if let Value::Array(a) = &v {
             let objs: Vec<&Map<String, Value>> = a.iter().filter_map(Value::as_object).collect();

@@ -14,12 +14,41 @@ use std::collections::BTreeMap;
 
 /// Fields that describe the test or its result, not the configuration.
 const RESULT: &[&str] = &[
-    "avg_ns", "stddev_ns", "avg_ts", "stddev_ts", "samples_ns", "samples_ts", "test_time", "test", "model_size",
+    "avg_ns",
+    "stddev_ns",
+    "avg_ts",
+    "stddev_ts",
+    "samples_ns",
+    "samples_ts",
+    "test_time",
+    "test",
+    "model_size",
     "model_n_params",
 ];
 
 /// Fields that describe the machine or the run's bookkeeping, never a setting compared.
-const IGNORED: &[&str] = &["build_number", "cpu_mask", "cpu_strict", "poll", "defrag_thold", "tensor_split", "tensor_buft_overrides", "main_gpu", "model_filename", "devices", "embeddings", "no_op_offload", "no_host", "fit_target", "fit_min_ctx", "mul_mat_q", "use_direct_io", "test", "mode", "value"];
+const IGNORED: &[&str] = &[
+    "build_number",
+    "cpu_mask",
+    "cpu_strict",
+    "poll",
+    "defrag_thold",
+    "tensor_split",
+    "tensor_buft_overrides",
+    "main_gpu",
+    "model_filename",
+    "devices",
+    "embeddings",
+    "no_op_offload",
+    "no_host",
+    "fit_target",
+    "fit_min_ctx",
+    "mul_mat_q",
+    "use_direct_io",
+    "test",
+    "mode",
+    "value",
+];
 
 /// Markdown display names back to field names (llama-bench's `markdown_printer`).
 fn md_field(h: &str) -> String {
@@ -57,7 +86,13 @@ fn measure_name(n_prompt: f64, n_gen: f64) -> &'static str {
 }
 
 fn rate_def() -> MeasureDef {
-    MeasureDef { quantity: Quantity::TokenRate, direction: Direction::Higher, primary: true, includes_load: false, spread: false }
+    MeasureDef {
+        quantity: Quantity::TokenRate,
+        direction: Direction::Higher,
+        primary: true,
+        includes_load: false,
+        spread: false,
+    }
 }
 
 /// The measure definitions this reader produces.
@@ -108,7 +143,8 @@ fn records_of(file: &str, tests: Vec<Fields>, footer_build: Option<&str>) -> Vec
         let name = measure_name(np, ng);
         let mut base = Record::new(file, t.locator.clone(), i);
         for (k, v) in &t.map {
-            if RESULT.contains(&k.as_str()) || v.trim().is_empty() || IGNORED.contains(&k.as_str()) {
+            if RESULT.contains(&k.as_str()) || v.trim().is_empty() || IGNORED.contains(&k.as_str())
+            {
                 continue;
             }
             base.factors.insert(k.clone(), Level::parse(v));
@@ -168,11 +204,17 @@ fn value_text(v: &Value) -> Option<String> {
 
 /// Whether a JSON object is a llama-bench record.
 pub fn is_record(o: &serde_json::Map<String, Value>) -> bool {
-    o.contains_key("build_commit") && (o.contains_key("avg_ts") || o.contains_key("samples_ts")) && o.contains_key("n_prompt")
+    o.contains_key("build_commit")
+        && (o.contains_key("avg_ts") || o.contains_key("samples_ts"))
+        && o.contains_key("n_prompt")
 }
 
 /// Records from llama-bench JSON or JSONL objects.
-pub fn from_json(file: &str, objs: &[&serde_json::Map<String, Value>], locs: &[String]) -> Vec<Record> {
+pub fn from_json(
+    file: &str,
+    objs: &[&serde_json::Map<String, Value>],
+    locs: &[String],
+) -> Vec<Record> {
     let tests = objs
         .iter()
         .zip(locs)
@@ -196,13 +238,22 @@ pub fn from_json(file: &str, objs: &[&serde_json::Map<String, Value>], locs: &[S
 /// The key under which objects nest a llama-bench record (a driver's result line holding the
 /// llama-bench row it ran, `null` when the run gave none), if they do.
 pub fn nested_key(objs: &[&serde_json::Map<String, Value>]) -> Option<String> {
-    let first = objs.iter().find_map(|o| o.iter().find(|(_, v)| v.as_object().is_some_and(is_record)).map(|(k, _)| k.clone()))?;
-    objs.iter().all(|o| o.get(&first).is_some_and(|v| v.is_null() || v.as_object().is_some_and(is_record))).then_some(first)
+    let first = objs.iter().find_map(|o| {
+        o.iter().find(|(_, v)| v.as_object().is_some_and(is_record)).map(|(k, _)| k.clone())
+    })?;
+    objs.iter()
+        .all(|o| o.get(&first).is_some_and(|v| v.is_null() || v.as_object().is_some_and(is_record)))
+        .then_some(first)
 }
 
 /// Records from objects that nest llama-bench records under `key`: the outer labels (a build
 /// name, a flag the driver set) join the record's fields; a `null` record is a failed run.
-pub fn from_nested(file: &str, objs: &[&serde_json::Map<String, Value>], key: &str, locs: &[String]) -> Vec<Record> {
+pub fn from_nested(
+    file: &str,
+    objs: &[&serde_json::Map<String, Value>],
+    key: &str,
+    locs: &[String],
+) -> Vec<Record> {
     let tests = objs
         .iter()
         .zip(locs)
@@ -244,8 +295,10 @@ pub fn from_nested(file: &str, objs: &[&serde_json::Map<String, Value>], key: &s
 
 /// Records from llama-bench CSV (every value quoted; chimera writes samples space-separated).
 pub fn from_csv(file: &str, text: &str) -> Result<Vec<Record>, String> {
-    let mut rd = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(text.as_bytes());
-    let headers: Vec<String> = rd.headers().map_err(|e| format!("CSV: {e}"))?.iter().map(String::from).collect();
+    let mut rd =
+        csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(text.as_bytes());
+    let headers: Vec<String> =
+        rd.headers().map_err(|e| format!("CSV: {e}"))?.iter().map(String::from).collect();
     let mut tests = vec![];
     for (i, rec) in rd.records().enumerate() {
         let Ok(rec) = rec else { break };
@@ -253,7 +306,11 @@ pub fn from_csv(file: &str, text: &str) -> Result<Vec<Record>, String> {
         let mut samples = vec![];
         for (h, v) in headers.iter().zip(rec.iter()) {
             if h == "samples_ts" {
-                samples = v.trim_matches(['[', ']', '"']).split([' ', ';', ',']).filter_map(parse_num).collect();
+                samples = v
+                    .trim_matches(['[', ']', '"'])
+                    .split([' ', ';', ','])
+                    .filter_map(parse_num)
+                    .collect();
             } else if h != "samples_ns" {
                 map.insert(h.clone(), v.to_string());
             }
@@ -317,8 +374,10 @@ pub fn from_md(file: &str, text: &str) -> Vec<Record> {
         let mut prev: Vec<String> = vec![String::new(); fields.len()];
         let mut j = i + 2;
         while j < lines.len() && lines[j].trim().starts_with('|') {
-            let cells: Vec<String> =
-                super::table::md_cells(lines[j]).into_iter().map(Option::unwrap_or_default).collect();
+            let cells: Vec<String> = super::table::md_cells(lines[j])
+                .into_iter()
+                .map(Option::unwrap_or_default)
+                .collect();
             let mut map = BTreeMap::new();
             for (k, f) in fields.iter().enumerate() {
                 let mut v = cells.get(k).cloned().unwrap_or_default();

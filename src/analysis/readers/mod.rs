@@ -11,6 +11,7 @@
 pub mod columns;
 pub mod json;
 pub mod llama_bench;
+pub mod measures;
 pub mod table;
 pub mod text;
 
@@ -67,7 +68,12 @@ pub fn read(file: &str, text: &str) -> Result<Parsed, String> {
 fn one(format: &str, records: Vec<Record>) -> Parsed {
     let mut p = Parsed::default();
     if !records.is_empty() {
-        p.batches.push(Batch { format: format.into(), locator: String::new(), records, derived: false });
+        p.batches.push(Batch {
+            format: format.into(),
+            locator: String::new(),
+            records,
+            derived: false,
+        });
     }
     p
 }
@@ -79,7 +85,11 @@ fn read_csv(file: &str, text: &str) -> Result<Parsed, String> {
     if first.trim_matches('"').starts_with("build_commit") || lb {
         return Ok(one("llama-bench csv", llama_bench::from_csv(file, text)?));
     }
-    let text = if file.to_ascii_lowercase().ends_with(".tsv") { text.replace('\t', ",") } else { text.to_string() };
+    let text = if file.to_ascii_lowercase().ends_with(".tsv") {
+        text.replace('\t', ",")
+    } else {
+        text.to_string()
+    };
     let t = table::csv(file, &text)?;
     let mut records = t.records();
     records.iter_mut().for_each(derive);
@@ -102,7 +112,11 @@ fn read_json(file: &str, text: &str) -> Result<Parsed, String> {
         } else {
             (0..objs.len()).map(|i| format!("line {}", i + 1)).collect()
         };
-        let fmt = if text.trim_start().starts_with('[') { "llama-bench json" } else { "llama-bench jsonl" };
+        let fmt = if text.trim_start().starts_with('[') {
+            "llama-bench json"
+        } else {
+            "llama-bench jsonl"
+        };
         let mut q = one(fmt, llama_bench::from_json(file, &objs, &locs));
         q.note = p.note;
         return Ok(q);
@@ -120,10 +134,19 @@ fn read_json(file: &str, text: &str) -> Result<Parsed, String> {
     for t in tables {
         let mut records = t.records();
         records.iter_mut().for_each(derive);
-        let format = if records.iter().any(|r| r.measures.contains_key("eval_rate")) { "Ollama API" } else { "JSON" };
+        let format = if records.iter().any(|r| r.measures.contains_key("eval_rate")) {
+            "Ollama API"
+        } else {
+            "JSON"
+        };
         if !records.is_empty() {
             let derived = t.locator == "summary" && has_rows;
-            p.batches.push(Batch { format: format.into(), locator: t.locator.clone(), records, derived });
+            p.batches.push(Batch {
+                format: format.into(),
+                locator: t.locator.clone(),
+                records,
+                derived,
+            });
         }
     }
     Ok(p)
@@ -133,7 +156,9 @@ fn read_json(file: &str, text: &str) -> Result<Parsed, String> {
 fn drop_stream_chunks(v: Value) -> Value {
     match v {
         Value::Array(a) if a.iter().any(|x| x.get("done") == Some(&Value::Bool(false))) => {
-            Value::Array(a.into_iter().filter(|x| x.get("done") != Some(&Value::Bool(false))).collect())
+            Value::Array(
+                a.into_iter().filter(|x| x.get("done") != Some(&Value::Bool(false))).collect(),
+            )
         }
         other => other,
     }
@@ -144,7 +169,10 @@ fn drop_stream_chunks(v: Value) -> Value {
 pub fn derive(r: &mut Record) {
     let keys: Vec<String> = r.measures.keys().cloned().collect();
     for k in &keys {
-        for (count, dur, rate) in [("eval_count", "eval_duration", "eval_rate"), ("prompt_eval_count", "prompt_eval_duration", "prompt_eval_rate")] {
+        for (count, dur, rate) in [
+            ("eval_count", "eval_duration", "eval_rate"),
+            ("prompt_eval_count", "prompt_eval_duration", "prompt_eval_rate"),
+        ] {
             let Some(prefix) = k.strip_suffix(count) else { continue };
             if prefix.ends_with("prompt_") && count == "eval_count" {
                 continue;
@@ -166,10 +194,22 @@ pub fn known_def(name: &str) -> Option<crate::analysis::record::MeasureDef> {
     use crate::analysis::record::{Direction, MeasureDef, Quantity};
     let leaf = columns::leaf(name);
     if leaf == "eval_rate" || leaf == "prompt_eval_rate" {
-        return Some(MeasureDef { quantity: Quantity::TokenRate, direction: Direction::Higher, primary: true, includes_load: false, spread: false });
+        return Some(MeasureDef {
+            quantity: Quantity::TokenRate,
+            direction: Direction::Higher,
+            primary: true,
+            includes_load: false,
+            spread: false,
+        });
     }
     if name.ends_with(" gpu share %") {
-        return Some(MeasureDef { quantity: Quantity::Ratio, direction: Direction::Neutral, primary: false, includes_load: false, spread: false });
+        return Some(MeasureDef {
+            quantity: Quantity::Ratio,
+            direction: Direction::Neutral,
+            primary: false,
+            includes_load: false,
+            spread: false,
+        });
     }
     if matches!(name, "pp t/s" | "tg t/s" | "pp+tg t/s") {
         return llama_bench::defs().into_iter().find(|(n, _)| n == name).map(|(_, d)| d);
@@ -181,7 +221,12 @@ fn read_markdown(file: &str, text: &str) -> Parsed {
     let mut p = Parsed::default();
     let lb = llama_bench::from_md(file, text);
     if !lb.is_empty() {
-        p.batches.push(Batch { format: "llama-bench md".into(), locator: String::new(), records: lb, derived: false });
+        p.batches.push(Batch {
+            format: "llama-bench md".into(),
+            locator: String::new(),
+            records: lb,
+            derived: false,
+        });
     }
     for t in table::markdown(file, text) {
         let head: Vec<String> = t.headers.clone();
@@ -191,7 +236,12 @@ fn read_markdown(file: &str, text: &str) -> Parsed {
         let mut records = t.records();
         records.iter_mut().for_each(derive);
         if records.iter().any(|r| !r.measures.is_empty()) {
-            p.batches.push(Batch { format: "Markdown table".into(), locator: t.locator.clone(), records, derived: true });
+            p.batches.push(Batch {
+                format: "Markdown table".into(),
+                locator: t.locator.clone(),
+                records,
+                derived: true,
+            });
         }
     }
     p
@@ -200,9 +250,20 @@ fn read_markdown(file: &str, text: &str) -> Parsed {
 /// Lines that say a run crashed or could not start.
 pub fn crash_line(text: &str) -> Option<String> {
     let pats = [
-        "GGML_ASSERT", "Segmentation fault", "Abort trap", "core dumped", "out of memory", "CUDA error",
-        "HIP error", "failed to load model", "error: failed", "Killed", "terminate called", "panicked at",
-        "Traceback (most recent call last)", "failed (exit",
+        "GGML_ASSERT",
+        "Segmentation fault",
+        "Abort trap",
+        "core dumped",
+        "out of memory",
+        "CUDA error",
+        "HIP error",
+        "failed to load model",
+        "error: failed",
+        "Killed",
+        "terminate called",
+        "panicked at",
+        "Traceback (most recent call last)",
+        "failed (exit",
     ];
     text.lines().find(|l| pats.iter().any(|p| l.contains(p))).map(|l| table::one_line(l.trim()))
 }
@@ -211,7 +272,12 @@ fn read_text(file: &str, text: &str) -> Parsed {
     let mut p = Parsed::default();
     let lb = llama_bench::from_md(file, text);
     if !lb.is_empty() {
-        p.batches.push(Batch { format: "llama-bench md".into(), locator: String::new(), records: lb, derived: false });
+        p.batches.push(Batch {
+            format: "llama-bench md".into(),
+            locator: String::new(),
+            records: lb,
+            derived: false,
+        });
         return p;
     }
     let perf = text::perf_print(file, text);
@@ -236,7 +302,8 @@ fn read_text(file: &str, text: &str) -> Parsed {
     }
     if let Some(why) = crash_line(text) {
         // a run log that ends in a crash: one failed run, so its configuration is counted
-        let looks_like_run = text.contains("llama") || text.contains("ggml") || text.contains("model");
+        let looks_like_run =
+            text.contains("llama") || text.contains("ggml") || text.contains("model");
         if looks_like_run {
             let mut r = Record::new(file, "log".into(), 0);
             r.fail(format!("crashed: {why}"));

@@ -30,7 +30,8 @@ impl Table {
     pub fn roles(&self) -> Vec<Role> {
         let mut roles: Vec<Role> = (0..self.headers.len())
             .map(|c| {
-                let cells: Vec<Option<&str>> = (0..self.rows.len()).map(|r| self.cell(r, c)).collect();
+                let cells: Vec<Option<&str>> =
+                    (0..self.rows.len()).map(|r| self.cell(r, c)).collect();
                 columns::classify(&self.headers[c], &cells)
             })
             .collect();
@@ -69,9 +70,9 @@ impl Table {
                 .map(|n| n as usize);
             for (c, role) in roles.iter().enumerate() {
                 let sd = match role {
-                    Role::Measure { name, .. } => sd_of
-                        .get(name)
-                        .and_then(|(sc, scale)| self.cell(r, *sc).and_then(parse_num).map(|v| v * scale)),
+                    Role::Measure { name, .. } => sd_of.get(name).and_then(|(sc, scale)| {
+                        self.cell(r, *sc).and_then(parse_num).map(|v| v * scale)
+                    }),
                     _ => None,
                 };
                 apply(&mut rec, &self.headers[c], role, self.cell(r, c), sd.map(|s| (s, reps)));
@@ -96,7 +97,8 @@ fn pair_sd(roles: &mut [Role]) {
     for i in 0..roles.len() {
         let (Some(n), Role::Measure { scale, .. }) = (&names[i], &roles[i]) else { continue };
         let toks: Vec<&str> = n.split(['_', ' ', '.']).collect();
-        let Some(at) = toks.iter().position(|t| matches!(*t, "std" | "stdev" | "stddev" | "sd")) else {
+        let Some(at) = toks.iter().position(|t| matches!(*t, "std" | "stdev" | "stddev" | "sd"))
+        else {
             continue;
         };
         let with = |w: &str| {
@@ -121,7 +123,13 @@ fn pair_sd(roles: &mut [Role]) {
 }
 
 /// Applies one cell to a record according to its column's role.
-fn apply(rec: &mut Record, header: &str, role: &Role, cell: Option<&str>, sd: Option<(f64, Option<usize>)>) {
+fn apply(
+    rec: &mut Record,
+    header: &str,
+    role: &Role,
+    cell: Option<&str>,
+    sd: Option<(f64, Option<usize>)>,
+) {
     let Some(v) = cell.map(str::trim) else { return };
     match role {
         Role::Factor { .. } if !is_null(v) => {
@@ -133,18 +141,19 @@ fn apply(rec: &mut Record, header: &str, role: &Role, cell: Option<&str>, sd: Op
                 rec.measures.insert(name.clone(), Obs { value: x * scale, sd, n });
             }
         }
-        Role::Time => {
-            if rec.time.is_none() {
-                rec.time = crate::stamp::parse(v);
-            }
-        }
+        Role::Time if rec.time.is_none() => rec.time = crate::stamp::parse(v),
         Role::Success if columns::says_failed(v) => rec.fail("success = false"),
         Role::Status => {
             if let Some(why) = columns::status_failed(v) {
                 rec.fail(why);
             }
         }
-        Role::Error if !is_null(v) && !["false", "0", "ok", "[]", "{}", "no", "0.0"].iter().any(|x| v.eq_ignore_ascii_case(x)) => {
+        Role::Error
+            if !is_null(v)
+                && !["false", "0", "ok", "[]", "{}", "no", "0.0"]
+                    .iter()
+                    .any(|x| v.eq_ignore_ascii_case(x)) =>
+        {
             rec.fail(one_line(v));
         }
         Role::GpuShare => {
@@ -183,7 +192,14 @@ pub fn finish(rec: &mut Record) {
     if !perf.is_empty() && perf.iter().all(|v| *v == 0.0) {
         rec.fail("all measures are zero");
     }
-    for key in ["eval_count", "tokens", "tokens_generated", "predicted_n", "output_tokens", "completion_tokens"] {
+    for key in [
+        "eval_count",
+        "tokens",
+        "tokens_generated",
+        "predicted_n",
+        "output_tokens",
+        "completion_tokens",
+    ] {
         if rec.measures.get(key).is_some_and(|o| o.value == 0.0) {
             rec.fail(format!("{key} = 0"));
         }
@@ -192,8 +208,10 @@ pub fn finish(rec: &mut Record) {
 
 /// Parses a CSV file's one table (flexible rows, trimmed cells).
 pub fn csv(file: &str, text: &str) -> Result<Table, String> {
-    let mut rd = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(text.as_bytes());
-    let headers: Vec<String> = rd.headers().map_err(|e| format!("CSV: {e}"))?.iter().map(String::from).collect();
+    let mut rd =
+        csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(text.as_bytes());
+    let headers: Vec<String> =
+        rd.headers().map_err(|e| format!("CSV: {e}"))?.iter().map(String::from).collect();
     if headers.iter().all(|h| h.is_empty()) {
         return Err("CSV: no header row".into());
     }
@@ -203,7 +221,14 @@ pub fn csv(file: &str, text: &str) -> Result<Table, String> {
         rows.push(rec.iter().map(|c| Some(c.to_string())).collect());
     }
     let row_locs = (0..rows.len()).map(|r| format!("row {}", r + 1)).collect();
-    Ok(Table { file: file.into(), locator: String::new(), headers, rows, row_locs, context: vec![] })
+    Ok(Table {
+        file: file.into(),
+        locator: String::new(),
+        headers,
+        rows,
+        row_locs,
+        context: vec![],
+    })
 }
 
 /// The pipe tables of a Markdown text, with the heading each sits under as its locator.
@@ -211,7 +236,9 @@ pub fn markdown(file: &str, text: &str) -> Vec<Table> {
     let lines: Vec<&str> = text.lines().collect();
     let is_sep = |l: &str| {
         let t = l.trim();
-        t.contains('-') && t.contains('|') && t.chars().all(|c| matches!(c, '|' | '-' | ':' | ' ' | '\t'))
+        t.contains('-')
+            && t.contains('|')
+            && t.chars().all(|c| matches!(c, '|' | '-' | ':' | ' ' | '\t'))
     };
     let (mut out, mut i, mut heading) = (vec![], 0, String::new());
     while i + 1 < lines.len() {
@@ -222,9 +249,12 @@ pub fn markdown(file: &str, text: &str) -> Vec<Table> {
             i += 1;
             continue;
         }
-        let mut headers: Vec<String> = md_cells(lines[i]).into_iter().map(Option::unwrap_or_default).collect();
+        let mut headers: Vec<String> =
+            md_cells(lines[i]).into_iter().map(Option::unwrap_or_default).collect();
         // a header whose line also holds text before the table (newlines lost)
-        if headers.len() == md_cells(lines[i + 1]).len() + 1 && !lines[i].trim_start().starts_with('|') {
+        if headers.len() == md_cells(lines[i + 1]).len() + 1
+            && !lines[i].trim_start().starts_with('|')
+        {
             headers.remove(0);
         }
         let mut rows = vec![];
@@ -235,8 +265,19 @@ pub fn markdown(file: &str, text: &str) -> Vec<Table> {
             locs.push(format!("line {}", j + 1));
             j += 1;
         }
-        let locator = if heading.is_empty() { format!("table {}", out.len() + 1) } else { format!("table {} ({heading})", out.len() + 1) };
-        out.push(Table { file: file.into(), locator, headers, rows, row_locs: locs, context: vec![] });
+        let locator = if heading.is_empty() {
+            format!("table {}", out.len() + 1)
+        } else {
+            format!("table {} ({heading})", out.len() + 1)
+        };
+        out.push(Table {
+            file: file.into(),
+            locator,
+            headers,
+            rows,
+            row_locs: locs,
+            context: vec![],
+        });
         i = j;
     }
     out
@@ -282,7 +323,10 @@ mod tests {
 
     #[test]
     fn markdown_tables_under_their_headings() {
-        let t = markdown("r.md", "# Results\n\n| model | tok/s |\n|---|---:|\n| **a** | 10.5 |\n| b | 12 |\n\ntext\n");
+        let t = markdown(
+            "r.md",
+            "# Results\n\n| model | tok/s |\n|---|---:|\n| **a** | 10.5 |\n| b | 12 |\n\ntext\n",
+        );
         assert_eq!(t.len(), 1);
         assert_eq!(t[0].locator, "table 1 (Results)");
         assert_eq!(t[0].rows[0][0].as_deref(), Some("a"));

@@ -14,7 +14,9 @@ pub fn value_unit(s: &str) -> Option<(f64, &'static str)> {
     if let Some(ms) = go_duration(t) {
         return Some((ms, "ms"));
     }
-    let split = t.find(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E' | ','))).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E' | ',')))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let v = parse_num(num)?;
     let u = unit.trim().to_ascii_lowercase();
@@ -47,7 +49,16 @@ pub fn go_duration(s: &str) -> Option<f64> {
         let n = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
         let v: f64 = rest[..n].parse().ok()?;
         rest = &rest[n..];
-        let units = [("ns", 1e-6), ("µs", 1e-3), ("μs", 1e-3), ("us", 1e-3), ("ms", 1.0), ("h", 3.6e6), ("m", 6e4), ("s", 1e3)];
+        let units = [
+            ("ns", 1e-6),
+            ("µs", 1e-3),
+            ("μs", 1e-3),
+            ("us", 1e-3),
+            ("ms", 1.0),
+            ("h", 3.6e6),
+            ("m", 6e4),
+            ("s", 1e3),
+        ];
         let (u, f) = units.iter().find(|(u, _)| rest.starts_with(u))?;
         total += v * f;
         rest = &rest[u.len()..];
@@ -94,14 +105,21 @@ pub fn key_values(file: &str, text: &str) -> Option<Vec<Record>> {
                 cur.factors.insert(key, Level::parse(val));
             }
             Some(columns::Role::Time) => cur.time = crate::stamp::parse(val),
-            Some(columns::Role::Error) if !columns::is_null(val) => cur.fail(super::table::one_line(val)),
+            Some(columns::Role::Error) if !columns::is_null(val) => {
+                cur.fail(super::table::one_line(val))
+            }
             None => {
                 // a value with a unit names its own quantity
                 if let Some((x, u)) = value_unit(val) {
                     let name = format!("{key} ({u})");
-                    if let Some((n, d, _)) = columns::measure(&name).or_else(|| columns::measure(&key)) {
+                    if let Some((n, d, _)) =
+                        columns::measure(&name).or_else(|| columns::measure(&key))
+                    {
                         if d.unit() == u {
-                            cur.measures.insert(n.trim_end_matches(&format!(" ({u})")).to_string(), Obs::one(x));
+                            cur.measures.insert(
+                                n.trim_end_matches(&format!(" ({u})")).to_string(),
+                                Obs::one(x),
+                            );
                         }
                     }
                 }
@@ -134,7 +152,12 @@ pub fn go_bench(file: &str, text: &str) -> Vec<Record> {
         let mut r = Record::new(file, format!("line {}", ln + 1), out.len());
         let mut parts = name.trim_start_matches("Benchmark").split('/');
         let bench = parts.next().unwrap_or_default();
-        r.factors.insert("benchmark".into(), Level::Text(bench.trim_end_matches(|c: char| c == '-' || c.is_ascii_digit()).to_string()));
+        r.factors.insert(
+            "benchmark".into(),
+            Level::Text(
+                bench.trim_end_matches(|c: char| c == '-' || c.is_ascii_digit()).to_string(),
+            ),
+        );
         for p in parts {
             if let Some((k, v)) = p.split_once('=') {
                 r.factors.insert(k.to_string(), Level::parse(v));
@@ -165,9 +188,10 @@ pub fn perf_print(file: &str, text: &str) -> Vec<Record> {
     let mut out: Vec<Record> = vec![];
     let mut cur: Option<Record> = None;
     for (ln, line) in text.lines().enumerate() {
-        let Some(colon) = ["common_perf_print:", "llama_perf_context_print:", "llama_print_timings:"]
-            .iter()
-            .find_map(|p| line.find(p).map(|i| i + p.len()))
+        let Some(colon) =
+            ["common_perf_print:", "llama_perf_context_print:", "llama_print_timings:"]
+                .iter()
+                .find_map(|p| line.find(p).map(|i| i + p.len()))
         else {
             continue;
         };
@@ -187,7 +211,8 @@ pub fn perf_print(file: &str, text: &str) -> Vec<Record> {
         if let Some(ms) = ms {
             r.measures.insert(key.to_string(), Obs::one(ms));
         }
-        let count = val.split_once('/').and_then(|(_, c)| c.split_whitespace().next()).and_then(parse_num);
+        let count =
+            val.split_once('/').and_then(|(_, c)| c.split_whitespace().next()).and_then(parse_num);
         let rate = val
             .find("tokens per second")
             .and_then(|at| val[..at].trim_end().rsplit([',', '(']).next())
@@ -282,7 +307,10 @@ mod tests {
 
     #[test]
     fn go_bench_lines() {
-        let r = go_bench("b.txt", "BenchmarkModel/name=gemma3/step=generate 1 11520000 ns/token 86.8 token/sec\nPASS\n");
+        let r = go_bench(
+            "b.txt",
+            "BenchmarkModel/name=gemma3/step=generate 1 11520000 ns/token 86.8 token/sec\nPASS\n",
+        );
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].factors["name"].text(), "gemma3");
         assert_eq!(r[0].measures["tokens/s"].value, 86.8);

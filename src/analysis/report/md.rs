@@ -2,7 +2,7 @@
 
 use super::{chart_experiments, summary_items, Extra};
 use crate::analysis::design::Role;
-use crate::analysis::findings::{Finding, MAX_KEY};
+use crate::analysis::findings::Finding;
 use crate::analysis::fmt;
 use crate::analysis::Study;
 use std::fmt::Write as _;
@@ -21,7 +21,10 @@ pub fn markdown(s: &Study, x: &Extra, charts: &[(String, String)]) -> String {
     for (k, v) in &x.header {
         let _ = writeln!(out, "**{k}:** {v}  ");
     }
-    let span = s.span.map(|(a, b)| format!("{} to {}", crate::stamp::date(a), crate::stamp::date(b))).unwrap_or_else(|| "not recorded".into());
+    let span = s
+        .span
+        .map(|(a, b)| format!("{} to {}", crate::stamp::date(a), crate::stamp::date(b)))
+        .unwrap_or_else(|| "not recorded".into());
     let _ = writeln!(
         out,
         "**Data:** {} files read, {} of them with runs; {} runs, {} valid; {} experiments; runs dated {}\n\n---\n",
@@ -49,7 +52,10 @@ pub fn markdown(s: &Study, x: &Extra, charts: &[(String, String)]) -> String {
 
 fn executive_summary(out: &mut String, s: &Study, x: &Extra) {
     let _ = writeln!(out, "## Executive Summary\n");
-    let _ = writeln!(out, "_Every number here is computed from the runs; F-numbers refer to the Key Findings._\n");
+    let _ = writeln!(
+        out,
+        "_Every number here is computed from the runs; F-numbers refer to the Key Findings._\n"
+    );
     let items = summary_items(s);
     if items.is_empty() {
         let _ = writeln!(out, "The folder holds no runs that support a finding.\n");
@@ -131,11 +137,18 @@ fn finding(out: &mut String, f: &Finding, x: &Extra) {
     }
     if !f.files.is_empty() {
         let shown: Vec<String> = f.files.iter().take(4).map(|p| format!("`{p}`")).collect();
-        let more = if f.files.len() > 4 { format!(" and {} more", f.files.len() - 4) } else { String::new() };
+        let more = if f.files.len() > 4 {
+            format!(" and {} more", f.files.len() - 4)
+        } else {
+            String::new()
+        };
         let _ = writeln!(out, "- Files: {}{more}", shown.join(", "));
     }
     if let Some((_, t)) = x.notes.iter().find(|(id, _)| *id == f.id) {
-        let _ = writeln!(out, "- Action (model, under a grammar that admits only this finding's names): {t}");
+        let _ = writeln!(
+            out,
+            "- Action (model, under a grammar that admits only this finding's names): {t}"
+        );
     }
     let _ = writeln!(out);
 }
@@ -143,10 +156,24 @@ fn finding(out: &mut String, f: &Finding, x: &Extra) {
 fn data_quality(out: &mut String, s: &Study) {
     let _ = writeln!(out, "## Data Quality\n");
     if !s.failures.is_empty() {
-        let _ = writeln!(out, "Failed and suspect runs by root cause (none of them enters a comparison):\n");
-        let _ = writeln!(out, "| Root cause | Runs | Reported success | Files | Example |\n|---|---|---|---|---|");
+        let _ = writeln!(
+            out,
+            "Failed and suspect runs by root cause (none of them enters a comparison):\n"
+        );
+        let _ = writeln!(
+            out,
+            "| Root cause | Runs | Reported success | Files | Example |\n|---|---|---|---|---|"
+        );
         for g in &s.failures {
-            let _ = writeln!(out, "| {} | {} | {} | {} | {} |", cell(&g.cause), g.count, g.reported_success, g.files.len(), cell(&g.example));
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
+                cell(&g.cause),
+                g.count,
+                g.reported_success,
+                g.files.len(),
+                cell(&g.example)
+            );
         }
         let _ = writeln!(out);
     }
@@ -154,14 +181,23 @@ fn data_quality(out: &mut String, s: &Study) {
     if !copies.is_empty() || !s.duplicates.is_empty() {
         let _ = writeln!(out, "Counted once:\n");
         for f in copies {
-            let _ = writeln!(out, "- `{}` is a byte-for-byte copy of `{}`", f.path, f.copy_of.as_deref().unwrap_or(""));
+            let _ = writeln!(
+                out,
+                "- `{}` is a byte-for-byte copy of `{}`",
+                f.path,
+                f.copy_of.as_deref().unwrap_or("")
+            );
         }
         for d in &s.duplicates {
             let _ = writeln!(out, "- `{}`: {} of `{}`", d.file, d.relation, d.of);
         }
         let _ = writeln!(out);
     }
-    let unread: Vec<_> = s.files.iter().filter(|f| f.status.starts_with("cannot") || f.status.starts_with("skipped")).collect();
+    let unread: Vec<_> = s
+        .files
+        .iter()
+        .filter(|f| f.status.starts_with("cannot") || f.status.starts_with("skipped"))
+        .collect();
     if !unread.is_empty() {
         let _ = writeln!(out, "Not read:\n");
         for f in unread {
@@ -182,7 +218,14 @@ fn data_quality(out: &mut String, s: &Study) {
         if !disputed.is_empty() {
             let _ = writeln!(out, "| Report | Where | It says | The runs say |\n|---|---|---|---|");
             for c in disputed.iter().take(15) {
-                let _ = writeln!(out, "| `{}` | {} | {} | {} |", c.file, c.line, cell(&c.text), cell(&c.data));
+                let _ = writeln!(
+                    out,
+                    "| `{}` | {} | {} | {} |",
+                    c.file,
+                    c.line,
+                    cell(&c.text),
+                    cell(&c.data)
+                );
             }
             let _ = writeln!(out);
         }
@@ -193,8 +236,21 @@ fn appendix(out: &mut String, s: &Study, x: &Extra) {
     let _ = writeln!(out, "---\n\n## Appendix\n");
     let _ = writeln!(out, "### A. Every experiment\n\n| Experiment | Measure | Design | Factors | Runs | Effects (test, p) |\n|---|---|---|---|---|---|");
     for (e, a) in s.experiments.iter().zip(&s.analyses) {
-        let eff: Vec<String> = a.effects.iter().map(|f| format!("{} {}", f.name, f.p.map_or("untested".into(), fmt::p))).collect();
-        let _ = writeln!(out, "| {} | {} | {} | {} | {} | {} |", e.id, cell(&e.title()), a.design, e.factors.len(), a.n, cell(&eff.join("; ")));
+        let eff: Vec<String> = a
+            .effects
+            .iter()
+            .map(|f| format!("{} {}", f.name, f.p.map_or("untested".into(), fmt::p)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            e.id,
+            cell(&e.title()),
+            a.design,
+            e.factors.len(),
+            a.n,
+            cell(&eff.join("; "))
+        );
     }
     let _ = writeln!(out, "\n### B. Measurement catalogue\n\n_Also in `catalogue.csv` and `metrics.json`._\n\n| Benchmark | Measure | n | Missing | Mean | SD | Min | Max | CV |\n|---|---|---|---|---|---|---|---|---|");
     for r in &s.catalogue {
@@ -216,23 +272,47 @@ fn appendix(out: &mut String, s: &Study, x: &Extra) {
     if s.outliers.is_empty() {
         let _ = writeln!(out, "No run stands beyond a modified z-score of 3.5 within its cell (cells of four runs or more).\n");
     } else {
-        let _ = writeln!(out, "| Experiment | Run | Value | Cell median | Modified z |\n|---|---|---|---|---|");
+        let _ = writeln!(
+            out,
+            "| Experiment | Run | Value | Cell median | Modified z |\n|---|---|---|---|---|"
+        );
         for o in s.outliers.iter().take(50) {
-            let _ = writeln!(out, "| {} | `{}` {} | {} | {} | {} |", o.experiment, o.file, o.locator, fmt::num(o.value), fmt::num(o.cell_median), fmt::sig(o.z, 3));
+            let _ = writeln!(
+                out,
+                "| {} | `{}` {} | {} | {} | {} |",
+                o.experiment,
+                o.file,
+                o.locator,
+                fmt::num(o.value),
+                fmt::num(o.cell_median),
+                fmt::sig(o.z, 3)
+            );
         }
         let _ = writeln!(out);
     }
     let _ = writeln!(out, "### D. Report figures checked\n");
     if s.claims.is_empty() {
-        let _ = writeln!(out, "No report in the folder states a figure with a rate or time unit.\n");
+        let _ =
+            writeln!(out, "No report in the folder states a figure with a rate or time unit.\n");
     } else {
-        let _ = writeln!(out, "| Report | Where | Figure | Verdict | The runs |\n|---|---|---|---|---|");
+        let _ = writeln!(
+            out,
+            "| Report | Where | Figure | Verdict | The runs |\n|---|---|---|---|---|"
+        );
         for c in &s.claims {
-            let _ = writeln!(out, "| `{}` | {} | {} | {} | {} |", c.file, c.line, cell(&c.text), c.verdict, cell(&c.data));
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | {} | {} | {} |",
+                c.file,
+                c.line,
+                cell(&c.text),
+                c.verdict,
+                cell(&c.data)
+            );
         }
         let _ = writeln!(out);
     }
-    let rest = &s.findings[s.findings.len().min(MAX_KEY)..];
+    let rest = &s.findings[s.key_count.min(s.findings.len())..];
     if !rest.is_empty() {
         let _ = writeln!(out, "### E. Further findings\n");
         for f in rest {
@@ -242,7 +322,14 @@ fn appendix(out: &mut String, s: &Study, x: &Extra) {
     }
     let _ = writeln!(out, "### F. Files\n\n| File | Read as | Runs | Status |\n|---|---|---|---|");
     for f in &s.files {
-        let _ = writeln!(out, "| `{}` | {} | {} | {} |", cell(&f.path), cell(&f.formats.join(", ")), f.records, cell(&f.status));
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {} |",
+            cell(&f.path),
+            cell(&f.formats.join(", ")),
+            f.records,
+            cell(&f.status)
+        );
     }
     let _ = writeln!(out);
     for (i, (t, body)) in x.appendix.iter().enumerate() {

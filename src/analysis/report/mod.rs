@@ -32,9 +32,16 @@ pub struct Extra {
 /// at most `MAX_SUMMARY`, in rank order.
 pub fn summary_items(s: &Study) -> Vec<&Finding> {
     let key = s.key_findings();
-    let problem = |f: &&Finding| matches!(f.kind, Kind::Outage | Kind::Failures | Kind::ColdStarts | Kind::Claims | Kind::Duplicates);
-    let answers: Vec<&Finding> = key.iter().filter(|f| f.headline && !problem(f)).take(MAX_SUMMARY - 3).collect();
-    let problems: Vec<&Finding> = key.iter().filter(|f| f.headline && problem(f)).take(MAX_SUMMARY - answers.len()).collect();
+    let problem = |f: &&Finding| {
+        matches!(
+            f.kind,
+            Kind::Outage | Kind::Failures | Kind::ColdStarts | Kind::Claims | Kind::Duplicates
+        )
+    };
+    let answers: Vec<&Finding> =
+        key.iter().filter(|f| f.headline && !problem(f)).take(MAX_SUMMARY - 3).collect();
+    let problems: Vec<&Finding> =
+        key.iter().filter(|f| f.headline && problem(f)).take(MAX_SUMMARY - answers.len()).collect();
     let mut out: Vec<&Finding> = answers.into_iter().chain(problems).collect();
     if out.len() < MAX_SUMMARY {
         for f in key.iter().filter(|f| f.headline) {
@@ -70,7 +77,18 @@ pub fn chart_experiments(s: &Study, n: usize) -> Vec<String> {
 /// The measurement catalogue as CSV.
 pub fn catalogue_csv(s: &Study) -> String {
     let mut w = csv::Writer::from_writer(vec![]);
-    let _ = w.write_record(["family", "measure", "unit", "n", "missing", "mean", "sd", "min", "max", "cv_percent"]);
+    let _ = w.write_record([
+        "family",
+        "measure",
+        "unit",
+        "n",
+        "missing",
+        "mean",
+        "sd",
+        "min",
+        "max",
+        "cv_percent",
+    ]);
     for r in &s.catalogue {
         let _ = w.write_record([
             r.family.clone(),
@@ -96,7 +114,7 @@ pub fn findings_csv(s: &Study) -> String {
         let _ = w.write_record([
             f.id.clone(),
             f.kind.label().to_string(),
-            (i < super::findings::MAX_KEY).to_string(),
+            (i < s.key_count).to_string(),
             f.sentence.clone(),
             f.experiments.join(" "),
             f.files.join(" "),
