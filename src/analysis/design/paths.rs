@@ -408,6 +408,10 @@ fn common_prefix(v: &[&str]) -> usize {
 mod tests {
     use super::*;
 
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
     fn names(f: &[PathFactor]) -> Vec<(&str, Vec<String>)> {
         f.iter()
             .map(|x| (x.name.as_str(), x.levels.iter().map(|l| l.text().to_string()).collect()))
@@ -422,14 +426,11 @@ mod tests {
 
     #[test]
     fn a_factorial_in_folder_names() {
-        let files: Vec<String> = [
+        let files = strings(&[
             "r/q4_k_m/turbo3/symmetric-on/ctx16k/out.json",
             "r/q8_0/f16/symmetric-off/ctx4k/out.json",
             "r/q4_k_m/f16/symmetric-on/ctx4k/out.json",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        ]);
         let f = factors(&files);
         assert_eq!(
             names(&f),
@@ -445,39 +446,26 @@ mod tests {
 
     #[test]
     fn sessions_repeats_and_prefixes() {
-        let files: Vec<String> = ["o/20251002-151204/runs.csv", "o/20251002-151446/runs.csv"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let files = strings(&["o/20251002-151204/runs.csv", "o/20251002-151446/runs.csv"]);
         let f = factors(&files);
         assert!(f[0].session && f[0].name == "run");
-        let files: Vec<String> =
-            ["m/short/baseline_run1_output.txt", "m/long/q8_0_run2_output.txt"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
+        let files = strings(&["m/short/baseline_run1_output.txt", "m/long/q8_0_run2_output.txt"]);
         let f = factors(&files);
         assert_eq!(f[0].name, "prompt length");
         assert_eq!(f[1].name, "kv type");
         assert!(f[2].repeat);
-        let files: Vec<String> = [
+        let files = strings(&[
             "g/gemma3_baseline.csv",
             "g/gemma3_270m_baseline.csv",
             "g/gemma3_1b-it-qat_baseline.csv",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        ]);
         let f = factors(&files);
         assert_eq!(
             names(&f)[0],
             ("model", vec!["gemma3".to_string(), "gemma3:270m".into(), "gemma3:1b-it-qat".into()])
         );
-        let files: Vec<String> =
-            ["g/gemma3_baseline.csv", "g/gemma3_270m_baseline.csv", "g/gemma3_tuned.csv"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
+        let files =
+            strings(&["g/gemma3_baseline.csv", "g/gemma3_270m_baseline.csv", "g/gemma3_tuned.csv"]);
         let f = factors(&files);
         assert_eq!(
             names(&f),

@@ -202,6 +202,14 @@ fn value_text(v: &Value) -> Option<String> {
     }
 }
 
+/// A record's repetitions in tokens per second (`samples_ts`; none when absent or null).
+fn samples_of(o: &serde_json::Map<String, Value>) -> Vec<f64> {
+    o.get("samples_ts")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default()
+}
+
 /// Whether a JSON object is a llama-bench record.
 pub fn is_record(o: &serde_json::Map<String, Value>) -> bool {
     o.contains_key("build_commit")
@@ -219,11 +227,7 @@ pub fn from_json(
         .iter()
         .zip(locs)
         .map(|(o, loc)| {
-            let samples = o
-                .get("samples_ts")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_f64).collect())
-                .unwrap_or_default();
+            let samples = samples_of(o);
             let map = o
                 .iter()
                 .filter(|(k, _)| *k != "samples_ns" && *k != "samples_ts")
@@ -259,11 +263,7 @@ pub fn from_nested(
         .zip(locs)
         .map(|(o, loc)| {
             let inner = o.get(key).and_then(Value::as_object);
-            let samples = inner
-                .and_then(|i| i.get("samples_ts"))
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_f64).collect())
-                .unwrap_or_default();
+            let samples = inner.map(samples_of).unwrap_or_default();
             let mut map: BTreeMap<String, String> = BTreeMap::new();
             for (k, v) in o.iter().filter(|(k, _)| *k != key) {
                 // the driver's labels, not its copies of the measurements

@@ -217,17 +217,20 @@ pub fn known_def(name: &str) -> Option<crate::analysis::record::MeasureDef> {
     columns::measure(name).map(|(_, d, _)| d)
 }
 
+/// llama-bench's Markdown tables anywhere in a text (a log, a report), as one batch.
+fn llama_bench_md(file: &str, text: &str) -> Option<Batch> {
+    let records = llama_bench::from_md(file, text);
+    (!records.is_empty()).then(|| Batch {
+        format: "llama-bench md".into(),
+        locator: String::new(),
+        records,
+        derived: false,
+    })
+}
+
 fn read_markdown(file: &str, text: &str) -> Parsed {
     let mut p = Parsed::default();
-    let lb = llama_bench::from_md(file, text);
-    if !lb.is_empty() {
-        p.batches.push(Batch {
-            format: "llama-bench md".into(),
-            locator: String::new(),
-            records: lb,
-            derived: false,
-        });
-    }
+    p.batches.extend(llama_bench_md(file, text));
     for t in table::markdown(file, text) {
         let head: Vec<String> = t.headers.clone();
         if llama_bench::is_md_header(&head) {
@@ -270,14 +273,8 @@ pub fn crash_line(text: &str) -> Option<String> {
 
 fn read_text(file: &str, text: &str) -> Parsed {
     let mut p = Parsed::default();
-    let lb = llama_bench::from_md(file, text);
-    if !lb.is_empty() {
-        p.batches.push(Batch {
-            format: "llama-bench md".into(),
-            locator: String::new(),
-            records: lb,
-            derived: false,
-        });
+    if let Some(b) = llama_bench_md(file, text) {
+        p.batches.push(b);
         return p;
     }
     let perf = text::perf_print(file, text);
