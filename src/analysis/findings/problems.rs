@@ -152,7 +152,7 @@ fn failures(s: &Study, g: &FailureGroup) -> Finding {
     let mut f = Finding::new(
         Kind::Failures,
         sentence,
-        500.0 + 300.0 * share.min(1.0) + 20.0 * g.never_completed.len().min(5) as f64,
+        500.0 + 400.0 * share.min(1.0) + 5.0 * g.never_completed.len().min(5) as f64,
     );
     f.headline = share >= 0.05 || !g.never_completed.is_empty();
     for (file, n, all) in &g.files {

@@ -38,10 +38,33 @@ pub fn summary_items(s: &Study) -> Vec<&Finding> {
             Kind::Outage | Kind::Failures | Kind::ColdStarts | Kind::Claims | Kind::Duplicates
         )
     };
-    let answers: Vec<&Finding> =
-        key.iter().filter(|f| f.headline && !problem(f)).take(MAX_SUMMARY - 3).collect();
-    let problems: Vec<&Finding> =
-        key.iter().filter(|f| f.headline && problem(f)).take(MAX_SUMMARY - answers.len()).collect();
+    // one answer per benchmark, so that every experiment the folder holds gets its say
+    let family =
+        |f: &Finding| f.experiments.first().and_then(|id| s.experiment(id)).map(|(e, _)| e.family);
+    let mut seen = vec![];
+    let mut answers: Vec<&Finding> = vec![];
+    for f in key.iter().filter(|f| f.headline && !problem(f)) {
+        let fam = family(f);
+        if fam.is_some() && seen.contains(&fam) {
+            continue;
+        }
+        seen.push(fam);
+        answers.push(f);
+        if answers.len() == MAX_SUMMARY - 3 {
+            break;
+        }
+    }
+    // then the data's problems: an outage first, then what removes runs or configurations
+    let mut problems: Vec<&Finding> = key.iter().filter(|f| f.headline && problem(f)).collect();
+    problems.sort_by_key(|f| match f.kind {
+        Kind::Outage => 0,
+        // failures that remove a large share of the runs (their score grows with the share)
+        Kind::Failures if f.score >= 560.0 => 1,
+        Kind::ColdStarts => 2,
+        Kind::Claims => 3,
+        _ => 4,
+    });
+    problems.truncate(MAX_SUMMARY - answers.len());
     let mut out: Vec<&Finding> = answers.into_iter().chain(problems).collect();
     if out.len() < MAX_SUMMARY {
         for f in key.iter().filter(|f| f.headline) {
