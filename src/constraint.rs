@@ -16,7 +16,8 @@ use std::sync::Arc;
 /// What the output must be.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Grammar {
-    /// Any JSON value (Ollama's `format: "json"`).
+    /// A JSON object (Ollama's `format: "json"`, OpenAI's `json_object`: llama.cpp's and Ollama's
+    /// JSON grammar has an object at the root).
     Json,
     /// A JSON schema (Ollama's `format: {…}`).
     JsonSchema(serde_json::Value),
@@ -29,12 +30,36 @@ pub enum Grammar {
 impl Grammar {
     fn top_level(&self) -> TopLevelGrammar {
         match self {
-            Grammar::Json => TopLevelGrammar::from_json_schema(compact(serde_json::json!({}))),
-            Grammar::JsonSchema(s) => TopLevelGrammar::from_json_schema(compact(s.clone())),
+            Grammar::Json => {
+                TopLevelGrammar::from_json_schema(compact(serde_json::json!({"type": "object"})))
+            }
+            Grammar::JsonSchema(s) => TopLevelGrammar::from_json_schema(compact(closed(s.clone()))),
             Grammar::Lark(g) => TopLevelGrammar::from_lark(g.clone()),
             Grammar::Regex(r) => TopLevelGrammar::from_regex(r),
         }
     }
+}
+
+/// A schema whose objects admit no property they do not name, unless they say
+/// `additionalProperties` themselves (llama.cpp's and Ollama's schema grammars close objects;
+/// JSON Schema's own default would let a model invent keys).
+pub fn closed(mut schema: serde_json::Value) -> serde_json::Value {
+    fn walk(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(o) => {
+                let object = o.get("type").and_then(|t| t.as_str()) == Some("object")
+                    || o.contains_key("properties");
+                if object && !o.contains_key("additionalProperties") {
+                    o.insert("additionalProperties".into(), serde_json::Value::Bool(false));
+                }
+                o.values_mut().for_each(walk);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut schema);
+    schema
 }
 
 /// JSON without free whitespace between tokens (", " and ": " separators), unless the schema

@@ -1,6 +1,7 @@
 //! `chimera serve` as its users meet it: the real `ollama` and `openai` Python packages as
 //! clients, the error statuses, a full queue, a disconnect that frees its slot, batched greedy
-//! requests that equal the sequential ones, and a clean stop on SIGTERM.
+//! requests that equal the sequential ones, and a clean stop on SIGTERM. `clients` drives the
+//! other client software (LangChain, LiteLLM) and the browser's view (CORS).
 
 use crate::util::*;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -12,19 +13,25 @@ use std::time::{Duration, Instant};
 const MODEL: &str = "gemma3:270m";
 
 /// A running `chimera serve` on a free port.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    url: String,
-    log: Arc<Mutex<String>>,
+    pub(crate) url: String,
+    pub(crate) log: Arc<Mutex<String>>,
 }
 
 impl Server {
-    fn start(args: &[&str]) -> Server {
+    pub(crate) fn start(args: &[&str]) -> Server {
+        Server::start_env(args, &[])
+    }
+
+    /// A server with environment variables of its own.
+    pub(crate) fn start_env(args: &[&str], env: &[(&str, &str)]) -> Server {
         real_model(); // present in the store before the server resolves it
         let mut child = Command::new(env!("CARGO_BIN_EXE_chimera"))
             .args(["serve", "--port", "0"])
             .args(args)
             .env_remove("OLLAMA_HOST")
+            .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start chimera serve");
@@ -48,7 +55,7 @@ impl Server {
         Server { child, url, log }
     }
 
-    fn post(&self, path: &str, body: &str) -> (u16, serde_json::Value) {
+    pub(crate) fn post(&self, path: &str, body: &str) -> (u16, serde_json::Value) {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(300)))
@@ -65,12 +72,12 @@ impl Server {
         (status, v)
     }
 
-    fn get(&self, path: &str) -> serde_json::Value {
+    pub(crate) fn get(&self, path: &str) -> serde_json::Value {
         let mut r = ureq::get(&format!("{}{path}", self.url)).call().unwrap();
         serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap()
     }
 
-    fn addr(&self) -> String {
+    pub(crate) fn addr(&self) -> String {
         self.url.trim_start_matches("http://").to_string()
     }
 }
@@ -82,8 +89,10 @@ impl Drop for Server {
     }
 }
 
-/// The `ollama` and `openai` Python packages: .ci/run installs them into target/pyclients; a
-/// test run without them installs them there first.
+/// The client packages (ollama, openai, langchain-ollama, litellm): .ci/run installs them into
+/// target/pyclients; a test run without them installs them there first.
+const PY_CLIENTS: [&str; 4] = ["ollama", "openai", "langchain-ollama", "litellm"];
+
 fn py_clients() -> PathBuf {
     static ONCE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     ONCE.get_or_init(install_py_clients).clone()
@@ -93,7 +102,7 @@ fn install_py_clients() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/pyclients");
     let ok = |d: &PathBuf| {
         Command::new("python3")
-            .args(["-c", "import ollama, openai"])
+            .args(["-c", "import ollama, openai, langchain_ollama, litellm"])
             .env("PYTHONPATH", d)
             .status()
             .is_ok_and(|s| s.success())
@@ -102,12 +111,12 @@ fn install_py_clients() -> PathBuf {
         let st = Command::new("python3")
             .args(["-m", "pip", "install", "-q", "--target"])
             .arg(&dir)
-            .args(["ollama", "openai"])
+            .args(PY_CLIENTS)
             .status()
             .expect("run pip");
         assert!(
             st.success() && ok(&dir),
-            "the ollama and openai Python packages must install into {}",
+            "the client Python packages must install into {}",
             dir.display()
         );
     }
@@ -115,7 +124,7 @@ fn install_py_clients() -> PathBuf {
 }
 
 /// Runs one of tests/data/serve's client scripts against the server; its JSON summary.
-fn client(script: &str, s: &Server) -> serde_json::Value {
+pub(crate) fn client(script: &str, s: &Server) -> serde_json::Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/serve").join(script);
     let o = Command::new("python3")
         .arg(path)
@@ -152,7 +161,7 @@ fn the_ollama_python_client_works() {
     assert_eq!(v["chat_stream"], v["chat"]["content"]);
     let j: serde_json::Value =
         serde_json::from_str(v["format_json"].as_str().unwrap()).expect("format json gives JSON");
-    assert!(!j.is_null());
+    assert!(j.is_object(), "format json is an object at the root, as Ollama's: {j}");
     let cat: serde_json::Value =
         serde_json::from_str(v["format_schema"].as_str().unwrap()).expect("schema output parses");
     assert!(cat["name"].is_string() && cat["age"].is_i64(), "{cat}");
@@ -165,7 +174,42 @@ fn the_ollama_python_client_works() {
     assert_eq!(v["missing"][0], 404);
     assert_eq!(v["bad_option"][0], 400);
     assert!(v["bad_option"][1].as_str().unwrap().contains("top_p"));
-    assert_eq!(s.get("/api/version")["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(v["version"]["version"], "0.12.11", "an Ollama version clients compare against");
+    assert_eq!(v["version"]["chimera"], env!("CARGO_PKG_VERSION"));
+    let lp = v["logprobs"].as_array().unwrap();
+    assert_eq!(lp.len(), 3, "one entry per generated token: {lp:?}");
+    let joined: String = lp.iter().map(|l| l["token"].as_str().unwrap()).collect();
+    assert_eq!(joined, v["logprobs_text"].as_str().unwrap());
+    for l in lp {
+        assert!(l["logprob"].as_f64().unwrap() <= 0.0);
+        // greedy: the chosen token is the most likely one
+        assert_eq!((l["top"].as_array().unwrap().len(), &l["top"][0]), (2, &l["token"]));
+    }
+    tool_round_trip(&v["tool_calls"], &v["after_tool"], "add");
+    assert_eq!(v["tool_calls_stream"], serde_json::json!(["add"]), "a streamed call arrives whole");
+    assert_eq!(v["tool_calls_stream_text"], "", "a call's JSON is not streamed as text");
+    let e = &v["embed"];
+    assert_eq!((e["n"].as_u64(), e["dims"].as_u64()), (Some(2), Some(640)));
+    assert!((e["norm"].as_f64().unwrap() - 1.0).abs() < 1e-4, "embeddings are L2-normalised");
+    assert!(e["prompt_eval_count"].as_u64() > Some(6));
+    assert_eq!((v["embed_64"].as_u64(), v["embeddings_legacy"].as_u64()), (Some(64), Some(640)));
+    assert_eq!(v["embed_too_long"][0], 400);
+    assert!(v["embed_too_long"][1].as_str().unwrap().contains("num_ctx 512"));
+    assert_eq!(v["think"][0], 400);
+    assert!(v["think"][1].as_str().unwrap().contains("does not support thinking"));
+}
+
+/// A one-shot prompt's tool call (a base model answers as the conversation before it did): one
+/// call of `name` with integer arguments, and the tool's result accepted back into the prompt.
+pub(crate) fn tool_round_trip(calls: &serde_json::Value, after: &serde_json::Value, name: &str) {
+    let c = calls.as_array().unwrap();
+    assert_eq!(c.len(), 1, "{calls}");
+    assert_eq!(c[0]["name"], name);
+    let args = c[0].get("arguments").or(c[0].get("args")).unwrap();
+    assert!(args["a"].is_i64() && args["b"].is_i64(), "arguments match the schema: {args}");
+    let toks =
+        after.get("prompt_eval_count").or(after.get("prompt_tokens")).and_then(|t| t.as_u64());
+    assert!(toks > Some(0), "the tool's result went back into the prompt: {after}");
 }
 
 #[test]
@@ -182,11 +226,40 @@ fn the_openai_python_client_works() {
     assert_eq!(v["chat_stream"], c["content"]);
     assert_eq!(v["chat_stream_finish"], "length");
     assert_eq!(v["chat_stream_usage"], serde_json::json!([8]));
-    serde_json::from_str::<serde_json::Value>(v["json_object"].as_str().unwrap())
+    let j = serde_json::from_str::<serde_json::Value>(v["json_object"].as_str().unwrap())
         .expect("json_object output parses");
+    assert!(j.is_object(), "json_object is an object: {j}");
     assert!(v["completion"].as_str().unwrap().contains("capital"));
     assert_eq!(v["models"], serde_json::json!([MODEL]));
     assert_eq!(v["missing"], 404);
+    assert_eq!(v["n2"]["indexes"], serde_json::json!([0, 1]));
+    assert_eq!(
+        (v["n2"]["completion_tokens"].as_u64(), v["n2"]["distinct"].as_u64()),
+        (Some(12), Some(2))
+    );
+    assert_eq!(v["n2_stream"], serde_json::json!([0, 1]), "both choices stream under their index");
+    let lp = v["logprobs"].as_array().unwrap();
+    let joined: String = lp.iter().map(|l| l["token"].as_str().unwrap()).collect();
+    assert_eq!((lp.len(), joined.as_str()), (3, v["logprobs_text"].as_str().unwrap()));
+    assert!(lp.iter().all(|l| l["top"] == 2 && l["logprob"].as_f64() <= Some(0.0)));
+    let echo = v["echo"]["text"].as_str().unwrap();
+    assert!(echo.starts_with("The capital of France is") && echo.len() > 24, "{echo}");
+    assert_eq!(v["tools"]["finish"], "tool_calls");
+    assert_eq!(v["tools"]["calls"][0][0], "get_weather");
+    assert!(v["tools"]["calls"][0][1]["city"].is_string(), "{}", v["tools"]);
+    assert!(v["after_tool"]["finish"].is_string(), "a tool message goes back into the prompt");
+    assert_eq!(
+        v["tools_stream"],
+        serde_json::json!({"names": ["get_weather"], "finish": "tool_calls"})
+    );
+    assert_eq!(v["embeddings"]["n"], 2);
+    assert_eq!(v["embeddings"]["dims"], 640);
+    assert_eq!(v["embeddings_base64_equal"], true, "base64 decodes to the float vector");
+    assert_eq!(v["embeddings_dims"], 32);
+    assert_eq!(v["retrieve"], MODEL);
+    assert_eq!(v["retrieve_missing"][0], 404);
+    assert!(v["retrieve_missing"][1].as_str().unwrap().contains("does not exist"));
+    assert_eq!(v["bad_n"][0], 400);
 }
 
 #[test]
@@ -212,8 +285,59 @@ fn bad_requests_get_4xx_error_objects() {
             "/api/chat",
             r#"{"model": "gemma3:270m", "messages": [], "tools": [{"type": "function"}]}"#,
             400,
-            "tools",
+            "tools[0].function.name",
         ),
+        (
+            "/api/chat",
+            r#"{"model": "gemma3:270m", "messages": [{"role": "user", "content": "x"}], "think": true}"#,
+            400,
+            "does not support thinking",
+        ),
+        ("/api/embed", r#"{"model": "gemma3:270m", "input": [1, 2]}"#, 400, "input[0]"),
+        (
+            "/api/embed",
+            r#"{"model": "gemma3:270m", "input": "x", "dimensions": 0}"#,
+            400,
+            "dimensions",
+        ),
+        ("/v1/embeddings", r#"{"model": "gemma3:270m"}"#, 400, "input"),
+        (
+            "/v1/embeddings",
+            r#"{"model": "gemma3:270m", "input": [[999999999]]}"#,
+            400,
+            "vocabulary",
+        ),
+        (
+            "/v1/embeddings",
+            r#"{"model": "gemma3:270m", "input": "x", "encoding_format": "hex"}"#,
+            400,
+            "encoding_format",
+        ),
+        (
+            "/v1/chat/completions",
+            r#"{"model": "gemma3:270m", "messages": [], "logprobs": true, "top_logprobs": 21}"#,
+            400,
+            "top_logprobs",
+        ),
+        (
+            "/v1/chat/completions",
+            r#"{"model": "gemma3:270m", "messages": [], "tool_choice": {"type": "function", "function": {"name": "f"}}, "tools": [{"type": "function", "function": {"name": "g"}}]}"#,
+            400,
+            "tool_choice",
+        ),
+        (
+            "/v1/chat/completions",
+            r#"{"model": "gemma3:270m", "messages": [], "logit_bias": {"x": 1}}"#,
+            400,
+            "logit_bias",
+        ),
+        (
+            "/v1/completions",
+            r#"{"model": "gemma3:270m", "prompt": [2, 3], "echo": true}"#,
+            400,
+            "echo",
+        ),
+        ("/v1/nope", "{}", 404, "no such endpoint"),
         (
             "/api/generate",
             r#"{"model": "gemma3:270m", "prompt": "x", "format": {"type": "nonsense"}}"#,
@@ -221,7 +345,7 @@ fn bad_requests_get_4xx_error_objects() {
             "grammar",
         ),
         ("/api/generate", r#"{"model": "/etc/passwd", "prompt": "x"}"#, 404, "not found"),
-        ("/v1/chat/completions", r#"{"model": "gemma3:270m", "messages": [], "n": 3}"#, 400, "n:"),
+        ("/v1/chat/completions", r#"{"model": "gemma3:270m", "messages": [], "n": 9}"#, 400, "n:"),
     ];
     for (path, body, status, needle) in cases {
         let (st, v) = s.post(path, body);
@@ -381,12 +505,28 @@ fn models_load_on_demand_and_unload_after_keep_alive() {
     let ps = s.get("/api/ps");
     assert_eq!(ps["models"][0]["name"], MODEL);
     assert!(ps["models"][0]["size"].as_u64() > Some(200_000_000));
-    // keep_alive 0 unloads it as soon as the request ends
+    // keep_alive 0 unloads it before the answer goes out: /api/ps agrees at once
     let (_, v) = s.post("/api/generate", r#"{"model": "gemma3:270m", "keep_alive": 0}"#);
     assert_eq!(v["done_reason"], "unload");
-    let t0 = Instant::now();
-    while s.get("/api/ps")["models"] != serde_json::json!([]) {
-        assert!(t0.elapsed() < Duration::from_secs(10), "keep_alive 0 unloads the model");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert_eq!(
+        s.get("/api/ps")["models"],
+        serde_json::json!([]),
+        "keep_alive 0 unloaded the model"
+    );
+    let (_, _) = s.post("/api/generate", body);
+    let (_, v) =
+        s.post("/api/generate", &body.replace("\"stream\"", "\"keep_alive\": 0, \"stream\""));
+    assert_eq!(v["done"], true);
+    assert_eq!(
+        s.get("/api/ps")["models"],
+        serde_json::json!([]),
+        "a generation with keep_alive 0 unloads too"
+    );
+    // one log line per request: status, method, path, model, tokens
+    let log = s.log.lock().unwrap().clone();
+    assert!(
+        log.contains("200 POST /api/generate") && log.contains("model=gemma3:270m prompt_eval="),
+        "{log}"
+    );
+    assert!(log.contains("200 GET /api/ps"), "{log}");
 }

@@ -36,6 +36,9 @@ mod cuda;
 /// `chimera serve`: the ollama and openai Python clients, errors, queueing, batching, shutdown.
 mod serve;
 
+/// LangChain, LiteLLM and a browser page (CORS) against `chimera serve`.
+mod clients;
+
 /// Model stores: Ollama's store in place; killed, concurrent and out-of-space pulls.
 mod store;
 

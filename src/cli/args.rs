@@ -67,6 +67,12 @@ pub struct ServeArgs {
     /// Accept filesystem paths as model names (default: registry names only).
     #[arg(long)]
     pub allow_paths: bool,
+    /// Request log lines also name the options each request asked for (OLLAMA_DEBUG=1).
+    #[arg(long)]
+    pub verbose: bool,
+    /// Log nothing per request.
+    #[arg(long, conflicts_with = "verbose")]
+    pub quiet: bool,
     #[command(flatten)]
     pub load: LoadArgs,
 }
@@ -366,6 +372,7 @@ impl GenArgs {
                 seed: self.seed,
             },
             grammar: None,
+            logit_bias: vec![],
         }
     }
 }

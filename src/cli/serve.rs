@@ -1,6 +1,6 @@
 //! `chimera serve`: maps flags and Ollama's environment variables (OLLAMA_HOST,
-//! OLLAMA_NUM_PARALLEL, OLLAMA_MAX_QUEUE, OLLAMA_KEEP_ALIVE; a flag wins) to a
-//! [`chimera::serve::Config`] and prints where it listens.
+//! OLLAMA_NUM_PARALLEL, OLLAMA_MAX_QUEUE, OLLAMA_KEEP_ALIVE, OLLAMA_ORIGINS, OLLAMA_DEBUG; a flag
+//! wins) to a [`chimera::serve::Config`], prints where it listens and one line per request.
 
 use super::{LoadArgs, ServeArgs};
 use anyhow::{Context, Result};
@@ -61,7 +61,21 @@ fn config(a: &ServeArgs, load: &LoadArgs) -> Result<Config> {
         anyhow::bail!("invalid value for --parallel: 0 (must be ≥ 1)");
     }
     c.allow_paths = a.allow_paths;
+    if let Some(v) = env("OLLAMA_ORIGINS") {
+        c.origins = v.split(',').map(|o| o.trim().to_string()).filter(|o| !o.is_empty()).collect();
+    }
+    c.verbose = a.verbose || env("OLLAMA_DEBUG").is_some_and(|v| v != "0" && v != "false");
+    if !a.quiet {
+        c.log = chimera::serve::log::Logger(std::sync::Arc::new(|line| {
+            eprintln!("chimera: {} {line}", chimera::stamp::format(now()));
+        }));
+    }
     Ok(c)
+}
+
+fn now() -> i64 {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    t.map_or(0, |d| d.as_secs() as i64)
 }
 
 pub fn run(a: ServeArgs) -> Result<()> {

@@ -86,6 +86,11 @@ impl<'a> Batcher<'a> {
         self.active.len() < e.opts.n_seq
     }
 
+    /// The KV slots no request holds.
+    pub fn free_slots(&self, e: &Engine) -> Vec<usize> {
+        (0..e.opts.n_seq).filter(|&s| !self.active.iter().any(|a| a.slot == s)).collect()
+    }
+
     /// Starts a request in the free slot whose cache shares the longest reusable prefix with its
     /// prompt (llama-server's slot selection). A request that cannot start (a bad grammar, a
     /// prompt too long) is ended through its sink; with no slot free it comes back.

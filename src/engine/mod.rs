@@ -1,8 +1,9 @@
 //! The engine: a loaded model, its tokenizer and KV slots, and generation with Ollama's options,
 //! context policy, stop handling and timing fields (`seq`), one request alone or several batched
-//! into shared forwards (`batch`).
+//! into shared forwards (`batch`); embeddings (`embed`).
 
 mod batch;
+pub mod embed;
 mod seq;
 
 pub use batch::{Arrival, Batcher, Request, Sink};
@@ -119,6 +120,8 @@ pub struct GenerateOptions {
     pub shift: bool,
     /// Top-N log-probabilities per generated token (0 = none).
     pub logprobs: usize,
+    /// Added to a token's logit before sampling (OpenAI's `logit_bias`; −100 bans a token).
+    pub logit_bias: Vec<(u32, f32)>,
     pub sampler: SamplerOptions,
     /// What the output must be (Ollama's `format`), compiled once per request.
     pub grammar: Option<Grammar>,
@@ -134,6 +137,7 @@ impl Default for GenerateOptions {
             truncate: true,
             shift: true,
             logprobs: 0,
+            logit_bias: vec![],
             sampler: SamplerOptions::default(),
             grammar: None,
         }

@@ -27,6 +27,8 @@ pub(crate) struct Seq {
     t_prompt: Option<Instant>,
     t_eval: Option<Instant>,
     warnings: Vec<String>,
+    /// The logits with `logit_bias` added (sized on first use, once per request).
+    biased: Vec<f32>,
 }
 
 impl Seq {
@@ -43,7 +45,7 @@ impl Seq {
         prompt.iter().for_each(|&t| sampler.accept(t));
         // the chain's first stages run next to the logits where the head's backend can, so that
         // only k candidates leave the device; log-probabilities and grammars need every logit
-        let front_k = if opts.logprobs == 0 && constraint.is_none() {
+        let front_k = if opts.logprobs == 0 && constraint.is_none() && opts.logit_bias.is_empty() {
             sampler.front_k(super::MAX_FRONT_K)
         } else {
             None
@@ -63,6 +65,7 @@ impl Seq {
             t_prompt: None,
             t_eval: None,
             warnings,
+            biased: vec![],
         }
     }
 
@@ -88,6 +91,26 @@ impl Seq {
             self.sampler.front_host(logits, k, scratch);
             return Ok(self.sampler.sample_front(scratch));
         }
+        let mut biased = std::mem::take(&mut self.biased);
+        let logits = if self.opts.logit_bias.is_empty() {
+            logits
+        } else {
+            biased.clear();
+            biased.extend_from_slice(logits);
+            for &(id, b) in &self.opts.logit_bias {
+                if let Some(x) = biased.get_mut(id as usize) {
+                    *x += b;
+                }
+            }
+            &biased[..]
+        };
+        let r = self.sample_row(logits);
+        self.biased = biased;
+        r
+    }
+
+    /// The chain over a full row of logits (after the grammar's mask), with log-probabilities.
+    fn sample_row(&mut self, logits: &[f32]) -> Result<u32> {
         if self.opts.logprobs > 0 {
             self.out.logprobs.push(top_logprobs(logits, self.opts.logprobs));
         }

@@ -211,6 +211,15 @@ impl Model {
         Ok(())
     }
 
+    /// The final-normed hidden states of the last forward's first `n` rows (`n × n_embd`), in
+    /// the host buffer the next forward overwrites.
+    pub fn hidden(&mut self, n: usize) -> Result<&[f32]> {
+        let e = self.cfg.n_embd;
+        self.backends[self.head_on].download(Buf::Hidden, &mut self.host, n)?;
+        self.backends[self.head_on].sync()?;
+        Ok(&self.host[..n * e])
+    }
+
     /// Logits for hidden rows `rows` of the last forward, into `out` (`rows.len() × n_vocab`).
     pub fn logits(&mut self, rows: Range<usize>, out: &mut [f32]) -> Result<()> {
         self.backends[self.head_on].logits(rows, out)

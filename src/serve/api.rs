@@ -5,9 +5,8 @@
 
 use crate::chat::Message;
 use crate::constraint::Grammar;
-use crate::engine::{GenerateOptions, Output};
-use serde_json::{json, Map, Value};
-use std::time::{Duration, SystemTime};
+use crate::engine::GenerateOptions;
+use serde_json::{Map, Value};
 
 /// An HTTP error: its status and the message for `{"error": …}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,62 +44,7 @@ impl ApiError {
     }
 }
 
-/// How long a model stays loaded after its last request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeepAlive {
-    Forever,
-    For(Duration),
-}
-
-impl KeepAlive {
-    /// Ollama's forms: seconds as a number, or a duration string ("5m", "1h30m", "30s", "0",
-    /// "-1"); negative means forever.
-    pub fn parse(v: &Value) -> Result<KeepAlive, String> {
-        match v {
-            Value::Number(n) => {
-                let s = n.as_f64().ok_or("not a number")?;
-                Ok(if s < 0.0 {
-                    KeepAlive::Forever
-                } else {
-                    KeepAlive::For(Duration::from_secs_f64(s))
-                })
-            }
-            Value::String(s) => parse_duration(s.trim()),
-            _ => Err("expected a duration (\"5m\") or seconds".into()),
-        }
-    }
-}
-
-fn parse_duration(s: &str) -> Result<KeepAlive, String> {
-    if s.starts_with('-') {
-        return Ok(KeepAlive::Forever);
-    }
-    if let Ok(secs) = s.parse::<f64>() {
-        return Ok(KeepAlive::For(Duration::from_secs_f64(secs)));
-    }
-    // Go's time.ParseDuration units
-    let (mut total, mut rest) = (0f64, s);
-    while !rest.is_empty() {
-        let num = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        let unit = rest[num..].find(|c: char| c.is_ascii_digit()).map_or(rest.len(), |u| num + u);
-        let v: f64 = rest[..num].parse().map_err(|_| format!("'{s}' is not a duration"))?;
-        let scale = match &rest[num..unit] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(format!("'{s}' is not a duration")),
-        };
-        total += v * scale;
-        rest = &rest[unit..];
-    }
-    if s.is_empty() || !total.is_finite() {
-        return Err(format!("'{s}' is not a duration"));
-    }
-    Ok(KeepAlive::For(Duration::from_secs_f64(total)))
-}
+pub use super::keep_alive::KeepAlive;
 
 /// Load-time options a request may ask for (a different value reloads the model, as Ollama).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -119,6 +63,16 @@ pub enum Prompt {
     Text { prompt: String, system: Option<String>, raw: bool, context: Vec<u32> },
     /// `/api/chat` and `/v1/chat/completions`: the conversation under the chat template.
     Chat(Vec<Message>),
+    /// The embeddings endpoints: inputs to embed (none: only load the model); an input longer
+    /// than num_ctx is cut to it when `truncate`, else refused.
+    Embed { inputs: Vec<EmbedInput>, truncate: bool },
+}
+
+/// One input to embed: text (BOS added) or token ids as they are.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EmbedInput {
+    Text(String),
+    Ids(Vec<u32>),
 }
 
 /// A parsed generation request.
@@ -130,6 +84,32 @@ pub struct Parsed {
     pub load: LoadOverrides,
     pub keep_alive: Option<KeepAlive>,
     pub stream: bool,
+    /// Tools the model may call (their description is already in the prompt's system turn).
+    pub tools: Option<super::tools::Tools>,
+    /// Log-probabilities asked for: `Some(k)` with k alternatives per token.
+    pub logprobs: Option<usize>,
+    /// Choices to generate (OpenAI's `n`).
+    pub n: usize,
+    /// Return the prompt with the completion (OpenAI completions' `echo`).
+    pub echo: bool,
+}
+
+impl Parsed {
+    /// A request with the defaults for everything a client did not say.
+    pub fn new(model: String, prompt: Prompt, opts: GenerateOptions, stream: bool) -> Parsed {
+        Parsed {
+            model,
+            prompt,
+            opts,
+            load: LoadOverrides::default(),
+            keep_alive: None,
+            stream,
+            tools: None,
+            logprobs: None,
+            n: 1,
+            echo: false,
+        }
+    }
 }
 
 /// The body as a JSON object.
@@ -379,6 +359,33 @@ pub fn format(v: Option<&Value>) -> Result<Option<Grammar>, ApiError> {
     }
 }
 
+/// `think`: gemma3 has no thinking mode, and Ollama says so with a 400.
+fn think(f: &Fields, model: &str) -> Result<(), ApiError> {
+    match f.value("think") {
+        None | Some(Value::Bool(false)) => Ok(()),
+        Some(Value::Bool(true)) | Some(Value::String(_)) => {
+            Err(ApiError::bad(format!("\"{model}\" does not support thinking")))
+        }
+        Some(_) => {
+            Err(ApiError::bad("think: expected true, false, \"low\", \"medium\" or \"high\""))
+        }
+    }
+}
+
+/// Ollama's `logprobs` (true/false) and `top_logprobs` (0–20).
+fn logprobs(f: &Fields, opts: &mut GenerateOptions) -> Result<Option<usize>, ApiError> {
+    if !f.bool("logprobs")?.unwrap_or(false) {
+        return Ok(None);
+    }
+    let top = f.usize("top_logprobs")?.unwrap_or(0);
+    if top > 20 {
+        return Err(ApiError::bad(format!("top_logprobs: {top} is more than 20")));
+    }
+    // the engine keeps at least the chosen token's entry; the rest is trimmed when written
+    opts.logprobs = top.max(1);
+    Ok(Some(top))
+}
+
 /// The fields `/api/generate` and `/api/chat` share: model, options, format, keep_alive, stream.
 fn common(
     f: &Fields,
@@ -395,6 +402,7 @@ fn common(
         Some(_) => return Err(ApiError::bad("options: expected an object")),
     }
     opts.grammar = format(f.value("format"))?;
+    think(f, model)?;
     let keep_alive = f
         .value("keep_alive")
         .map(KeepAlive::parse)
@@ -414,14 +422,15 @@ pub fn generate(body: &[u8]) -> Result<Parsed, ApiError> {
         "template",
         "a request template is not supported; the model's chat template applies (raw skips it)",
     )?;
-    let (model, opts, load, keep_alive, stream) = common(&f)?;
+    let (model, mut opts, load, keep_alive, stream) = common(&f)?;
+    let lp = logprobs(&f, &mut opts)?;
     let prompt = Prompt::Text {
         prompt: f.str("prompt")?.unwrap_or("").to_string(),
         system: f.str("system")?.map(str::to_string),
         raw: f.bool("raw")?.unwrap_or(false),
         context: f.ids("context")?,
     };
-    Ok(Parsed { model, prompt, opts, load, keep_alive, stream })
+    Ok(Parsed { load, keep_alive, logprobs: lp, ..Parsed::new(model, prompt, opts, stream) })
 }
 
 /// Messages of a chat request; images and tool calls are refused.
@@ -441,13 +450,12 @@ pub fn messages(v: Option<&Value>) -> Result<Vec<Message>, ApiError> {
             };
             let f = Fields(m);
             f.refuse_nonempty("images", "images are not supported: chimera runs text-only gemma3")?;
-            f.refuse_nonempty("tool_calls", "tools are not supported")?;
             let role = f
                 .str("role")?
                 .ok_or_else(|| ApiError::bad(format!("messages[{i}].role: required")))?;
-            if !["system", "user", "assistant"].contains(&role) {
+            if !["system", "user", "assistant", "developer", "tool"].contains(&role) {
                 return Err(ApiError::bad(format!(
-                    "messages[{i}].role: '{role}' is not system, user or assistant"
+                    "messages[{i}].role: '{role}' is not system, developer, user, assistant or tool"
                 )));
             }
             let content = match f.value("content") {
@@ -473,7 +481,31 @@ pub fn messages(v: Option<&Value>) -> Result<Vec<Message>, ApiError> {
                     return Err(ApiError::bad(format!("messages[{i}].content: expected a string")))
                 }
             };
-            Ok(Message { role: role.to_string(), content })
+            Ok(match role {
+                // OpenAI's developer messages are its system messages
+                "developer" => Message { role: "system".into(), content },
+                // a tool's result goes back as a user turn (gemma's turns have no tool role)
+                "tool" => {
+                    let name = f.str("name")?.or(f.str("tool_name")?).unwrap_or("the tool");
+                    Message { role: "user".into(), content: format!("Result of {name}: {content}") }
+                }
+                "assistant" => match f.value("tool_calls") {
+                    Some(Value::Array(calls)) if !calls.is_empty() => {
+                        let text = super::tools::calls_text(calls)
+                            .map_err(|e| ApiError::bad(format!("messages[{i}].{}", e.message)))?;
+                        Message {
+                            role: "assistant".into(),
+                            content: if content.is_empty() {
+                                text
+                            } else {
+                                format!("{content}\n{text}")
+                            },
+                        }
+                    }
+                    _ => Message { role: "assistant".into(), content },
+                },
+                _ => Message { role: role.to_string(), content },
+            })
         })
         .collect()
 }
@@ -482,10 +514,28 @@ pub fn messages(v: Option<&Value>) -> Result<Vec<Message>, ApiError> {
 pub fn chat(body: &[u8]) -> Result<Parsed, ApiError> {
     let o = object(body)?;
     let f = Fields(&o);
-    f.refuse_nonempty("tools", "tools are not supported")?;
-    let (model, opts, load, keep_alive, stream) = common(&f)?;
-    let prompt = Prompt::Chat(messages(f.value("messages"))?);
-    Ok(Parsed { model, prompt, opts, load, keep_alive, stream })
+    let (model, mut opts, load, keep_alive, stream) = common(&f)?;
+    let lp = logprobs(&f, &mut opts)?;
+    let tools = super::tools::parse(f.value("tools"), None)?;
+    let prompt = Prompt::Chat(with_tools(messages(f.value("messages"))?, tools.as_ref()));
+    if let Some(g) = tools.as_ref().and_then(super::tools::Tools::grammar) {
+        if opts.grammar.is_some() {
+            return Err(ApiError::bad("format: cannot be combined with tools"));
+        }
+        opts.grammar = Some(g);
+    }
+    Ok(Parsed { load, keep_alive, logprobs: lp, tools, ..Parsed::new(model, prompt, opts, stream) })
+}
+
+/// The conversation with the tools' description in its system turn (added first when there is
+/// none).
+pub fn with_tools(mut msgs: Vec<Message>, tools: Option<&super::tools::Tools>) -> Vec<Message> {
+    let Some(text) = tools.and_then(super::tools::Tools::system_text) else { return msgs };
+    match msgs.iter_mut().find(|m| m.role == "system") {
+        Some(m) => m.content = format!("{}\n\n{text}", m.content),
+        None => msgs.insert(0, Message::new("system", &text)),
+    }
+    msgs
 }
 
 /// The model name of a `/api/show`, `/api/pull` or `/api/delete` body (`model`, or the older
@@ -501,64 +551,9 @@ pub fn model_name(body: &[u8]) -> Result<(String, Map<String, Value>), ApiError>
     Ok((m.to_string(), o.clone()))
 }
 
-/// Ollama's `created_at`: RFC 3339 UTC with nanoseconds.
-pub fn created_at() -> String {
-    let t = SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let s = crate::stamp::format(t.as_secs() as i64);
-    format!("{}.{:09}Z", s.trim_end_matches('Z'), t.subsec_nanos())
-}
-
-/// A streamed `/api/generate` piece.
-pub fn generate_chunk(model: &str, piece: &str) -> Value {
-    json!({"model": model, "created_at": created_at(), "response": piece, "done": false})
-}
-
-/// A streamed `/api/chat` piece.
-pub fn chat_chunk(model: &str, piece: &str) -> Value {
-    json!({"model": model, "created_at": created_at(), "message": {"role": "assistant", "content": piece}, "done": false})
-}
-
-/// The last object of a request: done, why, and Ollama's timing fields in ns. `text` is the
-/// whole response for a non-streamed request ("" when streamed).
-pub fn done(model: &str, out: &Output, chat: bool, text: &str) -> Value {
-    let t = &out.timings;
-    let mut v = json!({
-        "model": model,
-        "created_at": created_at(),
-        "done": true,
-        "done_reason": out.done_reason,
-        "total_duration": t.total_duration,
-        "load_duration": t.load_duration,
-        "prompt_eval_count": t.prompt_eval_count,
-        "prompt_eval_duration": t.prompt_eval_duration,
-        "eval_count": t.eval_count,
-        "eval_duration": t.eval_duration,
-    });
-    if chat {
-        v["message"] = json!({"role": "assistant", "content": text});
-    } else {
-        v["response"] = json!(text);
-        let context: Vec<u32> = out.prompt_ids.iter().chain(&out.ids).copied().collect();
-        v["context"] = json!(context);
-    }
-    v
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keep_alive_reads_ollamas_forms() {
-        let d = |s: f64| KeepAlive::For(Duration::from_secs_f64(s));
-        assert_eq!(KeepAlive::parse(&json!("5m")), Ok(d(300.0)));
-        assert_eq!(KeepAlive::parse(&json!("1h30m")), Ok(d(5400.0)));
-        assert_eq!(KeepAlive::parse(&json!(0)), Ok(d(0.0)));
-        assert_eq!(KeepAlive::parse(&json!("-1")), Ok(KeepAlive::Forever));
-        assert_eq!(KeepAlive::parse(&json!(-1)), Ok(KeepAlive::Forever));
-        assert!(KeepAlive::parse(&json!("soon")).is_err());
-        assert!(KeepAlive::parse(&json!(true)).is_err());
-    }
 
     #[test]
     fn bad_bodies_and_options_are_400s_naming_the_field() {
@@ -573,9 +568,13 @@ mod tests {
         assert!(e(r#"{"model": "m", "options": {"num_ctx": 0}}"#).message.contains("num_ctx"));
         assert!(e(r#"{"model": "m", "images": ["aGk="]}"#).message.contains("images"));
         assert!(e(r#"{"model": "m", "format": "yaml"}"#).message.contains("format"));
-        let c =
-            chat(br#"{"model": "m", "messages": [{"role": "tool", "content": "x"}]}"#).unwrap_err();
-        assert!(c.message.contains("role"), "{c:?}");
+        let c = chat(br#"{"model": "m", "messages": [{"role": "robot", "content": "x"}]}"#)
+            .unwrap_err();
+        assert!(c.message.contains("messages[0].role"), "{c:?}");
+        // a tool's result goes back as a user turn that names the tool
+        let t = chat(br#"{"model": "m", "messages": [{"role": "tool", "content": "7", "tool_name": "add"}]}"#)
+            .unwrap();
+        assert_eq!(t.prompt, Prompt::Chat(vec![Message::new("user", "Result of add: 7")]));
         let ok = generate(br#"{"model": "m", "prompt": "hi", "stream": false, "options": {"temperature": 0, "stop": "x", "num_ctx": 512, "use_mmap": true, "whatever": 1}}"#).unwrap();
         assert_eq!(
             (ok.stream, ok.opts.sampler.temperature, ok.load.num_ctx),

@@ -1,18 +1,19 @@
-//! The routes: Ollama's API (`/api/*`, `/`), OpenAI's (`/v1/*`), on axum. Handlers parse the
-//! body themselves (so every error is a 4xx naming the field, never a framework message),
-//! resolve the model through the registry, and hand the request to the scheduler; answers
-//! stream as NDJSON (Ollama) or server-sent events (OpenAI).
+//! The routes: Ollama's API (`/api/*`, `/`), OpenAI's (`/v1/*`), on axum, with CORS as Ollama
+//! answers it and one log line per request. Handlers parse the body themselves (so every error
+//! is a 4xx naming the field, never a framework message), resolve the model through the
+//! registry, and hand the request to the scheduler; answers stream as NDJSON (Ollama) or
+//! server-sent events (OpenAI).
 
 use super::api::{self, ApiError, Parsed};
-use super::openai;
-use super::sched::{Event, Job, Msg, Shared};
-use super::Config;
+use super::log::{Entry, OnDrop};
+use super::sched::{Done, Event, Job, Msg, Shared};
+use super::{embed, models, openai, reply, Config};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{Extension, Router};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -29,46 +30,123 @@ pub struct AppState {
     pub cfg: Config,
 }
 
-type St = State<Arc<AppState>>;
+pub(super) type St = State<Arc<AppState>>;
+type Log = Extension<Arc<Entry>>;
 
 pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.cfg.body_limit;
+    let cors = cors(&state.cfg.origins);
+    let logger = state.cfg.log.clone();
     Router::new()
         .route("/", get(|| async { "Ollama is running" }).head(|| async { "" }))
-        .route(
-            "/api/version",
-            get(|| async { axum::Json(json!({"version": env!("CARGO_PKG_VERSION")})) }),
-        )
+        .route("/api/version", get(models::version))
         .route("/api/generate", post(generate))
         .route("/api/chat", post(chat))
-        .route("/api/tags", get(tags))
-        .route("/api/show", post(show))
-        .route("/api/ps", get(ps))
-        .route("/api/pull", post(pull))
-        .route("/v1/models", get(v1_models))
+        .route("/api/embed", post(embed::ollama))
+        .route("/api/embeddings", post(embed::legacy))
+        .route("/api/tags", get(models::tags))
+        .route("/api/show", post(models::show))
+        .route("/api/ps", get(models::ps))
+        .route("/api/pull", post(models::pull))
+        .route("/v1/models", get(models::v1_models))
+        .route("/v1/models/{id}", get(models::v1_model))
         .route("/v1/chat/completions", post(v1_chat))
         .route("/v1/completions", post(v1_completions))
-        .fallback(|| async { ollama_error(ApiError::not_found("no such endpoint")) })
+        .route("/v1/embeddings", post(embed::openai))
+        .fallback(fallback)
+        .method_not_allowed_fallback(wrong_method)
         .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(logger, super::log::layer))
+        .layer(cors)
         .with_state(state)
 }
 
-fn json_response(status: u16, v: &Value) -> Response {
+/// An unknown route: OpenAI's error object under `/v1`, Ollama's elsewhere.
+async fn fallback(uri: axum::http::Uri) -> Response {
+    route_error(&uri, ApiError::not_found(format!("no such endpoint: {}", uri.path())))
+}
+
+/// A known route called with another method.
+async fn wrong_method(method: Method, uri: axum::http::Uri) -> Response {
+    let e = ApiError {
+        status: 405,
+        message: format!("method {method} is not allowed on {}", uri.path()),
+    };
+    route_error(&uri, e)
+}
+
+fn route_error(uri: &axum::http::Uri, e: ApiError) -> Response {
+    if uri.path().starts_with("/v1/") {
+        let mut v = openai::error(&e);
+        v["error"]["code"] = Value::Null;
+        json_response(e.status, &v)
+    } else {
+        ollama_error(e)
+    }
+}
+
+/// CORS as Ollama answers it (envconfig.AllowedOrigins): pages on localhost, 127.0.0.1 and
+/// 0.0.0.0 (any port, http or https) and app/extension schemes by default; `OLLAMA_ORIGINS`
+/// adds origins (`*` admits any, `http://host:*` any port of a host).
+fn cors(extra: &[String]) -> tower_http::cors::CorsLayer {
+    use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+    let mut allowed: Vec<String> = vec![];
+    for host in ["localhost", "127.0.0.1", "0.0.0.0"] {
+        for proto in ["http", "https"] {
+            allowed.push(format!("{proto}://{host}"));
+            allowed.push(format!("{proto}://{host}:*"));
+        }
+    }
+    for scheme in ["app", "file", "tauri", "vscode-webview", "vscode-file"] {
+        allowed.push(format!("{scheme}://*"));
+    }
+    allowed.extend(extra.iter().cloned());
+    let any = allowed.iter().any(|o| o == "*");
+    let origin = AllowOrigin::predicate(move |o: &HeaderValue, _| {
+        let o = o.to_str().unwrap_or("");
+        any || allowed.iter().any(|a| origin_matches(a, o))
+    });
+    CorsLayer::new()
+        .allow_origin(origin)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::HEAD,
+            Method::OPTIONS,
+        ])
+        .allow_headers(Any)
+}
+
+/// Whether `origin` matches a pattern whose `*` stands for the rest (a port, a path).
+pub fn origin_matches(pattern: &str, origin: &str) -> bool {
+    match pattern.split_once('*') {
+        Some((pre, post)) => {
+            origin.starts_with(pre)
+                && origin.ends_with(post)
+                && origin.len() >= pre.len() + post.len()
+        }
+        None => pattern == origin,
+    }
+}
+
+pub(super) fn json_response(status: u16, v: &Value) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, [(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
 }
 
-fn ollama_error(e: ApiError) -> Response {
+pub(super) fn ollama_error(e: ApiError) -> Response {
     json_response(e.status, &json!({"error": e.message}))
 }
 
-fn openai_error(e: ApiError) -> Response {
+pub(super) fn openai_error(e: ApiError) -> Response {
     json_response(e.status, &openai::error(&e))
 }
 
 /// A model name to a file: a registry model present on this machine, or (with --allow-paths)
 /// a path to a GGUF file or model folder.
-fn resolve(cfg: &Config, name: &str) -> Result<PathBuf, ApiError> {
+pub(super) fn resolve(cfg: &Config, name: &str) -> Result<PathBuf, ApiError> {
     let missing = || ApiError::not_found(format!("model '{name}' not found, try pulling it first"));
     let reg = crate::registry::Registry::load().map_err(|e| ApiError::internal(e.to_string()))?;
     if let Some(spec) = reg.get(name).or_else(|| reg.get(&format!("{name}:latest"))) {
@@ -89,7 +167,7 @@ fn resolve(cfg: &Config, name: &str) -> Result<PathBuf, ApiError> {
 }
 
 /// Queues a request; its events come back on the receiver.
-fn submit(st: &AppState, parsed: Parsed) -> Result<UnboundedReceiver<Event>, ApiError> {
+pub(super) fn submit(st: &AppState, parsed: Parsed) -> Result<UnboundedReceiver<Event>, ApiError> {
     let path = resolve(&st.cfg, &parsed.model)?;
     if st.shared.queued.fetch_add(1, Ordering::Relaxed) >= st.cfg.max_queue {
         st.shared.queued.fetch_sub(1, Ordering::Relaxed);
@@ -110,7 +188,7 @@ fn submit(st: &AppState, parsed: Parsed) -> Result<UnboundedReceiver<Event>, Api
 }
 
 /// The first event, so that an error before any output is an HTTP error status.
-async fn first(rx: &mut UnboundedReceiver<Event>) -> Result<Event, ApiError> {
+pub(super) async fn first(rx: &mut UnboundedReceiver<Event>) -> Result<Event, ApiError> {
     match rx.recv().await {
         Some(Event::Error(e)) => Err(e),
         Some(ev) => Ok(ev),
@@ -118,23 +196,70 @@ async fn first(rx: &mut UnboundedReceiver<Event>) -> Result<Event, ApiError> {
     }
 }
 
-async fn generate(State(st): St, body: Bytes) -> Response {
+async fn generate(State(st): St, Extension(log): Log, body: Bytes) -> Response {
     match api::generate(&body) {
-        Ok(p) => ollama(st, p, false).await,
+        Ok(p) => ollama(st, log, p, false).await,
         Err(e) => ollama_error(e),
     }
 }
 
-async fn chat(State(st): St, body: Bytes) -> Response {
+async fn chat(State(st): St, Extension(log): Log, body: Bytes) -> Response {
     match api::chat(&body) {
-        Ok(p) => ollama(st, p, true).await,
+        Ok(p) => ollama(st, log, p, true).await,
         Err(e) => ollama_error(e),
+    }
+}
+
+/// Text held back while it may still be a tool call (it then becomes one, not text).
+pub(super) struct Held {
+    tools: bool,
+    buf: String,
+    open: bool,
+}
+
+impl Held {
+    pub(super) fn new(tools: bool) -> Held {
+        Held { tools, buf: String::new(), open: !tools }
+    }
+
+    /// The text to send now.
+    pub(super) fn push(&mut self, t: &str) -> Option<String> {
+        if self.open {
+            return Some(t.to_string());
+        }
+        self.buf.push_str(t);
+        if super::tools::may_be_call(&self.buf) {
+            return None;
+        }
+        self.open = true;
+        Some(std::mem::take(&mut self.buf))
+    }
+
+    /// Held text that turned out not to be a call.
+    pub(super) fn rest(&mut self, d: &Done, tools: Option<&super::tools::Tools>) -> String {
+        let call = self.tools
+            && tools.is_some_and(|t| super::tools::call_in(&d.out.response, t).is_some());
+        if call {
+            String::new()
+        } else {
+            std::mem::take(&mut self.buf)
+        }
     }
 }
 
 /// An Ollama request: NDJSON pieces then the final object, or one object.
-async fn ollama(st: Arc<AppState>, parsed: Parsed, chat: bool) -> Response {
+async fn ollama(st: Arc<AppState>, log: Arc<Entry>, parsed: Parsed, chat: bool) -> Response {
     let (model, stream) = (parsed.model.clone(), parsed.stream);
+    log.model(&model);
+    if st.cfg.verbose {
+        log.detail(format!(
+            "num_predict={} temperature={} format={}",
+            parsed.opts.num_predict,
+            parsed.opts.sampler.temperature,
+            parsed.opts.grammar.is_some()
+        ));
+    }
+    let (lp, tools) = (parsed.logprobs, parsed.tools.clone());
     let mut rx = match submit(&st, parsed) {
         Ok(rx) => rx,
         Err(e) => return ollama_error(e),
@@ -143,40 +268,66 @@ async fn ollama(st: Arc<AppState>, parsed: Parsed, chat: bool) -> Response {
         Ok(ev) => ev,
         Err(e) => return ollama_error(e),
     };
+    fn x(lp: Option<usize>, tools: &Option<super::tools::Tools>) -> reply::Extras<'_> {
+        reply::Extras { logprobs: lp, tools: tools.as_ref() }
+    }
     if !stream {
         let mut text = String::new();
         let mut ev = Some(head);
         while let Some(e) = ev.take() {
             match e {
                 Event::Text(t) => text.push_str(&t),
-                Event::Done(out) => {
-                    return json_response(200, &api::done(&model, &out, chat, &text))
+                Event::Done(d) => {
+                    log.tokens(d.out.timings.prompt_eval_count, d.out.timings.eval_count);
+                    return json_response(
+                        200,
+                        &reply::done(&model, &d, chat, &text, x(lp, &tools)),
+                    );
                 }
                 Event::Loaded(r) => return json_response(200, &loaded(&model, chat, r)),
                 Event::Error(e) => return ollama_error(e),
+                Event::Embedded(_) => break,
             }
             ev = rx.recv().await;
         }
         return ollama_error(ApiError::internal("the request ended without a result"));
     }
-    let line = move |ev: Event| -> Value {
+    log.streaming();
+    let guard = OnDrop(log.clone());
+    let mut held = Held::new(chat && tools.is_some());
+    let line = move |ev: Event| -> Option<Value> {
+        let _ = &guard;
         match ev {
-            Event::Text(t) if chat => api::chat_chunk(&model, &t),
-            Event::Text(t) => api::generate_chunk(&model, &t),
-            Event::Done(out) => api::done(&model, &out, chat, ""),
-            Event::Loaded(r) => loaded(&model, chat, r),
-            Event::Error(e) => json!({"error": e.message}),
+            Event::Text(t) => {
+                let t = held.push(&t)?;
+                Some(if chat {
+                    reply::chat_chunk(&model, &t)
+                } else {
+                    reply::generate_chunk(&model, &t)
+                })
+            }
+            Event::Done(d) => {
+                log.tokens(d.out.timings.prompt_eval_count, d.out.timings.eval_count);
+                let rest = held.rest(&d, tools.as_ref());
+                Some(reply::done(&model, &d, chat, &rest, x(lp, &tools)))
+            }
+            Event::Loaded(r) => Some(loaded(&model, chat, r)),
+            Event::Error(e) => Some(json!({"error": e.message})),
+            Event::Embedded(_) => None,
         }
     };
+    let mut line = line;
     let events = futures_util::stream::iter([head]).chain(UnboundedReceiverStream::new(rx));
-    let body = events
-        .map(move |ev| Ok::<_, std::convert::Infallible>(Bytes::from(format!("{}\n", line(ev)))));
+    let body = events.filter_map(move |ev| {
+        let v = line(ev);
+        async move { v.map(|v| Ok::<_, std::convert::Infallible>(Bytes::from(format!("{v}\n")))) }
+    });
     ([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(body)).into_response()
 }
 
 /// The answer to an empty prompt: the model loaded (or unloaded), nothing generated.
 fn loaded(model: &str, chat: bool, reason: &str) -> Value {
-    let mut v = json!({"model": model, "created_at": api::created_at(), "done": true, "done_reason": reason});
+    let mut v = json!({"model": model, "created_at": reply::created_at(), "done": true, "done_reason": reason});
     if chat {
         v["message"] = json!({"role": "assistant", "content": ""});
     } else {
@@ -185,233 +336,30 @@ fn loaded(model: &str, chat: bool, reason: &str) -> Value {
     v
 }
 
-async fn v1_chat(State(st): St, body: Bytes) -> Response {
+async fn v1_chat(State(st): St, Extension(log): Log, body: Bytes) -> Response {
     match openai::chat(&body) {
-        Ok(r) => v1(st, r, true).await,
+        Ok(r) => super::v1::run(st, log, r, true).await,
         Err(e) => openai_error(e),
     }
 }
 
-async fn v1_completions(State(st): St, body: Bytes) -> Response {
+async fn v1_completions(State(st): St, Extension(log): Log, body: Bytes) -> Response {
     match openai::completion(&body) {
-        Ok(r) => v1(st, r, false).await,
+        Ok(r) => super::v1::run(st, log, r, false).await,
         Err(e) => openai_error(e),
     }
 }
 
-/// An OpenAI request: server-sent chunks ending with `[DONE]`, or one response.
-async fn v1(st: Arc<AppState>, r: openai::OpenAi, chat: bool) -> Response {
-    let (model, stream, usage) = (r.parsed.model.clone(), r.parsed.stream, r.include_usage);
-    let id = openai::id(if chat { "chatcmpl" } else { "cmpl" });
-    let mut rx = match submit(&st, r.parsed) {
-        Ok(rx) => rx,
-        Err(e) => return openai_error(e),
-    };
-    let head = match first(&mut rx).await {
-        Ok(Event::Loaded(_)) => return openai_error(ApiError::bad("the prompt is empty")),
-        Ok(ev) => ev,
-        Err(e) => return openai_error(e),
-    };
-    if !stream {
-        let mut text = String::new();
-        let mut ev = Some(head);
-        while let Some(e) = ev.take() {
-            match e {
-                Event::Text(t) => text.push_str(&t),
-                Event::Done(out) => {
-                    return json_response(200, &openai::response(chat, &id, &model, &text, &out))
-                }
-                Event::Loaded(_) => break,
-                Event::Error(e) => return openai_error(e),
-            }
-            ev = rx.recv().await;
-        }
-        return openai_error(ApiError::internal("the request ended without a result"));
+#[cfg(test)]
+mod tests {
+    use super::origin_matches;
+
+    #[test]
+    fn origins_as_ollama_matches_them() {
+        assert!(origin_matches("http://localhost:*", "http://localhost:3000"));
+        assert!(origin_matches("http://localhost", "http://localhost"));
+        assert!(!origin_matches("http://localhost:*", "http://evil.example:3000"));
+        assert!(origin_matches("chrome-extension://*", "chrome-extension://abc"));
+        assert!(!origin_matches("http://127.0.0.1:*", "http://127.0.0.1.evil.example"));
     }
-    let mut started = false;
-    let events = futures_util::stream::iter([head]).chain(UnboundedReceiverStream::new(rx));
-    let body = events.map(move |ev| {
-        let (chunks, end) = match ev {
-            Event::Text(t) => {
-                let c = openai::chunk(chat, &id, &model, &t, !started);
-                started = true;
-                (vec![c], false)
-            }
-            Event::Done(out) => (openai::last_chunks(chat, &id, &model, &out, usage), true),
-            Event::Loaded(_) => (vec![], true),
-            Event::Error(e) => (vec![openai::error(&e)], true),
-        };
-        let mut s: String = chunks.iter().map(|c| format!("data: {c}\n\n")).collect();
-        if end {
-            s.push_str("data: [DONE]\n\n");
-        }
-        Ok::<_, std::convert::Infallible>(Bytes::from(s))
-    });
-    (
-        [(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")],
-        Body::from_stream(body),
-    )
-        .into_response()
-}
-
-/// The models present on this machine (the registry's and Ollama's store's).
-fn local_models() -> Vec<(crate::registry::Listed, PathBuf)> {
-    let rows = crate::registry::installed().unwrap_or_default();
-    rows.into_iter().filter_map(|r| r.local.clone().map(|(p, _)| (r, p))).collect()
-}
-
-fn modified(p: &Path) -> (String, u64) {
-    let t = std::fs::metadata(p).and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH);
-    let secs = t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    (crate::stamp::format(secs as i64), secs)
-}
-
-/// Ollama's `details` of a model file.
-fn details(path: &Path, quant: Option<&str>) -> Value {
-    let g = crate::gguf::Gguf::open(path).ok();
-    let params: u64 = g.as_ref().map_or(0, crate::gguf::Gguf::n_params);
-    let size = if params >= 1_000_000_000 {
-        format!("{:.1}B", params as f64 / 1e9)
-    } else {
-        format!("{:.2}M", params as f64 / 1e6)
-    };
-    json!({"parent_model": "", "format": if g.is_some() { "gguf" } else { "safetensors" }, "family": "gemma3", "families": ["gemma3"], "parameter_size": size, "quantization_level": quant.unwrap_or("")})
-}
-
-async fn tags() -> Response {
-    let models: Vec<Value> = tokio::task::spawn_blocking(|| {
-        local_models()
-            .into_iter()
-            .map(|(r, p)| {
-                let size = std::fs::metadata(&p).map_or(0, |m| m.len());
-                json!({"name": r.name, "model": r.name, "modified_at": modified(&p).0, "size": size, "digest": r.digest, "details": details(&p, r.quant.as_deref())})
-            })
-            .collect()
-    })
-    .await
-    .unwrap_or_default();
-    json_response(200, &json!({"models": models}))
-}
-
-async fn v1_models() -> Response {
-    let names = tokio::task::spawn_blocking(|| {
-        local_models().into_iter().map(|(r, p)| (r.name, modified(&p).1)).collect::<Vec<_>>()
-    })
-    .await
-    .unwrap_or_default();
-    json_response(200, &openai::models(&names))
-}
-
-async fn show(State(st): St, body: Bytes) -> Response {
-    let (name, _) = match api::model_name(&body) {
-        Ok(x) => x,
-        Err(e) => return ollama_error(e),
-    };
-    let path = match resolve(&st.cfg, &name) {
-        Ok(p) => p,
-        Err(e) => return ollama_error(e),
-    };
-    let r = tokio::task::spawn_blocking(move || -> Result<Value, ApiError> {
-        let g = crate::gguf::Gguf::open(&path).map_err(|e| ApiError::internal(e.to_string()))?;
-        let mut info = serde_json::Map::new();
-        for (k, v) in &g.metadata {
-            if let Some(x) = scalar(v) {
-                info.insert(k.clone(), x);
-            }
-        }
-        let template = crate::tokenizer::Tokenizer::from_gguf(&g)
-            .ok()
-            .and_then(|t| t.chat_template().map(str::to_string))
-            .unwrap_or_default();
-        let quant = crate::registry::Registry::load()
-            .ok()
-            .and_then(|r| r.get(&name).and_then(|s| s.quant.clone()));
-        Ok(json!({
-            "modelfile": format!("FROM {}\n", path.display()),
-            "parameters": "",
-            "template": template,
-            "details": details(&path, quant.as_deref()),
-            "model_info": info,
-            "capabilities": ["completion"],
-            "modified_at": modified(&path).0,
-        }))
-    })
-    .await;
-    match r {
-        Ok(Ok(v)) => json_response(200, &v),
-        Ok(Err(e)) => ollama_error(e),
-        Err(e) => ollama_error(ApiError::internal(e.to_string())),
-    }
-}
-
-/// A metadata value as JSON when it is a scalar (arrays such as the vocabulary are left out,
-/// as Ollama leaves them out unless asked).
-fn scalar(v: &crate::gguf::Value) -> Option<Value> {
-    use crate::gguf::Value as V;
-    Some(match v {
-        V::String(s) => json!(s),
-        V::Bool(b) => json!(b),
-        V::Array(_) => return None,
-        V::F32(_) | V::F64(_) => json!(v.as_f64()?),
-        other => json!(other.as_i64()?),
-    })
-}
-
-async fn ps(State(st): St) -> Response {
-    let entries = st.shared.ps.lock().map(|p| p.clone()).unwrap_or_default();
-    let reg = crate::registry::Registry::load().ok();
-    let models: Vec<Value> = entries
-        .iter()
-        .map(|e| {
-            let spec = reg.as_ref().and_then(|r| r.get(&e.name));
-            let (digest, quant) = (spec.map_or("", |s| s.digest()), spec.and_then(|s| s.quant.as_deref()));
-            let secs = e.expires_at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            json!({"name": e.name, "model": e.name, "size": e.size, "digest": digest, "details": details(&e.path, quant), "expires_at": crate::stamp::format(secs as i64), "size_vram": e.size_vram})
-        })
-        .collect();
-    json_response(200, &json!({"models": models}))
-}
-
-/// `/api/pull`: the registry's fetch, its progress as Ollama's status objects.
-async fn pull(body: Bytes) -> Response {
-    let (name, o) = match api::model_name(&body) {
-        Ok(x) => x,
-        Err(e) => return ollama_error(e),
-    };
-    let stream = o.get("stream").and_then(Value::as_bool).unwrap_or(true);
-    let reg = match crate::registry::Registry::load() {
-        Ok(r) => r,
-        Err(e) => return ollama_error(ApiError::internal(e.to_string())),
-    };
-    let Some(spec) = reg.get(&name).cloned() else {
-        return ollama_error(ApiError::not_found(format!("model '{name}' is not in the registry")));
-    };
-    let (tx, rx) = unbounded_channel::<Value>();
-    let task = tokio::task::spawn_blocking(move || {
-        let _ = tx.send(json!({"status": "pulling manifest"}));
-        let mut last = Instant::now();
-        let r = crate::registry::pull(&spec, &mut |what, done, total| {
-            if last.elapsed().as_millis() >= 200 {
-                last = Instant::now();
-                let _ = tx.send(json!({"status": what, "digest": format!("sha256:{}", spec.digest()), "total": total, "completed": done}));
-            }
-        });
-        let _ = tx.send(match r {
-            Ok(_) => json!({"status": "success"}),
-            Err(e) => json!({"error": e.to_string()}),
-        });
-    });
-    if !stream {
-        let _ = task.await;
-        let mut rx = rx;
-        let mut last = json!({"status": "success"});
-        while let Ok(v) = rx.try_recv() {
-            last = v;
-        }
-        let status = if last.get("error").is_some() { 500 } else { 200 };
-        return json_response(status, &last);
-    }
-    let body = UnboundedReceiverStream::new(rx)
-        .map(|v| Ok::<_, std::convert::Infallible>(Bytes::from(format!("{v}\n"))));
-    ([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(body)).into_response()
 }

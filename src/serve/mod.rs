@@ -1,12 +1,21 @@
 //! `chimera serve`: Ollama's and OpenAI's HTTP APIs over the engine, for the clients users
 //! already have. `api` and `openai` read and write the two APIs' shapes, `sched` runs the
 //! loaded model's batcher on its own thread (continuous batching over KV slots), `http` holds
-//! the axum routes. The library never prints: what a CLI shows comes back through `notes`.
+//! the axum routes (`v1` the OpenAI answers, `embed` the embeddings endpoints, `models` the
+//! model listing ones), `reply` Ollama's response objects, `keep_alive` its durations, `tools`
+//! tool calling for a template without it, `log` one line per request. The library never prints: log lines go to the `Logger` the caller gives.
 
 pub mod api;
+mod embed;
 mod http;
+pub mod keep_alive;
+pub mod log;
+mod models;
 pub mod openai;
+pub mod reply;
 pub mod sched;
+pub mod tools;
+mod v1;
 
 use crate::engine::LoadOptions;
 use crate::error::{Error, Result};
@@ -31,6 +40,12 @@ pub struct Config {
     pub load: LoadOptions,
     /// The largest request body accepted.
     pub body_limit: usize,
+    /// Origins allowed besides Ollama's defaults (`OLLAMA_ORIGINS`).
+    pub origins: Vec<String>,
+    /// Log lines carry the options a request asked for.
+    pub verbose: bool,
+    /// Where the per-request log lines go.
+    pub log: log::Logger,
 }
 
 impl Default for Config {
@@ -46,6 +61,9 @@ impl Default for Config {
             allow_paths: false,
             load: LoadOptions::default(),
             body_limit: 32 << 20,
+            origins: vec![],
+            verbose: false,
+            log: log::Logger::default(),
         }
     }
 }

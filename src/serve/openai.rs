@@ -3,14 +3,24 @@
 //! num_predict, response_format becomes the constraint), and the response, chunk, usage and
 //! error objects.
 
-use super::api::{self, ApiError, Fields, LoadOverrides, Parsed, Prompt};
+use super::api::{self, ApiError, Fields, Parsed, Prompt};
+use super::reply;
+use super::sched::Done;
+use super::tools::{self, Tools};
 use crate::engine::{DoneReason, GenerateOptions, Output};
 use serde_json::{json, Value};
 
-/// OpenAI's error object.
+/// The most choices one request may ask for (`n`).
+pub const MAX_N: usize = 8;
+
+/// OpenAI's error object (the SDK reads `error.message`, `type` and `code`).
 pub fn error(e: &ApiError) -> Value {
-    let kind = if e.status < 500 { "invalid_request_error" } else { "api_error" };
-    json!({"error": {"message": e.message, "type": kind, "param": null, "code": null}})
+    let (kind, code) = match e.status {
+        404 => ("invalid_request_error", json!("model_not_found")),
+        s if s < 500 => ("invalid_request_error", Value::Null),
+        _ => ("api_error", Value::Null),
+    };
+    json!({"error": {"message": e.message, "type": kind, "param": null, "code": code}})
 }
 
 /// The fields both endpoints share.
@@ -19,9 +29,6 @@ fn common(f: &Fields) -> Result<(String, GenerateOptions, bool, bool), ApiError>
         .str("model")?
         .filter(|m| !m.is_empty())
         .ok_or_else(|| ApiError::bad("model: required"))?;
-    if f.i64("n")?.is_some_and(|n| n != 1) {
-        return Err(ApiError::bad("n: only 1 choice is supported"));
-    }
     let mut o = GenerateOptions::default();
     let s = &mut o.sampler;
     // ref: ollama openai/openai.go fromChatRequest: temperature and top_p default to 1.0
@@ -40,6 +47,7 @@ fn common(f: &Fields) -> Result<(String, GenerateOptions, bool, bool), ApiError>
     }
     o.sampler.validate().map_err(|e| ApiError::bad(e.to_string()))?;
     o.grammar = response_format(f.value("response_format"))?;
+    o.logit_bias = logit_bias(f.value("logit_bias"))?;
     let stream = f.bool("stream")?.unwrap_or(false);
     let usage = f
         .value("stream_options")
@@ -47,6 +55,34 @@ fn common(f: &Fields) -> Result<(String, GenerateOptions, bool, bool), ApiError>
         .and_then(Value::as_bool)
         .unwrap_or(false);
     Ok((model.to_string(), o, stream, usage))
+}
+
+/// `n`: how many choices (1 to 8), each a sequence of its own.
+fn n(f: &Fields) -> Result<usize, ApiError> {
+    match f.i64("n")? {
+        None => Ok(1),
+        Some(n) if (1..=MAX_N as i64).contains(&n) => Ok(n as usize),
+        Some(n) => Err(ApiError::bad(format!("n: {n} is not between 1 and {MAX_N}"))),
+    }
+}
+
+/// `logit_bias`: token id (as a string key) → bias in [−100, 100].
+fn logit_bias(v: Option<&Value>) -> Result<Vec<(u32, f32)>, ApiError> {
+    let Some(v) = v.filter(|v| !v.is_null()) else { return Ok(vec![]) };
+    let o = v
+        .as_object()
+        .ok_or_else(|| ApiError::bad("logit_bias: expected an object of token id → bias"))?;
+    o.iter()
+        .map(|(k, b)| {
+            let id: u32 = k
+                .parse()
+                .map_err(|_| ApiError::bad(format!("logit_bias: '{k}' is not a token id")))?;
+            let b = b.as_f64().filter(|b| (-100.0..=100.0).contains(b)).ok_or_else(|| {
+                ApiError::bad(format!("logit_bias.{k}: expected a number in [-100, 100]"))
+            })?;
+            Ok((id, b as f32))
+        })
+        .collect()
 }
 
 /// `response_format`: text, json_object, or json_schema with its schema.
@@ -76,20 +112,28 @@ pub struct OpenAi {
 pub fn chat(body: &[u8]) -> Result<OpenAi, ApiError> {
     let o = api::object(body)?;
     let f = Fields(&o);
-    f.refuse_nonempty("tools", "tools are not supported")?;
-    let (model, opts, stream, include_usage) = common(&f)?;
-    let prompt = Prompt::Chat(api::messages(f.value("messages"))?);
-    Ok(OpenAi {
-        parsed: Parsed {
-            model,
-            prompt,
-            opts,
-            load: LoadOverrides::default(),
-            keep_alive: None,
-            stream,
-        },
-        include_usage,
-    })
+    let (model, mut opts, stream, include_usage) = common(&f)?;
+    let tools = tools::parse(f.value("tools"), f.value("tool_choice"))?;
+    let prompt = Prompt::Chat(api::with_tools(api::messages(f.value("messages"))?, tools.as_ref()));
+    if let Some(g) = tools.as_ref().and_then(Tools::grammar) {
+        if opts.grammar.is_some() {
+            return Err(ApiError::bad("response_format: cannot be combined with tools"));
+        }
+        opts.grammar = Some(g);
+    }
+    let logprobs = match f.bool("logprobs")? {
+        Some(true) => {
+            let k = f.usize("top_logprobs")?.unwrap_or(0);
+            if k > 20 {
+                return Err(ApiError::bad(format!("top_logprobs: {k} is more than 20")));
+            }
+            opts.logprobs = k.max(1);
+            Some(k)
+        }
+        _ => None,
+    };
+    let parsed = Parsed { tools, logprobs, n: n(&f)?, ..Parsed::new(model, prompt, opts, stream) };
+    Ok(OpenAi { parsed, include_usage })
 }
 
 /// `/v1/completions`'s body: the prompt as it is (no chat template).
@@ -97,27 +141,45 @@ pub fn completion(body: &[u8]) -> Result<OpenAi, ApiError> {
     let o = api::object(body)?;
     let f = Fields(&o);
     f.refuse_nonempty("suffix", "fill-in-the-middle (suffix) is not supported")?;
-    let (model, opts, stream, include_usage) = common(&f)?;
-    let prompt = match f.value("prompt") {
-        Some(Value::String(s)) => s.clone(),
+    let (model, mut opts, stream, include_usage) = common(&f)?;
+    // a prompt is a string, token ids, or a list of one of them
+    let (prompt, context) = match f.value("prompt") {
+        Some(Value::String(s)) => (s.clone(), vec![]),
         Some(Value::Array(a)) if a.len() == 1 && a[0].is_string() => {
-            a[0].as_str().unwrap_or("").to_string()
+            (a[0].as_str().unwrap_or("").to_string(), vec![])
         }
-        None => String::new(),
-        Some(_) => return Err(ApiError::bad("prompt: expected a string")),
+        Some(Value::Array(a)) if a.len() == 1 && a[0].is_array() => (String::new(), ids(&a[0])?),
+        Some(Value::Array(a)) if !a.is_empty() && a.iter().all(Value::is_number) => {
+            (String::new(), ids(&Value::Array(a.clone()))?)
+        }
+        None => (String::new(), vec![]),
+        Some(_) => {
+            return Err(ApiError::bad("prompt: expected a string, token ids, or a list of one"))
+        }
     };
-    let prompt = Prompt::Text { prompt, system: None, raw: true, context: vec![] };
-    Ok(OpenAi {
-        parsed: Parsed {
-            model,
-            prompt,
-            opts,
-            load: LoadOverrides::default(),
-            keep_alive: None,
-            stream,
-        },
-        include_usage,
-    })
+    let logprobs = match f.usize("logprobs")? {
+        Some(k) if k > 5 => return Err(ApiError::bad(format!("logprobs: {k} is more than 5"))),
+        Some(k) => {
+            opts.logprobs = k.max(1);
+            Some(k)
+        }
+        None => None,
+    };
+    let prompt = Prompt::Text { prompt, system: None, raw: true, context };
+    let echo = f.bool("echo")?.unwrap_or(false);
+    let parsed = Parsed { logprobs, n: n(&f)?, echo, ..Parsed::new(model, prompt, opts, stream) };
+    Ok(OpenAi { parsed, include_usage })
+}
+
+/// Token ids of a prompt.
+fn ids(v: &Value) -> Result<Vec<u32>, ApiError> {
+    v.as_array()
+        .and_then(|a| {
+            a.iter()
+                .map(|x| x.as_u64().and_then(|n| u32::try_from(n).ok()))
+                .collect::<Option<Vec<u32>>>()
+        })
+        .ok_or_else(|| ApiError::bad("prompt: expected token ids"))
 }
 
 fn finish_reason(out: &Output) -> &'static str {
@@ -127,9 +189,10 @@ fn finish_reason(out: &Output) -> &'static str {
     }
 }
 
-fn usage(out: &Output) -> Value {
-    let (p, c) =
-        (out.timings.prompt_eval_count + out.timings.prompt_cached_count, out.timings.eval_count);
+/// Usage of several choices: the prompt once, the completions summed.
+pub fn usage_of(outs: &[&Output]) -> Value {
+    let p = outs.first().map_or(0, |o| o.timings.prompt_eval_count + o.timings.prompt_cached_count);
+    let c: u64 = outs.iter().map(|o| o.timings.eval_count).sum();
     json!({"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c})
 }
 
@@ -137,61 +200,130 @@ fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// A request id (`chatcmpl-…`, `cmpl-…`) unique within the process.
+/// A request id (`chatcmpl-…`, `cmpl-…`, `call_…`) unique within the process.
 pub fn id(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     format!("{prefix}-{:x}{:04x}", now(), N.fetch_add(1, Ordering::Relaxed))
 }
 
-/// The whole response of a request that was not streamed.
-pub fn response(chat: bool, id: &str, model: &str, text: &str, out: &Output) -> Value {
-    let choice = if chat {
-        json!({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish_reason(out)})
-    } else {
-        json!({"index": 0, "text": text, "finish_reason": finish_reason(out)})
-    };
-    let object = if chat { "chat.completion" } else { "text_completion" };
-    json!({"id": id, "object": object, "created": now(), "model": model, "system_fingerprint": "chimera", "choices": [choice], "usage": usage(out)})
+/// What a choice carries besides its text.
+#[derive(Clone, Copy)]
+pub struct Extras<'a> {
+    pub logprobs: Option<usize>,
+    pub tools: Option<&'a Tools>,
+    /// The prompt's text, for completions' `echo`.
+    pub echo: Option<&'a str>,
 }
 
-/// A streamed piece (`delta` for chat, `text` for completions); `first` carries the role.
-pub fn chunk(chat: bool, id: &str, model: &str, piece: &str, first: bool) -> Value {
+/// Chat's `logprobs.content`: each token's text, log-probability, bytes and alternatives.
+fn chat_logprobs(d: &Done, k: usize) -> Value {
+    json!({"content": reply::logprobs_json(d, k), "refusal": null})
+}
+
+/// Completions' legacy `logprobs`: tokens, their log-probabilities, alternatives as maps, offsets.
+fn completion_logprobs(d: &Done, k: usize, offset0: usize) -> Value {
+    let mut offset = offset0;
+    let (mut tokens, mut lps, mut tops, mut offsets) = (vec![], vec![], vec![], vec![]);
+    for l in &d.out.logprobs {
+        let t = d.piece(l.id);
+        offsets.push(offset);
+        offset += t.len();
+        tokens.push(json!(t));
+        lps.push(json!(l.logprob));
+        let m: serde_json::Map<String, Value> =
+            l.top.iter().take(k).map(|&(i, p)| (d.piece(i).to_string(), json!(p))).collect();
+        tops.push(Value::Object(m));
+    }
+    json!({"tokens": tokens, "token_logprobs": lps, "top_logprobs": tops, "text_offset": offsets})
+}
+
+/// One choice of a response that was not streamed.
+pub fn choice(chat: bool, index: usize, text: &str, d: &Done, x: Extras) -> Value {
+    let call = x.tools.and_then(|t| tools::call_in(&d.out.response, t));
+    let mut c = if chat {
+        let mut m = json!({"role": "assistant", "content": if call.is_some() { Value::Null } else { json!(text) }});
+        if let Some(call) = &call {
+            m["tool_calls"] = json!([{"id": id("call"), "type": "function", "function": {"name": call.name, "arguments": call.arguments.to_string()}}]);
+        }
+        json!({"index": index, "message": m, "finish_reason": if call.is_some() { "tool_calls" } else { finish_reason(&d.out) }})
+    } else {
+        let full = format!("{}{text}", x.echo.unwrap_or(""));
+        json!({"index": index, "text": full, "finish_reason": finish_reason(&d.out)})
+    };
+    c["logprobs"] = match (x.logprobs, chat) {
+        (None, _) => Value::Null,
+        (Some(k), true) => chat_logprobs(d, k),
+        (Some(k), false) => completion_logprobs(d, k, x.echo.map_or(0, str::len)),
+    };
+    c
+}
+
+/// The whole response of a request that was not streamed, one choice per output.
+pub fn response(chat: bool, id: &str, model: &str, choices: Vec<Value>, outs: &[&Output]) -> Value {
+    let object = if chat { "chat.completion" } else { "text_completion" };
+    json!({"id": id, "object": object, "created": now(), "model": model, "system_fingerprint": "chimera", "choices": choices, "usage": usage_of(outs)})
+}
+
+/// A streamed piece of choice `index` (`delta` for chat, `text` for completions); `first`
+/// carries the role.
+pub fn chunk(chat: bool, id: &str, model: &str, piece: &str, first: bool, index: usize) -> Value {
     let choice = if chat {
         let delta = if first {
             json!({"role": "assistant", "content": piece})
         } else {
             json!({"content": piece})
         };
-        json!({"index": 0, "delta": delta, "finish_reason": null})
+        json!({"index": index, "delta": delta, "finish_reason": null})
     } else {
-        json!({"index": 0, "text": piece, "finish_reason": null})
+        json!({"index": index, "text": piece, "finish_reason": null})
     };
     let object = if chat { "chat.completion.chunk" } else { "text_completion" };
     json!({"id": id, "object": object, "created": now(), "model": model, "system_fingerprint": "chimera", "choices": [choice]})
 }
 
-/// The last chunk (the finish reason), and the usage chunk when the request asked for it.
+/// The last chunks of choice `index`: a held-back tool call, the finish reason (with the
+/// log-probabilities when asked for).
 pub fn last_chunks(
     chat: bool,
-    id: &str,
+    id_: &str,
     model: &str,
-    out: &Output,
-    include_usage: bool,
+    d: &Done,
+    index: usize,
+    x: Extras,
 ) -> Vec<Value> {
-    let mut end = chunk(chat, id, model, "", false);
-    end["choices"][0]["finish_reason"] = json!(finish_reason(out));
+    let mut v = vec![];
+    let call = x.tools.and_then(|t| tools::call_in(&d.out.response, t));
+    if let (true, Some(c)) = (chat, &call) {
+        let mut ch = chunk(chat, id_, model, "", false, index);
+        ch["choices"][0]["delta"] = json!({"tool_calls": [{"index": 0, "id": id("call"), "type": "function", "function": {"name": c.name, "arguments": c.arguments.to_string()}}]});
+        v.push(ch);
+    }
+    let mut end = chunk(chat, id_, model, "", false, index);
+    end["choices"][0]["finish_reason"] =
+        json!(if call.is_some() { "tool_calls" } else { finish_reason(&d.out) });
     if chat {
         end["choices"][0]["delta"] = json!({});
     }
-    let mut v = vec![end];
-    if include_usage {
-        let mut u = chunk(chat, id, model, "", false);
-        u["choices"] = json!([]);
-        u["usage"] = usage(out);
-        v.push(u);
+    if let Some(k) = x.logprobs {
+        end["choices"][0]["logprobs"] =
+            if chat { chat_logprobs(d, k) } else { completion_logprobs(d, k, 0) };
     }
+    v.push(end);
     v
+}
+
+/// The usage chunk of a stream that asked for it.
+pub fn usage_chunk(chat: bool, id: &str, model: &str, outs: &[&Output]) -> Value {
+    let mut u = chunk(chat, id, model, "", false, 0);
+    u["choices"] = json!([]);
+    u["usage"] = usage_of(outs);
+    u
+}
+
+/// `/v1/models/{id}`: one model.
+pub fn model(name: &str, created: u64) -> Value {
+    json!({"id": name, "object": "model", "created": created, "owned_by": "library"})
 }
 
 /// `/v1/models`: the models the server can run.
@@ -220,7 +352,25 @@ mod tests {
             (7, 1.0, true, true)
         );
         assert!(r.parsed.opts.grammar.is_some());
-        assert_eq!(chat(br#"{"model": "m", "n": 2}"#).err().map(|e| e.status), Some(400));
+        assert_eq!(chat(br#"{"model": "m", "n": 9}"#).err().map(|e| e.status), Some(400));
+        assert_eq!(chat(br#"{"model": "m", "n": 2}"#).unwrap().parsed.n, 2);
+        let b = chat(
+            br#"{"model": "m", "logit_bias": {"42": -100}, "logprobs": true, "top_logprobs": 3}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (b.parsed.opts.logit_bias.clone(), b.parsed.logprobs),
+            (vec![(42, -100.0)], Some(3))
+        );
+        assert!(chat(br#"{"model": "m", "logit_bias": {"x": 1}}"#).is_err());
+        let dev =
+            chat(br#"{"model": "m", "messages": [{"role": "developer", "content": "be brief"}]}"#)
+                .unwrap();
+        assert!(matches!(&dev.parsed.prompt, Prompt::Chat(m) if m[0].role == "system"));
+        let ids = completion(br#"{"model": "m", "prompt": [2, 818, 5279]}"#).unwrap();
+        assert!(
+            matches!(&ids.parsed.prompt, Prompt::Text { context, .. } if context == &vec![2, 818, 5279])
+        );
         let c = completion(br#"{"model": "m", "prompt": "Once", "temperature": 0}"#).unwrap();
         assert!(matches!(c.parsed.prompt, Prompt::Text { raw: true, .. }));
         let e = completion(br#"{"model": "m", "response_format": {"type": "xml"}}"#).err().unwrap();

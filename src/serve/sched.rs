@@ -4,7 +4,7 @@
 //! keep_alive; up to `parallel` requests share every forward. Text and the end of each request
 //! go back over its channel; a closed channel (the client went away) cancels the request.
 
-use super::api::{ApiError, KeepAlive, LoadOverrides, Parsed, Prompt};
+use super::api::{ApiError, EmbedInput, KeepAlive, LoadOverrides, Parsed, Prompt};
 use crate::engine::{Arrival, Batcher, Engine, LoadOptions, Output, Request, Sink};
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -14,17 +14,42 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc::UnboundedSender;
 
+/// A request's end: its output, and the text of every token its log-probabilities name.
+#[derive(Debug)]
+pub struct Done {
+    pub out: Output,
+    pub pieces: std::collections::HashMap<u32, String>,
+}
+
+impl Done {
+    /// A token's text.
+    pub fn piece(&self, id: u32) -> &str {
+        self.pieces.get(&id).map_or("", String::as_str)
+    }
+}
+
 /// What a request hears back.
 #[derive(Debug)]
 pub enum Event {
     /// A piece of final text.
     Text(String),
     /// The end, with the output and its timings.
-    Done(Box<Output>),
+    Done(Box<Done>),
     /// An empty prompt loaded the model (Ollama's `done_reason: "load"`), or keep_alive 0
     /// unloaded it (`"unload"`).
     Loaded(&'static str),
+    /// The embeddings of an embedding request's inputs.
+    Embedded(Box<Embedded>),
     Error(ApiError),
+}
+
+/// An embedding request's answer: one vector per input, the tokens they took, the times.
+#[derive(Debug)]
+pub struct Embedded {
+    pub vectors: Vec<Vec<f32>>,
+    pub prompt_tokens: u64,
+    pub total_ns: u64,
+    pub load_ns: u64,
 }
 
 /// A request for the scheduler: what to run on which file, and where to answer.
@@ -78,6 +103,8 @@ struct Loaded {
     idle_since: Option<Instant>,
     /// The load's duration, for the first request it serves.
     pending_load_ns: Option<u64>,
+    /// Requests running that do not stream (background work: titles, tags, summaries).
+    background: Arc<AtomicUsize>,
 }
 
 /// Runs until shutdown or until every sender is gone.
@@ -98,16 +125,37 @@ struct Scheduler {
     cfg: SchedConfig,
 }
 
-/// A request's sink: its channel.
-struct Chan(UnboundedSender<Event>);
+/// A request's sink: its channel, the tokenizer that names its tokens, and whether its model
+/// unloads when it ends (keep_alive 0: `/api/ps` must not list it once the answer is out).
+struct Chan {
+    tx: UnboundedSender<Event>,
+    tok: Arc<crate::tokenizer::Tokenizer>,
+    unload: Option<Arc<Shared>>,
+    /// The count of running background requests, when this is one.
+    background: Option<Arc<AtomicUsize>>,
+}
 
 impl Sink for Chan {
     fn text(&mut self, piece: &str) -> bool {
-        self.0.send(Event::Text(piece.to_string())).is_ok()
+        self.tx.send(Event::Text(piece.to_string())).is_ok()
     }
     fn done(&mut self, out: crate::Result<Output>) {
-        let _ = self.0.send(match out {
-            Ok(o) => Event::Done(Box::new(o)),
+        if let Some(b) = &self.background {
+            b.fetch_sub(1, Ordering::Relaxed);
+        }
+        if let Some(Ok(mut ps)) = self.unload.as_ref().map(|s| s.ps.lock()) {
+            ps.clear();
+        }
+        let _ = self.tx.send(match out {
+            Ok(out) => {
+                let mut pieces = std::collections::HashMap::new();
+                for lp in &out.logprobs {
+                    for id in std::iter::once(lp.id).chain(lp.top.iter().map(|t| t.0)) {
+                        pieces.entry(id).or_insert_with(|| self.tok.decode(&[id]));
+                    }
+                }
+                Event::Done(Box::new(Done { out, pieces }))
+            }
             Err(e) => Event::Error(ApiError::from_engine(&e)),
         });
     }
@@ -179,6 +227,7 @@ impl Scheduler {
                             keep_alive,
                             idle_since: None,
                             pending_load_ns,
+                            background: Arc::default(),
                         });
                         self.publish();
                     }
@@ -195,14 +244,33 @@ impl Scheduler {
             if !self.loaded.as_ref().is_some_and(|l| l.batch.has_room(&l.engine)) {
                 return;
             }
-            let job = self.pop();
+            let Some(at) = self.next_allowed() else { return };
+            let job = self.pop_at(at);
             self.start(job);
         }
     }
 
+    /// The queued request to start next: the first, unless it is background work (not
+    /// streamed) and background work already holds all but one slot; then the first streamed
+    /// request for the loaded model, so that a chat never waits behind titles and tags.
+    fn next_allowed(&self) -> Option<usize> {
+        let l = self.loaded.as_ref()?;
+        let n_seq = l.engine.opts.n_seq;
+        let full = n_seq > 1 && l.background.load(Ordering::Relaxed) >= n_seq - 1;
+        if !full || self.queue.front().is_some_and(|j| j.parsed.stream) {
+            return Some(0);
+        }
+        let fits = |j: &Job| j.path == l.path && self.load_options(&j.parsed.load) == l.opts;
+        self.queue.iter().position(|j| j.parsed.stream && fits(j))
+    }
+
     fn pop(&mut self) -> Box<Job> {
+        self.pop_at(0)
+    }
+
+    fn pop_at(&mut self, at: usize) -> Box<Job> {
         self.shared.queued.fetch_sub(1, Ordering::Relaxed);
-        self.queue.pop_front().expect("invariant: called on a non-empty queue")
+        self.queue.remove(at).expect("invariant: called with a queued request's index")
     }
 
     /// The load options a request asks for, from the server's.
@@ -223,6 +291,14 @@ impl Scheduler {
         if let Some(k) = job.parsed.keep_alive {
             l.keep_alive = k;
         }
+        if let Prompt::Embed { inputs, truncate } = &job.parsed.prompt {
+            let r = embed(l, inputs, *truncate, job.t0);
+            let _ = job.tx.send(r.map_or_else(
+                |e| Event::Error(ApiError::from_engine(&e)),
+                |x| Event::Embedded(Box::new(x)),
+            ));
+            return self.after_sync_job();
+        }
         let ids = match prompt_ids(&l.engine, &job.parsed.prompt) {
             Ok(ids) => ids,
             Err(e) => {
@@ -230,23 +306,50 @@ impl Scheduler {
                 return;
             }
         };
+        let unload = l.keep_alive == KeepAlive::For(Duration::ZERO);
         let Some(ids) = ids else {
-            // an empty prompt only loads (or, with keep_alive 0, unloads) the model
-            let unload = l.keep_alive == KeepAlive::For(Duration::ZERO);
-            let _ = job.tx.send(Event::Loaded(if unload { "unload" } else { "load" }));
+            // an empty prompt only loads (or, with keep_alive 0, unloads) the model: unloaded
+            // before the answer goes out, so that `/api/ps` agrees with it
             l.idle_since.get_or_insert_with(Instant::now);
+            let now = unload && l.batch.is_empty();
+            if now {
+                self.unload();
+            }
+            let _ = job.tx.send(Event::Loaded(if unload { "unload" } else { "load" }));
             return;
         };
         l.idle_since = None;
         let load_ns = l.pending_load_ns.take().unwrap_or(0);
+        let background = (!job.parsed.stream).then(|| {
+            l.background.fetch_add(1, Ordering::Relaxed);
+            l.background.clone()
+        });
+        let sink = Chan {
+            tx: job.tx,
+            tok: l.engine.tokenizer.clone(),
+            unload: unload.then(|| self.shared.clone()),
+            background,
+        };
         let req = Request {
             prompt: ids,
             opts: job.parsed.opts.clone(),
-            sink: Box::new(Chan(job.tx)),
+            sink: Box::new(sink),
             arrival: Arrival { t0: job.t0, load_ns },
         };
         if l.batch.admit(&mut l.engine, req).is_some() {
             unreachable!("admit checked for a free slot");
+        }
+        self.publish();
+    }
+
+    /// After a request answered at once (embeddings): idle again, or unloaded with keep_alive 0.
+    fn after_sync_job(&mut self) {
+        let Some(l) = self.loaded.as_mut() else { return };
+        if l.batch.is_empty() {
+            l.idle_since = Some(Instant::now());
+            if l.keep_alive == KeepAlive::For(Duration::ZERO) {
+                return self.unload();
+            }
         }
         self.publish();
     }
@@ -262,6 +365,9 @@ impl Scheduler {
         }
         if l.batch.is_empty() {
             l.idle_since = Some(Instant::now());
+            if l.keep_alive == KeepAlive::For(Duration::ZERO) {
+                return self.unload();
+            }
             self.publish();
         }
     }
@@ -327,12 +433,36 @@ impl Scheduler {
     }
 }
 
+/// Embeds a request's inputs in the slots the batcher leaves free (at least one: the request
+/// was admitted for a free slot).
+fn embed(
+    l: &mut Loaded,
+    inputs: &[EmbedInput],
+    truncate: bool,
+    t0: Instant,
+) -> crate::Result<Embedded> {
+    let e = &mut l.engine;
+    let ids = inputs
+        .iter()
+        .map(|i| match i {
+            EmbedInput::Text(t) => e.embed_ids(t, truncate),
+            EmbedInput::Ids(v) => e.fit_embed(v.clone(), truncate),
+        })
+        .collect::<crate::Result<Vec<_>>>()?;
+    let load_ns = l.pending_load_ns.take().unwrap_or(0);
+    let slots = l.batch.free_slots(e);
+    let vectors = if ids.is_empty() { vec![] } else { e.embed(&ids, &slots)? };
+    let prompt_tokens = ids.iter().map(|v| v.len() as u64).sum();
+    Ok(Embedded { vectors, prompt_tokens, total_ns: crate::timing::since(t0), load_ns })
+}
+
 /// A request's token ids under the model's template, or `None` for an empty prompt (a load).
 fn prompt_ids(e: &Engine, p: &Prompt) -> crate::Result<Option<Vec<u32>>> {
     match p {
         Prompt::Chat(msgs) if msgs.is_empty() => Ok(None),
         Prompt::Chat(msgs) => e.chat_ids(msgs).map(Some),
         Prompt::Text { prompt, context, .. } if prompt.is_empty() && context.is_empty() => Ok(None),
+        Prompt::Embed { .. } => Ok(None),
         Prompt::Text { prompt, system, raw, context } => {
             let mut ids = context.clone();
             let text = match (raw, system) {

@@ -1,6 +1,8 @@
 """Drives `chimera serve` with the real `openai` Python package; prints one JSON object of what
 it saw, for tests/serve.rs to check. usage: python3 openai_client.py URL MODEL"""
+import base64
 import json
+import struct
 import sys
 
 import openai
@@ -29,4 +31,47 @@ try:
     out["missing"] = None
 except openai.NotFoundError as e:
     out["missing"] = e.status_code
+r = c.chat.completions.create(model=model, messages=msgs, max_tokens=6, temperature=1, seed=7, n=2)
+out["n2"] = {"indexes": [ch.index for ch in r.choices], "completion_tokens": r.usage.completion_tokens,
+             "distinct": len({ch.message.content for ch in r.choices})}
+chunks = list(c.chat.completions.create(model=model, messages=msgs, max_tokens=6, temperature=1, seed=7, n=2, stream=True))
+out["n2_stream"] = sorted({ch.choices[0].index for ch in chunks if ch.choices})
+r = c.chat.completions.create(model=model, messages=msgs, max_tokens=3, temperature=0, logprobs=True, top_logprobs=2)
+out["logprobs"] = [{"token": t.token, "logprob": t.logprob, "top": len(t.top_logprobs)} for t in r.choices[0].logprobs.content]
+out["logprobs_text"] = r.choices[0].message.content
+r = c.completions.create(model=model, prompt="The capital of France is", max_tokens=3, temperature=0, echo=True, logprobs=2)
+out["echo"] = {"text": r.choices[0].text, "tokens": r.choices[0].logprobs.tokens}
+weather = [{"type": "function", "function": {"name": "get_weather", "description": "The weather in a city.",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
+ask = [{"role": "developer", "content": "Answer briefly."}, {"role": "user", "content": "What is the weather in Paris?"}]
+r = c.chat.completions.create(model=model, messages=ask, tools=weather, tool_choice="required", max_tokens=48, temperature=0)
+tc = r.choices[0].message.tool_calls or []
+out["tools"] = {"finish": r.choices[0].finish_reason, "calls": [[t.function.name, json.loads(t.function.arguments)] for t in tc]}
+if tc:
+    back = ask + [r.choices[0].message, {"role": "tool", "tool_call_id": tc[0].id, "content": "sunny, 21 C"}]
+    r2 = c.chat.completions.create(model=model, messages=back, tools=weather, tool_choice="none", max_tokens=8, temperature=0)
+    out["after_tool"] = {"finish": r2.choices[0].finish_reason, "text": r2.choices[0].message.content}
+chunks = list(c.chat.completions.create(model=model, messages=ask, tools=weather, tool_choice={"type": "function", "function": {"name": "get_weather"}},
+                                        max_tokens=48, temperature=0, stream=True))
+out["tools_stream"] = {"names": [t.function.name for ch in chunks if ch.choices for t in (ch.choices[0].delta.tool_calls or [])],
+                       "finish": [ch.choices[0].finish_reason for ch in chunks if ch.choices][-1]}
+e = c.embeddings.create(model=model, input=["The sky is blue.", "Grass is green."])
+out["embeddings"] = {"n": len(e.data), "dims": len(e.data[0].embedding), "prompt_tokens": e.usage.prompt_tokens}
+f = c.embeddings.create(model=model, input="The sky is blue.", encoding_format="float").data[0].embedding
+b = c.embeddings.with_raw_response.create(model=model, input="The sky is blue.", encoding_format="base64").parse()
+raw = b.data[0].embedding
+vals = list(struct.unpack("<%df" % (len(base64.b64decode(raw)) // 4), base64.b64decode(raw))) if isinstance(raw, str) else raw
+out["embeddings_base64_equal"] = max(abs(x - y) for x, y in zip(f, vals)) < 1e-6 and len(vals) == len(f)
+out["embeddings_dims"] = len(c.embeddings.create(model=model, input="The sky is blue.", dimensions=32).data[0].embedding)
+out["retrieve"] = c.models.retrieve(model).id
+try:
+    c.models.retrieve("no-such-model:1b")
+    out["retrieve_missing"] = None
+except openai.NotFoundError as e:
+    out["retrieve_missing"] = [e.status_code, e.body.get("message") if isinstance(e.body, dict) else str(e.body)]
+try:
+    c.chat.completions.create(model=model, messages=msgs, n=9)
+    out["bad_n"] = None
+except openai.BadRequestError as e:
+    out["bad_n"] = [e.status_code, e.body.get("message") if isinstance(e.body, dict) else str(e.body)]
 print(json.dumps(out))

@@ -1,0 +1,108 @@
+//! Embeddings: each input's final-normed hidden states, mean-pooled and L2-normalised, as
+//! llama.cpp's `llama-embedding --pooling mean` (embd_normalize 2) computes them for gemma3.
+//! Inputs run side by side in free KV slots, their tokens packed into shared forwards of up to
+//! num_batch rows, so that many short inputs cost few forwards.
+
+use super::Engine;
+use crate::backend::Batch;
+use crate::error::{Error, Result};
+
+/// Where one input stands: its slot, its next token, its running sum.
+struct Cursor {
+    input: usize,
+    slot: usize,
+    at: usize,
+}
+
+impl Engine {
+    /// Token ids of an embedding input: BOS and the text, special tokens parsed (as
+    /// llama-embedding tokenizes); longer than num_ctx is an error unless `truncate`, which keeps
+    /// the first num_ctx tokens.
+    pub fn embed_ids(&self, text: &str, truncate: bool) -> Result<Vec<u32>> {
+        let ids = self.tokenizer.encode(text, true, true)?;
+        self.fit_embed(ids, truncate)
+    }
+
+    /// Checks (or truncates) an input given as token ids.
+    pub fn fit_embed(&self, mut ids: Vec<u32>, truncate: bool) -> Result<Vec<u32>> {
+        let n_ctx = self.opts.num_ctx;
+        if ids.len() > n_ctx {
+            if !truncate {
+                return Err(Error::PromptTooLong { n_prompt: ids.len(), num_ctx: n_ctx });
+            }
+            ids.truncate(n_ctx);
+        }
+        if let Some(&t) = ids.iter().find(|&&t| t as usize >= self.model.n_vocab()) {
+            return Err(Error::TokenId { id: t, n_vocab: self.model.n_vocab() });
+        }
+        Ok(ids)
+    }
+
+    /// The embedding of each input (token ids, none empty), computed in KV slots `slots` (free:
+    /// their caches are overwritten and forgotten).
+    pub fn embed(&mut self, inputs: &[Vec<u32>], slots: &[usize]) -> Result<Vec<Vec<f32>>> {
+        assert!(!slots.is_empty(), "invariant: the caller holds a free slot");
+        let e = self.model.cfg.n_embd;
+        let mut sums = vec![vec![0f64; e]; inputs.len()];
+        let mut next = 0;
+        let mut open: Vec<Cursor> = vec![];
+        let mut rows: Vec<usize> = Vec::with_capacity(self.opts.num_batch);
+        while next < inputs.len() || !open.is_empty() {
+            // a freed slot takes the next input
+            for &slot in slots {
+                if next < inputs.len() && !open.iter().any(|c| c.slot == slot) {
+                    self.ctx[slot].clear();
+                    open.push(Cursor { input: next, slot, at: 0 });
+                    next += 1;
+                }
+            }
+            self.batch.clear();
+            rows.clear();
+            for (k, c) in open.iter_mut().enumerate() {
+                let room = self.opts.num_batch - self.batch.tokens.len();
+                let ids = &inputs[c.input];
+                let take = (ids.len() - c.at).min(room);
+                for (p, &t) in ids.iter().enumerate().skip(c.at).take(take) {
+                    self.batch.push(t, c.slot, p);
+                    rows.push(k);
+                }
+                c.at += take;
+            }
+            let batch = Batch::Mixed { seq: &self.batch.seq, pos: &self.batch.pos };
+            self.model.forward(&self.batch.tokens, &batch)?;
+            let h = self.model.hidden(rows.len())?;
+            for (r, &k) in rows.iter().enumerate() {
+                let sum = &mut sums[open[k].input];
+                sum.iter_mut().zip(&h[r * e..(r + 1) * e]).for_each(|(s, &x)| *s += f64::from(x));
+            }
+            open.retain(|c| c.at < inputs[c.input].len());
+        }
+        Ok(sums.into_iter().map(|s| normalize(&s)).collect())
+    }
+}
+
+/// The mean's direction: the sum L2-normalised (the mean's length cancels).
+fn normalize(sum: &[f64]) -> Vec<f32> {
+    let norm = sum.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let scale = if norm > 0.0 { 1.0 / norm } else { 0.0 };
+    sum.iter().map(|x| (x * scale) as f32).collect()
+}
+
+/// The first `dims` values of an embedding, L2-normalised again (Matryoshka truncation, as
+/// Ollama's and OpenAI's `dimensions`).
+pub fn shorten(v: &[f32], dims: usize) -> Vec<f32> {
+    let head: Vec<f64> = v.iter().take(dims).map(|&x| f64::from(x)).collect();
+    normalize(&head)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalised_and_shortened() {
+        assert_eq!(normalize(&[3.0, 4.0]), vec![0.6, 0.8]);
+        assert_eq!(normalize(&[0.0, 0.0]), vec![0.0, 0.0]);
+        assert_eq!(shorten(&[0.6, 0.8, 0.0], 1), vec![1.0]);
+    }
+}

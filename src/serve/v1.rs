@@ -1,0 +1,197 @@
+//! OpenAI's `/v1/chat/completions` and `/v1/completions` answers: `n` choices run as parallel
+//! sequences (choice i samples with seed + i), each streamed under its own index; a tool call is
+//! held back until it is whole; usage counts the prompt once.
+
+use super::api::ApiError;
+use super::http::{first, json_response, openai_error, submit, AppState, Held};
+use super::log::{Entry, OnDrop};
+use super::openai::{self, Extras, OpenAi};
+use super::sched::{Done, Event};
+use axum::body::{Body, Bytes};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use std::sync::Arc;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+
+/// Queues the request's `n` choices and answers with their first events.
+async fn start(
+    st: &AppState,
+    r: &OpenAi,
+) -> Result<Vec<(Event, UnboundedReceiver<Event>)>, ApiError> {
+    let mut rxs = Vec::with_capacity(r.parsed.n);
+    for i in 0..r.parsed.n {
+        let mut p = r.parsed.clone();
+        if p.opts.sampler.seed >= 0 {
+            p.opts.sampler.seed += i as i64;
+        }
+        rxs.push(submit(st, p)?);
+    }
+    let mut heads = Vec::with_capacity(rxs.len());
+    for mut rx in rxs {
+        match first(&mut rx).await? {
+            Event::Loaded(_) => return Err(ApiError::bad("the prompt is empty")),
+            ev => heads.push((ev, rx)),
+        }
+    }
+    Ok(heads)
+}
+
+/// The text that `echo` puts before a completion.
+fn echo(r: &OpenAi) -> Result<Option<String>, ApiError> {
+    match (&r.parsed.prompt, r.parsed.echo) {
+        (_, false) => Ok(None),
+        (super::api::Prompt::Text { prompt, context, .. }, true) if context.is_empty() => {
+            Ok(Some(prompt.clone()))
+        }
+        _ => Err(ApiError::bad("echo: needs the prompt as text, not token ids")),
+    }
+}
+
+/// An OpenAI request: server-sent chunks ending with `[DONE]`, or one response.
+pub async fn run(st: Arc<AppState>, log: Arc<Entry>, r: OpenAi, chat: bool) -> Response {
+    log.model(&r.parsed.model);
+    let echoed = match echo(&r) {
+        Ok(e) => e,
+        Err(e) => return openai_error(e),
+    };
+    let heads = match start(&st, &r).await {
+        Ok(h) => h,
+        Err(e) => return openai_error(e),
+    };
+    let id = openai::id(if chat { "chatcmpl" } else { "cmpl" });
+    let ctx = Ctx { chat, id, model: r.parsed.model.clone(), r, echoed, log };
+    if ctx.r.parsed.stream {
+        stream(ctx, heads)
+    } else {
+        whole(ctx, heads).await
+    }
+}
+
+/// What the answer's pieces share.
+struct Ctx {
+    chat: bool,
+    id: String,
+    model: String,
+    r: OpenAi,
+    echoed: Option<String>,
+    log: Arc<Entry>,
+}
+
+impl Ctx {
+    fn extras(&self) -> Extras<'_> {
+        Extras {
+            logprobs: self.r.parsed.logprobs,
+            tools: self.r.parsed.tools.as_ref(),
+            echo: self.echoed.as_deref(),
+        }
+    }
+
+    fn log_tokens(&self, dones: &[Box<Done>]) {
+        let p = dones.first().map_or(0, |d| d.out.timings.prompt_eval_count);
+        self.log.tokens(p, dones.iter().map(|d| d.out.timings.eval_count).sum());
+    }
+}
+
+/// Every choice whole, in one response.
+async fn whole(ctx: Ctx, heads: Vec<(Event, UnboundedReceiver<Event>)>) -> Response {
+    let mut texts = vec![];
+    let mut dones = vec![];
+    for (head, mut rx) in heads {
+        let mut text = String::new();
+        let mut ev = Some(head);
+        loop {
+            match ev {
+                Some(Event::Text(t)) => text.push_str(&t),
+                Some(Event::Done(d)) => break dones.push(d),
+                Some(Event::Error(e)) => return openai_error(e),
+                Some(Event::Loaded(_) | Event::Embedded(_)) | None => {
+                    return openai_error(ApiError::internal("the request ended without a result"))
+                }
+            }
+            ev = rx.recv().await;
+        }
+        texts.push(text);
+    }
+    ctx.log_tokens(&dones);
+    let choices = texts
+        .iter()
+        .zip(&dones)
+        .enumerate()
+        .map(|(i, (t, d))| openai::choice(ctx.chat, i, t, d, ctx.extras()))
+        .collect();
+    let outs: Vec<_> = dones.iter().map(|d| &d.out).collect();
+    json_response(200, &openai::response(ctx.chat, &ctx.id, &ctx.model, choices, &outs))
+}
+
+/// One stream of server-sent events for all choices, each chunk under its choice's index.
+fn stream(ctx: Ctx, heads: Vec<(Event, UnboundedReceiver<Event>)>) -> Response {
+    ctx.log.streaming();
+    let guard = OnDrop(ctx.log.clone());
+    let n = heads.len();
+    let tools = ctx.r.parsed.tools.is_some() && ctx.chat;
+    let mut started = vec![false; n];
+    let mut held: Vec<Held> = (0..n).map(|_| Held::new(tools)).collect();
+    let mut dones: Vec<Box<Done>> = Vec::with_capacity(n);
+    let mut closed = false;
+    let streams = heads.into_iter().enumerate().map(|(i, (head, rx))| {
+        futures_util::stream::iter([head])
+            .chain(UnboundedReceiverStream::new(rx))
+            .map(move |e| (i, e))
+            .boxed()
+    });
+    let body = futures_util::stream::select_all(streams).map(move |(i, ev)| {
+        let _ = &guard;
+        let (c, m) = (ctx.chat, ctx.model.as_str());
+        let mut chunks = vec![];
+        let mut end = false;
+        // completions' echo: the prompt before choice i's first piece
+        let lead =
+            |started: bool| if started || c { "" } else { ctx.echoed.as_deref().unwrap_or("") };
+        match ev {
+            _ if closed => {}
+            Event::Text(t) => {
+                if let Some(t) = held[i].push(&t) {
+                    let t = format!("{}{t}", lead(started[i]));
+                    chunks.push(openai::chunk(c, &ctx.id, m, &t, !started[i], i));
+                    started[i] = true;
+                }
+            }
+            Event::Done(d) => {
+                let rest = held[i].rest(&d, ctx.r.parsed.tools.as_ref());
+                if !rest.is_empty() || !started[i] {
+                    let t = format!("{}{rest}", lead(started[i]));
+                    chunks.push(openai::chunk(c, &ctx.id, m, &t, !started[i], i));
+                }
+                chunks.extend(openai::last_chunks(c, &ctx.id, m, &d, i, ctx.extras()));
+                dones.push(d);
+                if dones.len() == n {
+                    ctx.log_tokens(&dones);
+                    if ctx.r.include_usage {
+                        let outs: Vec<_> = dones.iter().map(|d| &d.out).collect();
+                        chunks.push(openai::usage_chunk(c, &ctx.id, m, &outs));
+                    }
+                    end = true;
+                }
+            }
+            Event::Loaded(_) | Event::Embedded(_) => {}
+            Event::Error(e) => {
+                chunks.push(openai::error(&e));
+                end = true;
+            }
+        }
+        let mut s: String = chunks.iter().map(|c| format!("data: {c}\n\n")).collect();
+        if end {
+            s.push_str("data: [DONE]\n\n");
+            closed = true;
+        }
+        Ok::<_, std::convert::Infallible>(Bytes::from(s))
+    });
+    let body = body.filter(|b| std::future::ready(!matches!(b, Ok(b) if b.is_empty())));
+    (
+        [(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")],
+        Body::from_stream(body),
+    )
+        .into_response()
+}
