@@ -83,3 +83,94 @@ fn cors_as_ollama_answers_it() {
         head(&s.addr(), "DELETE /api/chat HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert!(wrong.starts_with("http/1.1 405") && wrong.contains("{\"error\":"), "{wrong}");
 }
+
+/// A chimera home of its own whose store is the real one (models made in a test stay in it).
+fn home_with_store() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let store = crate::util::real_model().parent().unwrap().to_path_buf();
+    std::os::unix::fs::symlink(store, d.path().join("models")).unwrap();
+    d
+}
+
+#[test]
+fn ollama_model_management_works() {
+    let home = home_with_store();
+    let s = Server::start_env(&[], &[("CHIMERA_HOME", home.path().to_str().unwrap())]);
+    let gguf = crate::util::real_model();
+    let v = crate::serve::client_with("ollama_manage.py", &s, &[gguf.to_str().unwrap()]);
+    assert_eq!(v["create"], "success");
+    assert_eq!(v["list"], serde_json::json!(["gemma3:270m", "terse:latest"]));
+    let mf = v["show"]["modelfile"].as_str().unwrap();
+    assert!(
+        mf.contains("PARAMETER num_predict") && mf.contains("SYSTEM \"\"\"You are terse.\"\"\""),
+        "{mf}"
+    );
+    assert_eq!(
+        (v["defaults"].as_u64(), v["override"].as_u64()),
+        (Some(3), Some(5)),
+        "the model's parameters are defaults"
+    );
+    assert_eq!(
+        v["after_copy"],
+        serde_json::json!(["gemma3:270m", "terse2:latest", "terse:latest"])
+    );
+    assert_eq!(v["delete_missing"][0], 404);
+    assert!(v["blob"].as_str().unwrap().starts_with("sha256:a5fd3b62"));
+    assert_eq!(
+        (v["from_blob"].as_str(), v["from_blob_generates"].as_bool()),
+        (Some("success"), Some(true))
+    );
+    let q = v["quantize"].as_array().unwrap();
+    assert!(
+        q.iter().any(|x| x.as_str().unwrap().contains("quantizing"))
+            && q.last().unwrap() == "success",
+        "{q:?}"
+    );
+    assert_eq!(v["quantized_generates"], true);
+    assert_eq!(v["push"][0], 403);
+    assert!(v["push"][1].as_str().unwrap().contains("air-gapped"));
+    assert_eq!((v["template"][0].as_u64(), v["bad_parameter"][0].as_u64()), (Some(400), Some(400)));
+    assert!(v["bad_parameter"][1].as_str().unwrap().contains("top_p"));
+    assert!(v["missing_blob"][1].as_str().unwrap().contains("was not uploaded"));
+    assert_eq!(v["final"], serde_json::json!(["gemma3:270m"]));
+    let left: Vec<_> = std::fs::read_dir(home.path().join("blobs")).unwrap().collect();
+    assert!(
+        left.is_empty(),
+        "deleting the models removed their blobs and no upload was left half-written"
+    );
+    // a blob whose bytes are not its digest is refused and leaves nothing
+    let (st, e) = s.post(&format!("/api/blobs/sha256:{}", "0".repeat(64)), "not those bytes");
+    assert_eq!(st, 400, "{e}");
+    assert!(std::fs::read_dir(home.path().join("blobs")).unwrap().next().is_none());
+}
+
+#[test]
+fn create_cp_and_rm_on_the_command_line() {
+    let home = home_with_store();
+    let mf = home.path().join("Modelfile");
+    std::fs::write(
+        &mf,
+        "FROM gemma3:270m\nPARAMETER temperature 0\nSYSTEM \"\"\"Be brief.\"\"\"\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_chimera"))
+            .env("CHIMERA_HOME", home.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = run(&["create", "brief", "-f", mf.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&run(&["list"]).stdout).contains("brief:latest"));
+    assert!(run(&["cp", "brief", "brief2"]).status.success());
+    assert!(run(&["rm", "brief", "brief2"]).status.success());
+    assert!(!String::from_utf8_lossy(&run(&["list"]).stdout).contains("brief"));
+    let o = run(&["rm", "brief"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("'brief' not found"));
+    std::fs::write(&mf, "FROM gemma3:270m\nTEMPLATE {{ .Prompt }}\n").unwrap();
+    let o = run(&["create", "bad", "-f", mf.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("template"));
+}

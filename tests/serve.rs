@@ -125,10 +125,16 @@ fn install_py_clients() -> PathBuf {
 
 /// Runs one of tests/data/serve's client scripts against the server; its JSON summary.
 pub(crate) fn client(script: &str, s: &Server) -> serde_json::Value {
+    client_with(script, s, &[])
+}
+
+/// A client script with arguments after URL and MODEL.
+pub(crate) fn client_with(script: &str, s: &Server, extra: &[&str]) -> serde_json::Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/serve").join(script);
     let o = Command::new("python3")
         .arg(path)
         .args([&s.url, MODEL])
+        .args(extra)
         .env("PYTHONPATH", py_clients())
         .output()
         .unwrap();
@@ -260,6 +266,15 @@ fn the_openai_python_client_works() {
     assert_eq!(v["retrieve_missing"][0], 404);
     assert!(v["retrieve_missing"][1].as_str().unwrap().contains("does not exist"));
     assert_eq!(v["bad_n"][0], 400);
+    let r = &v["responses"];
+    assert_eq!((r["status"].as_str(), r["output_tokens"].as_u64()), (Some("incomplete"), Some(8)));
+    assert!(r["text"].as_str().unwrap().contains("capital"), "{r}");
+    let rs = &v["responses_stream"];
+    assert_eq!(
+        (rs["first"].as_str(), rs["last"].as_str()),
+        (Some("response.created"), Some("response.completed"))
+    );
+    assert!(rs["deltas"].as_u64() > Some(1) && rs["text"].is_string(), "{rs}");
 }
 
 #[test]

@@ -45,6 +45,27 @@ pub enum Command {
     Quantize(QuantizeArgs),
     /// Serve Ollama's and OpenAI's HTTP APIs, batching concurrent requests.
     Serve(ServeArgs),
+    /// Make a model from a Modelfile (FROM, PARAMETER, SYSTEM), as `ollama create`.
+    Create(CreateArgs),
+    /// Copy a model to a new name, as `ollama cp`.
+    Cp { source: String, destination: String },
+    /// Remove models made here or registry models' files in chimera's store, as `ollama rm`.
+    Rm {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    /// The new model's name.
+    pub name: String,
+    /// The Modelfile (default: ./Modelfile).
+    #[arg(short = 'f', long = "file", default_value = "Modelfile")]
+    pub file: PathBuf,
+    /// Quantize the weights first (Q4_K_M, Q8_0, … as `chimera quantize`).
+    #[arg(short = 'q', long)]
+    pub quantize: Option<String>,
 }
 
 #[derive(Args, Debug)]

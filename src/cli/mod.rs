@@ -51,6 +51,17 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(a) => bench(a),
         Command::Quantize(a) => quantize(a),
         Command::Serve(a) => serve::run(a),
+        Command::Create(a) => create(a),
+        Command::Cp { source, destination } => {
+            registry::create::copy(&source, &destination)?;
+            outln!("copied '{source}' to '{destination}'");
+            Ok(())
+        }
+        Command::Rm { names } => names.iter().try_for_each(|n| {
+            registry::create::remove(n)?;
+            outln!("deleted '{n}'");
+            Ok(())
+        }),
     }
 }
 
@@ -455,5 +466,17 @@ fn quantize(a: QuantizeArgs) -> Result<()> {
         t0.elapsed().as_secs_f64()
     );
     outln!("{}", a.output.display());
+    Ok(())
+}
+
+fn create(a: CreateArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&a.file)
+        .with_context(|| format!("cannot read the Modelfile {}", a.file.display()))?;
+    let dir = a.file.parent().unwrap_or(std::path::Path::new("."));
+    let mut r = registry::create::from_modelfile(&a.name, &text, dir)
+        .with_context(|| format!("in {}", a.file.display()))?;
+    r.quantize = a.quantize;
+    let m = registry::create::create(&r, &mut |s| eprintln!("chimera: {s}"))?;
+    outln!("created {} ({})", m.name, m.file.display());
     Ok(())
 }

@@ -8,7 +8,10 @@
 //! a verified hash is remembered, keyed on size and modification time. A name the registry does
 //! not know may still be in Ollama's store.
 
+pub mod create;
 mod fetch;
+pub mod local;
+pub mod modelfile;
 pub mod ollama;
 
 use crate::error::{Error, Result};
@@ -120,7 +123,28 @@ pub fn resolve(name: &str, progress: Progress) -> Result<PathBuf> {
             std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
         ));
     }
+    if let Some(m) = local::get(name).or_else(|| local::get(&local::normalize(name))) {
+        return Ok(m.file);
+    }
     pull_name(name, progress)
+}
+
+/// A model present on this machine under `name`, without downloading anything: one made here,
+/// a registry model in a store, or a model in Ollama's store.
+pub fn find_local(name: &str) -> Result<Option<PathBuf>> {
+    if let Some(m) = local::get(name).or_else(|| local::get(&local::normalize(name))) {
+        return Ok(Some(m.file));
+    }
+    let reg = Registry::load()?;
+    if let Some(spec) = reg.get(name).or_else(|| reg.get(&format!("{name}:latest"))) {
+        if let Some(p) = self::local(spec) {
+            return Ok(Some(p));
+        }
+    }
+    match ollama::find(name)? {
+        Some(f) => f.verified(&mut |_, _, _| {}).map(Some),
+        None => Ok(None),
+    }
 }
 
 /// Where a model present on this machine was found.
@@ -129,6 +153,8 @@ pub enum Source {
     Store,
     HfCache,
     Ollama,
+    /// Made here (`chimera create`, `cp`).
+    Created,
 }
 
 impl Source {
@@ -137,6 +163,7 @@ impl Source {
             Source::Store => "chimera store",
             Source::HfCache => "Hugging Face cache",
             Source::Ollama => "Ollama store",
+            Source::Created => "created here",
         }
     }
 }
@@ -210,6 +237,18 @@ pub fn installed() -> Result<Vec<Listed>> {
             default: m.name == reg.default,
         })
         .collect();
+    for m in local::list() {
+        let size = std::fs::metadata(&m.file).ok().map(|md| md.len());
+        let local = Some((m.file, Source::Created));
+        rows.push(Listed {
+            name: m.name,
+            quant: None,
+            size,
+            digest: m.digest,
+            local,
+            default: false,
+        });
+    }
     for f in ollama::list() {
         let seen = rows.iter().any(|r| r.local.as_ref().is_some_and(|(p, _)| *p == f.blob));
         if !seen {

@@ -92,6 +92,8 @@ pub struct Parsed {
     pub n: usize,
     /// Return the prompt with the completion (OpenAI completions' `echo`).
     pub echo: bool,
+    /// The options the request set itself (Ollama's names): a model's defaults fill the rest.
+    pub given: Vec<String>,
 }
 
 impl Parsed {
@@ -108,6 +110,7 @@ impl Parsed {
             logprobs: None,
             n: 1,
             echo: false,
+            given: vec![],
         }
     }
 }
@@ -386,6 +389,11 @@ fn logprobs(f: &Fields, opts: &mut GenerateOptions) -> Result<Option<usize>, Api
     Ok(Some(top))
 }
 
+/// The option names an `options` object sets.
+fn given(f: &Fields) -> Vec<String> {
+    f.value("options").and_then(Value::as_object).map_or(vec![], |o| o.keys().cloned().collect())
+}
+
 /// The fields `/api/generate` and `/api/chat` share: model, options, format, keep_alive, stream.
 fn common(
     f: &Fields,
@@ -430,7 +438,13 @@ pub fn generate(body: &[u8]) -> Result<Parsed, ApiError> {
         raw: f.bool("raw")?.unwrap_or(false),
         context: f.ids("context")?,
     };
-    Ok(Parsed { load, keep_alive, logprobs: lp, ..Parsed::new(model, prompt, opts, stream) })
+    Ok(Parsed {
+        load,
+        keep_alive,
+        logprobs: lp,
+        given: given(&f),
+        ..Parsed::new(model, prompt, opts, stream)
+    })
 }
 
 /// Messages of a chat request; images and tool calls are refused.
@@ -524,7 +538,14 @@ pub fn chat(body: &[u8]) -> Result<Parsed, ApiError> {
         }
         opts.grammar = Some(g);
     }
-    Ok(Parsed { load, keep_alive, logprobs: lp, tools, ..Parsed::new(model, prompt, opts, stream) })
+    Ok(Parsed {
+        load,
+        keep_alive,
+        logprobs: lp,
+        tools,
+        given: given(&f),
+        ..Parsed::new(model, prompt, opts, stream)
+    })
 }
 
 /// The conversation with the tools' description in its system turn (added first when there is

@@ -48,11 +48,22 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/show", post(models::show))
         .route("/api/ps", get(models::ps))
         .route("/api/pull", post(models::pull))
+        .route("/api/create", post(super::manage::create))
+        .route("/api/copy", post(super::manage::copy))
+        .route("/api/delete", axum::routing::delete(super::manage::delete))
+        .route("/api/push", post(super::manage::push))
+        .route(
+            "/api/blobs/{digest}",
+            axum::routing::head(super::manage::has_blob)
+                .post(super::manage::upload_blob)
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .route("/v1/models", get(models::v1_models))
         .route("/v1/models/{id}", get(models::v1_model))
         .route("/v1/chat/completions", post(v1_chat))
         .route("/v1/completions", post(v1_completions))
         .route("/v1/embeddings", post(embed::openai))
+        .route("/v1/responses", post(super::responses::handler))
         .fallback(fallback)
         .method_not_allowed_fallback(wrong_method)
         .layer(axum::extract::DefaultBodyLimit::max(limit))
@@ -148,14 +159,8 @@ pub(super) fn openai_error(e: ApiError) -> Response {
 /// a path to a GGUF file or model folder.
 pub(super) fn resolve(cfg: &Config, name: &str) -> Result<PathBuf, ApiError> {
     let missing = || ApiError::not_found(format!("model '{name}' not found, try pulling it first"));
-    let reg = crate::registry::Registry::load().map_err(|e| ApiError::internal(e.to_string()))?;
-    if let Some(spec) = reg.get(name).or_else(|| reg.get(&format!("{name}:latest"))) {
-        return crate::registry::local(spec).ok_or_else(missing);
-    }
-    match crate::registry::ollama::find(name) {
-        Ok(Some(f)) => {
-            return f.verified(&mut |_, _, _| {}).map_err(|e| ApiError::internal(e.to_string()))
-        }
+    match crate::registry::find_local(name) {
+        Ok(Some(p)) => return Ok(p),
         Ok(None) => {}
         Err(e) => return Err(ApiError::internal(e.to_string())),
     }
@@ -167,8 +172,14 @@ pub(super) fn resolve(cfg: &Config, name: &str) -> Result<PathBuf, ApiError> {
 }
 
 /// Queues a request; its events come back on the receiver.
-pub(super) fn submit(st: &AppState, parsed: Parsed) -> Result<UnboundedReceiver<Event>, ApiError> {
+pub(super) fn submit(
+    st: &AppState,
+    mut parsed: Parsed,
+) -> Result<UnboundedReceiver<Event>, ApiError> {
     let path = resolve(&st.cfg, &parsed.model)?;
+    if let Some(m) = crate::registry::local::get(&parsed.model) {
+        super::manage::apply_defaults(&mut parsed, &m)?;
+    }
     if st.shared.queued.fetch_add(1, Ordering::Relaxed) >= st.cfg.max_queue {
         st.shared.queued.fetch_sub(1, Ordering::Relaxed);
         return Err(ApiError::busy("server busy, please try again: the queue is full"));

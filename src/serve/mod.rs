@@ -1,8 +1,8 @@
 //! `chimera serve`: Ollama's and OpenAI's HTTP APIs over the engine, for the clients users
 //! already have. `api` and `openai` read and write the two APIs' shapes, `sched` runs the
 //! loaded model's batcher on its own thread (continuous batching over KV slots), `http` holds
-//! the axum routes (`v1` the OpenAI answers, `embed` the embeddings endpoints, `models` the
-//! model listing ones), `reply` Ollama's response objects, `keep_alive` its durations, `tools`
+//! the axum routes (`v1` the OpenAI answers, `responses` OpenAI's Responses API, `embed` the embeddings endpoints, `models` the
+//! model listing ones, `manage` create/copy/delete/blobs), `reply` Ollama's response objects, `keep_alive` its durations, `tools`
 //! tool calling for a template without it, `log` one line per request. The library never prints: log lines go to the `Logger` the caller gives.
 
 pub mod api;
@@ -10,9 +10,11 @@ mod embed;
 mod http;
 pub mod keep_alive;
 pub mod log;
+mod manage;
 mod models;
 pub mod openai;
 pub mod reply;
+mod responses;
 pub mod sched;
 pub mod tools;
 mod v1;

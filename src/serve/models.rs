@@ -98,9 +98,12 @@ pub async fn show(State(st): St, body: Bytes) -> Response {
         let quant = crate::registry::Registry::load()
             .ok()
             .and_then(|r| r.get(&name).and_then(|s| s.quant.clone()));
+        let user = crate::registry::local::get(&name);
+        let (modelfile, parameters, system) = modelfile(&path, user.as_ref());
         Ok(json!({
-            "modelfile": format!("FROM {}\n", path.display()),
-            "parameters": "",
+            "modelfile": modelfile,
+            "parameters": parameters,
+            "system": system,
             "template": template,
             "details": details(&path, quant.as_deref()),
             "model_info": info,
@@ -114,6 +117,30 @@ pub async fn show(State(st): St, body: Bytes) -> Response {
         Ok(Err(e)) => ollama_error(e),
         Err(e) => ollama_error(ApiError::internal(e.to_string())),
     }
+}
+
+/// A model's Modelfile as Ollama shows it, its PARAMETER lines, its SYSTEM.
+fn modelfile(
+    path: &Path,
+    m: Option<&crate::registry::local::UserModel>,
+) -> (String, String, String) {
+    let mut params = String::new();
+    for (k, v) in m.map(|m| m.parameters.iter()).into_iter().flatten() {
+        let vals = v.as_array().cloned().unwrap_or_else(|| vec![v.clone()]);
+        for x in vals {
+            let x = x.as_str().map_or(x.to_string(), |s| format!("\"{s}\""));
+            params.push_str(&format!("{k:<15} {x}\n"));
+        }
+    }
+    let system = m.and_then(|m| m.system.clone()).unwrap_or_default();
+    let mut text = format!("FROM {}\n", path.display());
+    for line in params.lines() {
+        text.push_str(&format!("PARAMETER {line}\n"));
+    }
+    if !system.is_empty() {
+        text.push_str(&format!("SYSTEM \"\"\"{system}\"\"\"\n"));
+    }
+    (text, params, system)
 }
 
 /// A metadata value as JSON when it is a scalar (arrays such as the vocabulary are left out,

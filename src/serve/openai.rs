@@ -24,7 +24,7 @@ pub fn error(e: &ApiError) -> Value {
 }
 
 /// The fields both endpoints share.
-fn common(f: &Fields) -> Result<(String, GenerateOptions, bool, bool), ApiError> {
+pub(super) fn common(f: &Fields) -> Result<(String, GenerateOptions, bool, bool), ApiError> {
     let model = f
         .str("model")?
         .filter(|m| !m.is_empty())
@@ -39,7 +39,8 @@ fn common(f: &Fields) -> Result<(String, GenerateOptions, bool, bool), ApiError>
     if let Some(seed) = f.i64("seed")? {
         s.seed = seed;
     }
-    if let Some(n) = f.i64("max_completion_tokens")?.or(f.i64("max_tokens")?) {
+    let max = f.i64("max_completion_tokens")?.or(f.i64("max_tokens")?);
+    if let Some(n) = max.or(f.i64("max_output_tokens")?) {
         o.num_predict = n;
     }
     if let Some(stop) = f.strings("stop")? {
@@ -55,6 +56,22 @@ fn common(f: &Fields) -> Result<(String, GenerateOptions, bool, bool), ApiError>
         .and_then(Value::as_bool)
         .unwrap_or(false);
     Ok((model.to_string(), o, stream, usage))
+}
+
+/// The options (Ollama's names) that the request's fields set.
+pub(super) fn given(f: &Fields) -> Vec<String> {
+    let names = [
+        ("temperature", "temperature"),
+        ("top_p", "top_p"),
+        ("frequency_penalty", "frequency_penalty"),
+        ("presence_penalty", "presence_penalty"),
+        ("seed", "seed"),
+        ("max_tokens", "num_predict"),
+        ("max_completion_tokens", "num_predict"),
+        ("max_output_tokens", "num_predict"),
+        ("stop", "stop"),
+    ];
+    names.iter().filter(|(k, _)| f.value(k).is_some()).map(|(_, o)| o.to_string()).collect()
 }
 
 /// `n`: how many choices (1 to 8), each a sequence of its own.
@@ -86,7 +103,9 @@ fn logit_bias(v: Option<&Value>) -> Result<Vec<(u32, f32)>, ApiError> {
 }
 
 /// `response_format`: text, json_object, or json_schema with its schema.
-fn response_format(v: Option<&Value>) -> Result<Option<crate::constraint::Grammar>, ApiError> {
+pub(super) fn response_format(
+    v: Option<&Value>,
+) -> Result<Option<crate::constraint::Grammar>, ApiError> {
     let Some(v) = v else { return Ok(None) };
     match v.get("type").and_then(Value::as_str) {
         Some("text") => Ok(None),
@@ -132,7 +151,13 @@ pub fn chat(body: &[u8]) -> Result<OpenAi, ApiError> {
         }
         _ => None,
     };
-    let parsed = Parsed { tools, logprobs, n: n(&f)?, ..Parsed::new(model, prompt, opts, stream) };
+    let parsed = Parsed {
+        tools,
+        logprobs,
+        n: n(&f)?,
+        given: given(&f),
+        ..Parsed::new(model, prompt, opts, stream)
+    };
     Ok(OpenAi { parsed, include_usage })
 }
 
@@ -167,7 +192,13 @@ pub fn completion(body: &[u8]) -> Result<OpenAi, ApiError> {
     };
     let prompt = Prompt::Text { prompt, system: None, raw: true, context };
     let echo = f.bool("echo")?.unwrap_or(false);
-    let parsed = Parsed { logprobs, n: n(&f)?, echo, ..Parsed::new(model, prompt, opts, stream) };
+    let parsed = Parsed {
+        logprobs,
+        n: n(&f)?,
+        echo,
+        given: given(&f),
+        ..Parsed::new(model, prompt, opts, stream)
+    };
     Ok(OpenAi { parsed, include_usage })
 }
 
@@ -196,7 +227,7 @@ pub fn usage_of(outs: &[&Output]) -> Value {
     json!({"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c})
 }
 
-fn now() -> u64 {
+pub(super) fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 

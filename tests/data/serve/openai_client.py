@@ -74,4 +74,12 @@ try:
     out["bad_n"] = None
 except openai.BadRequestError as e:
     out["bad_n"] = [e.status_code, e.body.get("message") if isinstance(e.body, dict) else str(e.body)]
+r = c.responses.create(model=model, input="The capital of France is", max_output_tokens=8, temperature=0)
+out["responses"] = {"text": r.output_text, "status": r.status, "output_tokens": r.usage.output_tokens}
+with c.responses.stream(model=model, instructions="Be brief.", input=[{"role": "user", "content": "The capital of France is"}],
+                        max_output_tokens=8, temperature=0) as st:
+    kinds = [e.type for e in st]
+    final = st.get_final_response()
+out["responses_stream"] = {"first": kinds[0], "last": kinds[-1], "deltas": kinds.count("response.output_text.delta"),
+                           "text": final.output_text}
 print(json.dumps(out))

@@ -1,0 +1,183 @@
+//! Making, copying and removing models, as Ollama's `create`, `cp` and `rm` (and its /api/create,
+//! /api/copy, /api/delete): a new name over weights already here (a model's, an uploaded blob's,
+//! or a quantization of either) with option defaults and a system message. Models in Ollama's
+//! store are read-only; registry models in chimera's store may be removed.
+
+use super::local::{self, UserModel};
+use super::{find_local, store_dir, Registry};
+use crate::error::{Error, Result};
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+
+/// What a new model is made of.
+#[derive(Debug, Clone, Default)]
+pub struct CreateRequest {
+    pub name: String,
+    /// A model name (or, where the caller allows paths, a GGUF path).
+    pub from: Option<String>,
+    /// Uploaded files: name → digest (`sha256:<hex>`); the GGUF among them is the weights.
+    pub files: Vec<(String, String)>,
+    pub parameters: Map<String, Value>,
+    pub system: Option<String>,
+    pub template: Option<String>,
+    pub adapter: bool,
+    /// Quantize the weights to this type first (`chimera quantize`'s names).
+    pub quantize: Option<String>,
+    /// Whether `from` may be a filesystem path.
+    pub allow_paths: bool,
+    /// Whether a registry model named by `from` may be downloaded (the CLI; never the server).
+    pub fetch: bool,
+}
+
+fn refuse(name: &str, value: &str, why: &str) -> Error {
+    Error::option(name, value, why)
+}
+
+/// The weights a request names, and the model they come from (its defaults are inherited).
+fn source(r: &CreateRequest) -> Result<(PathBuf, String, Option<UserModel>)> {
+    if let Some((fname, digest)) = r.files.iter().find(|(n, _)| n.ends_with(".gguf")) {
+        let p = local::blob_path(digest)?;
+        if !p.is_file() {
+            return Err(refuse(
+                "files",
+                fname,
+                &format!("blob {digest} was not uploaded (POST /api/blobs/{digest})"),
+            ));
+        }
+        return Ok((p, digest.clone(), None));
+    }
+    if let Some((fname, _)) = r.files.first() {
+        return Err(refuse(
+            "files",
+            fname,
+            "only a GGUF file can be the weights (safetensors imports are not supported)",
+        ));
+    }
+    let from = r
+        .from
+        .as_deref()
+        .filter(|f| !f.is_empty())
+        .ok_or_else(|| refuse("from", "", "required (a model name, or files)"))?;
+    let inherited = local::get(from).or_else(|| local::get(&local::normalize(from)));
+    let p = Path::new(from);
+    if r.allow_paths && p.is_file() {
+        return Ok((p.to_path_buf(), from.to_string(), None));
+    }
+    if r.fetch && inherited.is_none() {
+        return Ok((super::resolve(from, &mut |_, _, _| {})?, from.to_string(), None));
+    }
+    if let Some(p) = find_local(from)? {
+        return Ok((p, from.to_string(), inherited));
+    }
+    Err(Error::ModelNotFound {
+        name: from.into(),
+        tried: vec!["not a model on this machine (pull it first)".into()],
+    })
+}
+
+/// Makes model `r.name`; `progress` hears what is being done.
+pub fn create(r: &CreateRequest, progress: &mut dyn FnMut(&str)) -> Result<UserModel> {
+    local::check_name(&r.name)?;
+    if r.template.as_deref().is_some_and(|t| !t.is_empty()) {
+        return Err(refuse("template", "…", "Ollama's Go templates are not supported: chimera applies the chat template in the GGUF"));
+    }
+    if r.adapter {
+        return Err(refuse("adapters", "…", "LoRA adapters are not supported"));
+    }
+    progress("reading model metadata");
+    let (mut file, from, inherited) = source(r)?;
+    crate::gguf::Gguf::open(&file)?;
+    let mut parameters = inherited.as_ref().map(|m| m.parameters.clone()).unwrap_or_default();
+    parameters.extend(r.parameters.clone());
+    let system = r.system.clone().or(inherited.and_then(|m| m.system));
+    if let Some(q) = &r.quantize {
+        let target: crate::quantize::Target = q.parse()?;
+        progress(&format!("quantizing to {q}"));
+        let dir = local::blobs_dir();
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let tmp = dir.join(format!(".quantize-{}", std::process::id()));
+        let done = crate::quantize::run(&file, &tmp, target, true, &mut |_, _| {});
+        if let Err(e) = done {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        file = local::adopt_blob(&tmp)?;
+    }
+    progress("writing manifest");
+    local::make(&r.name, &file, &from, parameters, system)
+}
+
+/// A request from a Modelfile's text (`chimera create -f`); a relative FROM path is read from
+/// the Modelfile's folder, as Ollama reads it.
+pub fn from_modelfile(name: &str, text: &str, dir: &Path) -> Result<CreateRequest> {
+    let m = super::modelfile::parse(text)?;
+    if !m.messages.is_empty() {
+        return Err(refuse(
+            "MESSAGE",
+            "…",
+            "MESSAGE is not supported; send the conversation with the request",
+        ));
+    }
+    let from = m.from.map(|f| {
+        let rel = dir.join(&f);
+        if (f.starts_with("./") || f.starts_with("../")) && rel.is_file() {
+            rel.display().to_string()
+        } else {
+            f
+        }
+    });
+    Ok(CreateRequest {
+        name: name.to_string(),
+        from,
+        parameters: m.parameters,
+        system: m.system,
+        template: m.template,
+        adapter: m.adapter.is_some(),
+        allow_paths: true,
+        fetch: true,
+        ..CreateRequest::default()
+    })
+}
+
+/// `cp SOURCE DESTINATION`: a new name for a model here (its defaults copied).
+pub fn copy(src: &str, dst: &str) -> Result<UserModel> {
+    local::check_name(dst)?;
+    if let Some(mut m) = local::get(src).or_else(|| local::get(&local::normalize(src))) {
+        m.name = local::normalize(dst);
+        local::save(&m)?;
+        return Ok(m);
+    }
+    let file = find_local(src)?.ok_or_else(|| Error::ModelNotFound {
+        name: src.into(),
+        tried: vec!["not a model on this machine".into()],
+    })?;
+    local::make(dst, &file, src, Map::new(), None)
+}
+
+/// `rm NAME`: a model made here, or a registry model's file in chimera's store. Models in
+/// Ollama's store are Ollama's to remove.
+pub fn remove(name: &str) -> Result<()> {
+    if local::remove(name)? || local::remove(&local::normalize(name))? {
+        return Ok(());
+    }
+    let reg = Registry::load()?;
+    if let Some(spec) = reg.get(name) {
+        let p = store_dir().join(&spec.file);
+        if p.is_file() {
+            std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+            let _ = std::fs::remove_file(super::fetch::sidecar(&p));
+            return Ok(());
+        }
+    }
+    if super::ollama::find(name)?.is_some() {
+        return Err(refuse(
+            "model",
+            name,
+            "it is in Ollama's store, which chimera only reads; remove it with `ollama rm`",
+        ));
+    }
+    Err(Error::ModelNotFound {
+        name: name.into(),
+        tried: vec!["no model of that name on this machine".into()],
+    })
+}

@@ -1,0 +1,241 @@
+//! Models made on this machine (`chimera create` and `cp`, Ollama's /api/create and /api/copy):
+//! one manifest per name under `$CHIMERA_HOME/manifests`, naming a weights file, its sha256, and
+//! the Modelfile's PARAMETERs (Ollama option names) and SYSTEM; uploaded or quantized weights live
+//! as `$CHIMERA_HOME/blobs/sha256-<hex>`. Writes are atomic (a temporary file, then a rename).
+
+use super::{home_dir, sha256_file};
+use crate::error::{Error, Result};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// A model made here.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UserModel {
+    pub name: String,
+    /// The weights (a GGUF file).
+    pub file: PathBuf,
+    /// The weights' sha256.
+    pub digest: String,
+    /// Option defaults under Ollama's names (a request's own options win).
+    #[serde(default)]
+    pub parameters: Map<String, Value>,
+    /// The system message used when a request has none.
+    #[serde(default)]
+    pub system: Option<String>,
+    /// What it was made from (a model name or a blob).
+    pub from: String,
+    /// Seconds since the epoch.
+    pub created: u64,
+}
+
+/// A name with Ollama's default tag (`name` → `name:latest`).
+pub fn normalize(name: &str) -> String {
+    let tail = name.rsplit('/').next().unwrap_or(name);
+    if tail.contains(':') {
+        name.to_string()
+    } else {
+        format!("{name}:latest")
+    }
+}
+
+/// Checks a name as Ollama's: letters, digits, `.`, `-`, `_`, one `:` before the tag, `/` between
+/// a namespace and the model.
+pub fn check_name(name: &str) -> Result<()> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || "._-:/".contains(c);
+    let parts_ok = name.split('/').all(|p| !p.is_empty() && p != "." && p != "..");
+    if name.is_empty()
+        || name.len() > 250
+        || !name.chars().all(ok_char)
+        || !parts_ok
+        || name.matches(':').count() > 1
+    {
+        return Err(Error::option(
+            "model",
+            name,
+            "not a valid model name (letters, digits, . - _ / and one :tag)",
+        ));
+    }
+    Ok(())
+}
+
+fn manifests_dir() -> PathBuf {
+    home_dir().join("manifests")
+}
+
+/// Where uploaded and made weights live.
+pub fn blobs_dir() -> PathBuf {
+    home_dir().join("blobs")
+}
+
+fn manifest_path(name: &str) -> PathBuf {
+    manifests_dir().join(format!("{}.json", normalize(name).replace('/', "%2F")))
+}
+
+/// The model made here under `name`, if there is one.
+pub fn get(name: &str) -> Option<UserModel> {
+    if check_name(name).is_err() {
+        return None;
+    }
+    let text = std::fs::read_to_string(manifest_path(name)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Every model made here, by name.
+pub fn list() -> Vec<UserModel> {
+    let Ok(rd) = std::fs::read_dir(manifests_dir()) else { return vec![] };
+    let mut v: Vec<UserModel> = rd
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .filter_map(|e| serde_json::from_str(&std::fs::read_to_string(e.path()).ok()?).ok())
+        .collect();
+    v.sort_by(|a, b| a.name.cmp(&b.name));
+    v
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file beside it, then a rename.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// Saves a model's manifest (replacing one of the same name).
+pub fn save(m: &UserModel) -> Result<()> {
+    check_name(&m.name)?;
+    let text = serde_json::to_string_pretty(m).map_err(|e| Error::Device(e.to_string()))?;
+    write_atomic(&manifest_path(&m.name), text.as_bytes())
+}
+
+/// Removes a model made here; blobs no other model uses go with it. False when there is none.
+pub fn remove(name: &str) -> Result<bool> {
+    let Some(m) = get(name) else { return Ok(false) };
+    let p = manifest_path(name);
+    std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+    if m.file.starts_with(blobs_dir()) && !list().iter().any(|o| o.file == m.file) {
+        let _ = std::fs::remove_file(&m.file);
+    }
+    Ok(true)
+}
+
+/// A digest as Ollama writes it (`sha256:<hex>`, or `sha256-<hex>`), as its 64 hex digits.
+pub fn digest_hex(digest: &str) -> Result<String> {
+    let hex = digest.strip_prefix("sha256:").or(digest.strip_prefix("sha256-")).unwrap_or("");
+    if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(hex.to_ascii_lowercase())
+    } else {
+        Err(Error::option("digest", digest, "expected sha256:<64 hex digits>"))
+    }
+}
+
+/// The path of blob `digest`.
+pub fn blob_path(digest: &str) -> Result<PathBuf> {
+    Ok(blobs_dir().join(format!("sha256-{}", digest_hex(digest)?)))
+}
+
+/// A blob being written: bytes go to a temporary file and into the hash; `finish` keeps it only
+/// when the hash is the digest it was sent under.
+pub struct BlobWriter {
+    tmp: PathBuf,
+    file: std::fs::File,
+    hash: Sha256,
+    want: String,
+}
+
+impl BlobWriter {
+    pub fn new(digest: &str) -> Result<BlobWriter> {
+        let want = digest_hex(digest)?;
+        let dir = blobs_dir();
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = dir.join(format!(".upload-{want}-{}-{n}", std::process::id()));
+        let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        Ok(BlobWriter { tmp, file, hash: Sha256::new(), want })
+    }
+
+    pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.hash.update(bytes);
+        self.file.write_all(bytes).map_err(|e| Error::io(&self.tmp, e))
+    }
+
+    /// Keeps the blob when its sha256 is the one it was sent under (else `Drop` removes it).
+    pub fn finish(self) -> Result<PathBuf> {
+        let got = format!("{:x}", self.hash.clone().finalize());
+        self.file.sync_all().map_err(|e| Error::io(&self.tmp, e))?;
+        if got != self.want {
+            return Err(Error::option(
+                "digest",
+                format!("sha256:{}", self.want),
+                &format!("the uploaded bytes hash to sha256:{got}"),
+            ));
+        }
+        let path = blobs_dir().join(format!("sha256-{got}"));
+        std::fs::rename(&self.tmp, &path).map_err(|e| Error::io(&path, e))?;
+        Ok(path)
+    }
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        // an upload that did not finish leaves nothing behind
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
+/// A new model: the weights at `file` (hashed here), with parameters and a system message.
+pub fn make(
+    name: &str,
+    file: &Path,
+    from: &str,
+    parameters: Map<String, Value>,
+    system: Option<String>,
+) -> Result<UserModel> {
+    check_name(name)?;
+    let digest = sha256_file(file, &mut |_, _, _| {})?;
+    let created = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let m = UserModel {
+        name: normalize(name),
+        file: file.to_path_buf(),
+        digest,
+        parameters,
+        system,
+        from: from.to_string(),
+        created,
+    };
+    save(&m)?;
+    Ok(m)
+}
+
+/// Moves a finished file (a quantization's output) into the blobs, named by its sha256.
+pub fn adopt_blob(tmp: &Path) -> Result<PathBuf> {
+    let hex = sha256_file(tmp, &mut |_, _, _| {})?;
+    let path = blobs_dir().join(format!("sha256-{hex}"));
+    std::fs::rename(tmp, &path).map_err(|e| Error::io(&path, e))?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_digests() {
+        assert_eq!(normalize("mine"), "mine:latest");
+        assert_eq!(normalize("me/mine:v2"), "me/mine:v2");
+        assert!(check_name("me/mine:v2").is_ok());
+        assert!(
+            check_name("../x").is_err()
+                && check_name("a b").is_err()
+                && check_name("a:b:c").is_err()
+        );
+        assert_eq!(digest_hex(&format!("sha256:{}", "A".repeat(64))).unwrap(), "a".repeat(64));
+        assert!(digest_hex("md5:abc").is_err());
+    }
+}

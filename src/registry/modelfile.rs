@@ -1,0 +1,120 @@
+//! Ollama's Modelfile: `FROM`, `PARAMETER name value` (repeatable for `stop`), `SYSTEM`,
+//! `TEMPLATE`, `LICENSE`, `MESSAGE`, `ADAPTER`; `#` comments; values bare to the end of the line,
+//! `"quoted"`, or `"""over several lines"""`. Instructions are case-insensitive.
+
+use crate::error::{Error, Result};
+use serde_json::{json, Map, Value};
+
+/// A parsed Modelfile.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Modelfile {
+    pub from: Option<String>,
+    /// Option defaults, typed as JSON (numbers, booleans, strings; `stop` a list).
+    pub parameters: Map<String, Value>,
+    pub system: Option<String>,
+    pub template: Option<String>,
+    pub adapter: Option<String>,
+    pub messages: Vec<(String, String)>,
+}
+
+/// A PARAMETER value as JSON: a number or boolean when it reads as one.
+fn typed(v: &str) -> Value {
+    if let Ok(i) = v.parse::<i64>() {
+        return json!(i);
+    }
+    if let Ok(f) = v.parse::<f64>() {
+        return json!(f);
+    }
+    match v {
+        "true" => json!(true),
+        "false" => json!(false),
+        _ => json!(v),
+    }
+}
+
+/// The value after an instruction, and the rest of the text after it.
+fn value(rest: &str) -> Result<(String, &str)> {
+    let rest = rest.trim_start_matches([' ', '\t']);
+    if let Some(body) = rest.strip_prefix("\"\"\"") {
+        let end = body.find("\"\"\"").ok_or_else(|| bad("a \"\"\" value is not closed"))?;
+        let after = &body[end + 3..];
+        return Ok((body[..end].to_string(), after.split_once('\n').map_or("", |(_, r)| r)));
+    }
+    let (line, after) = rest.split_once('\n').unwrap_or((rest, ""));
+    let line = line.trim();
+    let v = match line.strip_prefix('"').and_then(|l| l.strip_suffix('"')) {
+        Some(q) => q.replace("\\\"", "\""),
+        None => line.to_string(),
+    };
+    Ok((v, after))
+}
+
+fn bad(why: &str) -> Error {
+    Error::option("modelfile", "…", why)
+}
+
+/// Parses a Modelfile's text; an unknown instruction is an error naming it.
+pub fn parse(text: &str) -> Result<Modelfile> {
+    let mut m = Modelfile::default();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let trimmed = rest.trim_start();
+        if trimmed.is_empty() {
+            break;
+        }
+        if trimmed.starts_with('#') {
+            rest = trimmed.split_once('\n').map_or("", |(_, r)| r);
+            continue;
+        }
+        let word_end = trimmed.find(char::is_whitespace).unwrap_or(trimmed.len());
+        let (word, after) = trimmed.split_at(word_end);
+        let (v, next) = value(after)?;
+        match word.to_ascii_uppercase().as_str() {
+            "FROM" => m.from = Some(v),
+            "SYSTEM" => m.system = Some(v),
+            "TEMPLATE" => m.template = Some(v),
+            "ADAPTER" => m.adapter = Some(v),
+            "LICENSE" => {}
+            "PARAMETER" => {
+                let (name, val) = v
+                    .split_once(char::is_whitespace)
+                    .ok_or_else(|| bad("PARAMETER needs a name and a value"))?;
+                let val = val.trim().trim_matches('"');
+                if name == "stop" {
+                    let list = m.parameters.entry("stop").or_insert_with(|| json!([]));
+                    if let Some(a) = list.as_array_mut() {
+                        a.push(json!(val));
+                    }
+                } else {
+                    m.parameters.insert(name.to_string(), typed(val));
+                }
+            }
+            "MESSAGE" => {
+                let (role, content) = v
+                    .split_once(char::is_whitespace)
+                    .ok_or_else(|| bad("MESSAGE needs a role and a message"))?;
+                m.messages.push((role.to_string(), content.trim().to_string()));
+            }
+            other => return Err(bad(&format!("unknown instruction {other}"))),
+        }
+        rest = next;
+    }
+    Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_ollamas_instructions() {
+        let m = parse("# a comment\nFROM gemma3:270m\nPARAMETER temperature 0.2\nparameter stop \"<end>\"\nPARAMETER stop User:\nPARAMETER num_ctx 4096\nSYSTEM \"\"\"You are\nterse.\"\"\"\n").unwrap();
+        assert_eq!(m.from.as_deref(), Some("gemma3:270m"));
+        assert_eq!(m.parameters["temperature"], json!(0.2));
+        assert_eq!(m.parameters["num_ctx"], json!(4096));
+        assert_eq!(m.parameters["stop"], json!(["<end>", "User:"]));
+        assert_eq!(m.system.as_deref(), Some("You are\nterse."));
+        assert!(parse("FROM x\nBOGUS y\n").unwrap_err().to_string().contains("BOGUS"));
+        assert!(parse("SYSTEM \"\"\"open").is_err());
+    }
+}
