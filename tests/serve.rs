@@ -191,6 +191,7 @@ fn the_ollama_python_client_works() {
         // greedy: the chosen token is the most likely one
         assert_eq!((l["top"].as_array().unwrap().len(), &l["top"][0]), (2, &l["token"]));
     }
+    streamed_logprobs(&v, &lp.iter().map(|l| l["token"].clone()).collect::<Vec<_>>());
     tool_round_trip(&v["tool_calls"], &v["after_tool"], "add");
     assert_eq!(v["tool_calls_stream"], serde_json::json!(["add"]), "a streamed call arrives whole");
     assert_eq!(v["tool_calls_stream_text"], "", "a call's JSON is not streamed as text");
@@ -248,6 +249,7 @@ fn the_openai_python_client_works() {
     let joined: String = lp.iter().map(|l| l["token"].as_str().unwrap()).collect();
     assert_eq!((lp.len(), joined.as_str()), (3, v["logprobs_text"].as_str().unwrap()));
     assert!(lp.iter().all(|l| l["top"] == 2 && l["logprob"].as_f64() <= Some(0.0)));
+    streamed_logprobs(&v, &lp.iter().map(|l| l["token"].clone()).collect::<Vec<_>>());
     let echo = v["echo"]["text"].as_str().unwrap();
     assert!(echo.starts_with("The capital of France is") && echo.len() > 24, "{echo}");
     assert_eq!(v["tools"]["finish"], "tool_calls");
@@ -544,4 +546,19 @@ fn models_load_on_demand_and_unload_after_keep_alive() {
         "{log}"
     );
     assert!(log.contains("200 GET /api/ps"), "{log}");
+}
+
+/// A stream's pieces each carry the log-probabilities of their own tokens: the tokens of a
+/// piece spell it, and all of them together are the whole answer's (`tokens`, not streamed).
+fn streamed_logprobs(v: &serde_json::Value, tokens: &[serde_json::Value]) {
+    let pieces = v["logprobs_stream"].as_array().unwrap();
+    let texts = v["logprobs_stream_text"].as_array().unwrap();
+    assert!(!pieces.is_empty(), "{v}");
+    for (p, t) in pieces.iter().zip(texts) {
+        let spelled: String = p.as_array().unwrap().iter().map(|x| x.as_str().unwrap()).collect();
+        assert_eq!(spelled.as_str(), t.as_str().unwrap(), "a piece's tokens spell it");
+    }
+    let all: Vec<serde_json::Value> =
+        pieces.iter().flat_map(|p| p.as_array().unwrap().clone()).collect();
+    assert_eq!(all, tokens, "streamed = whole");
 }

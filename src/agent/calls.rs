@@ -130,7 +130,7 @@ type Slot = RefCell<Option<Result<Output>>>;
 struct Into<'a>(&'a Slot);
 
 impl Sink for Into<'_> {
-    fn text(&mut self, _: &str) -> bool {
+    fn text(&mut self, _: &str, _: &[crate::engine::TokenLogprob]) -> bool {
         true
     }
     fn done(&mut self, out: Result<Output>) {

@@ -12,8 +12,9 @@ use std::time::Instant;
 
 /// Where a request's text and end go.
 pub trait Sink {
-    /// A piece of final text; false cancels the request (its client went away).
-    fn text(&mut self, piece: &str) -> bool;
+    /// A piece of final text, with the log-probabilities (when asked for) of the tokens sampled
+    /// since the previous piece; false cancels the request (its client went away).
+    fn text(&mut self, piece: &str, logprobs: &[super::TokenLogprob]) -> bool;
     /// The request's end: its output, or the error that ended it.
     fn done(&mut self, out: Result<Output>);
 }
@@ -263,7 +264,7 @@ impl<'a> Batcher<'a> {
         let sink = &mut a.sink;
         let done = id.and_then(|id| {
             a.phase = Phase::Decode { next: id };
-            a.seq.accept(&e.tokenizer, id, &mut |s| sink.text(s))
+            a.seq.accept(&e.tokenizer, id, &mut |s, lp| sink.text(s, lp))
         });
         match done {
             Ok(false) => {}
@@ -288,7 +289,7 @@ impl<'a> Batcher<'a> {
             }
             let Active { seq, mut sink, ended, .. } = self.active.swap_remove(i);
             let out = ended.expect("checked above").map(|()| {
-                let mut out = seq.finish(&mut |s| sink.text(s));
+                let mut out = seq.finish(&mut |s, lp| sink.text(s, lp));
                 let (kernels, note) = e.graph_info();
                 out.graph_kernels = kernels;
                 out.warnings.extend(note);

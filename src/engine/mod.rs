@@ -505,7 +505,7 @@ impl Engine {
             out: &'a mut Option<Result<Output>>,
         }
         impl Sink for Local<'_> {
-            fn text(&mut self, piece: &str) -> bool {
+            fn text(&mut self, piece: &str, _: &[TokenLogprob]) -> bool {
                 (self.on_text)(piece)
             }
             fn done(&mut self, out: Result<Output>) {

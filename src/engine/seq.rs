@@ -128,12 +128,7 @@ impl Seq {
 
     /// Takes a sampled token: true when the request is finished (an end-of-generation token, a
     /// stop string, a complete grammar, num_predict reached, or `on_text` refusing more).
-    pub fn accept(
-        &mut self,
-        tok: &Tokenizer,
-        id: u32,
-        on_text: &mut dyn FnMut(&str) -> bool,
-    ) -> Result<bool> {
+    pub fn accept(&mut self, tok: &Tokenizer, id: u32, on_text: &mut OnText) -> Result<bool> {
         self.sampler.accept(id);
         if self.out.ids.is_empty() {
             self.t.ttft = since(self.t0);
@@ -160,7 +155,7 @@ impl Seq {
     }
 
     /// Flushes held text and fills the timings (the device synchronized).
-    pub fn finish(mut self, on_text: &mut dyn FnMut(&str) -> bool) -> Output {
+    pub fn finish(mut self, on_text: &mut OnText) -> Output {
         self.out.finish(&self.opts.stop, on_text);
         self.t.eval_count = self.out.ids.len() as u64;
         self.t.eval_duration = self.t_eval.map_or(0, since);
@@ -183,6 +178,8 @@ impl Seq {
 struct Decoded {
     ids: Vec<u32>,
     logprobs: Vec<TokenLogprob>,
+    /// Log-probabilities already given out with a piece of text.
+    lp_sent: usize,
     stream: TextStream,
     held: String,
     response: String,
@@ -194,6 +191,7 @@ impl Default for Decoded {
         Decoded {
             ids: vec![],
             logprobs: vec![],
+            lp_sent: 0,
             stream: TextStream::default(),
             held: String::new(),
             response: String::new(),
@@ -209,49 +207,49 @@ impl Decoded {
         tok: &Tokenizer,
         id: u32,
         stop: &[String],
-        on_text: &mut dyn FnMut(&str) -> bool,
+        on_text: &mut OnText,
     ) -> (bool, bool) {
         self.held.push_str(&self.stream.push(tok, id));
         if let Some(cut) = stop.iter().filter_map(|s| self.held.find(s.as_str())).min() {
             self.held.truncate(cut);
             let n = self.held.len();
-            let open = emit(&mut self.held, n, &mut self.response, on_text);
-            return (true, open);
+            return (true, self.emit(n, on_text));
         }
         let hold = stop.iter().map(|s| partial_suffix(&self.held, s)).max().unwrap_or(0);
         let n = self.held.len() - hold;
-        (false, emit(&mut self.held, n, &mut self.response, on_text))
+        (false, self.emit(n, on_text))
     }
 
     /// Flushes held text at the end (a stop string that matched is never shown).
-    fn finish(&mut self, stop: &[String], on_text: &mut dyn FnMut(&str) -> bool) {
+    fn finish(&mut self, stop: &[String], on_text: &mut OnText) {
         if self.done == DoneReason::Length || !self.held.is_empty() {
             self.held.push_str(&self.stream.finish());
             if !stop.iter().any(|s| self.held.contains(s.as_str())) {
                 let n = self.held.len();
-                emit(&mut self.held, n, &mut self.response, on_text);
+                self.emit(n, on_text);
             }
         }
     }
+
+    /// Moves the first `n` bytes of the held text to the response and the callback, with the
+    /// log-probabilities of the tokens sampled since the last piece; false when the callback
+    /// wants no more.
+    fn emit(&mut self, n: usize, on_text: &mut OnText) -> bool {
+        if n == 0 {
+            return true;
+        }
+        let n = (0..=n).rev().find(|&i| self.held.is_char_boundary(i)).unwrap_or(0);
+        let open = on_text(&self.held[..n], &self.logprobs[self.lp_sent..]);
+        self.lp_sent = self.logprobs.len();
+        self.response.push_str(&self.held[..n]);
+        self.held.drain(..n);
+        open
+    }
 }
 
-/// Moves the first `n` bytes of `held` to the response and the callback; false when the
-/// callback wants no more.
-fn emit(
-    held: &mut String,
-    n: usize,
-    response: &mut String,
-    on_text: &mut dyn FnMut(&str) -> bool,
-) -> bool {
-    if n == 0 {
-        return true;
-    }
-    let n = (0..=n).rev().find(|&i| held.is_char_boundary(i)).unwrap_or(0);
-    let open = on_text(&held[..n]);
-    response.push_str(&held[..n]);
-    held.drain(..n);
-    open
-}
+/// What takes each final piece of text, with the log-probabilities (when asked for) of the
+/// tokens sampled since the previous piece; false stops the request.
+pub type OnText<'a> = dyn FnMut(&str, &[TokenLogprob]) -> bool + 'a;
 
 /// Length of the longest suffix of `text` that is a proper prefix of `stop`.
 fn partial_suffix(text: &str, stop: &str) -> usize {

@@ -154,14 +154,12 @@ async fn run(st: St, log: &Entry, r: Request) -> Result<Embedded, ApiError> {
 
 /// `POST /api/embed`.
 pub async fn ollama(st: St, Extension(log): Extension<Arc<Entry>>, body: Bytes) -> Response {
-    let model = api::object(&body)
-        .ok()
-        .and_then(|o| o.get("model").and_then(Value::as_str).map(str::to_string));
     let r = match parse_ollama(&body) {
-        Ok(r) => run(st, &log, r).await,
-        Err(e) => Err(e),
+        Ok(r) => r,
+        Err(e) => return ollama_error(e),
     };
-    match r {
+    let model = r.parsed.model.clone();
+    match run(st, &log, r).await {
         Ok(e) => json_response(
             200,
             &json!({"model": model, "embeddings": e.vectors, "total_duration": e.total_ns, "load_duration": e.load_ns, "prompt_eval_count": e.prompt_tokens}),
@@ -173,10 +171,10 @@ pub async fn ollama(st: St, Extension(log): Extension<Arc<Entry>>, body: Bytes) 
 /// `POST /api/embeddings` (Ollama's older endpoint).
 pub async fn legacy(st: St, Extension(log): Extension<Arc<Entry>>, body: Bytes) -> Response {
     let r = match parse_legacy(&body) {
-        Ok(r) => run(st, &log, r).await,
-        Err(e) => Err(e),
+        Ok(r) => r,
+        Err(e) => return ollama_error(e),
     };
-    match r {
+    match run(st, &log, r).await {
         Ok(e) => json_response(
             200,
             &json!({"embedding": e.vectors.into_iter().next().unwrap_or_default()}),

@@ -6,7 +6,7 @@
 
 use super::api::{self, ApiError, Parsed};
 use super::log::{Entry, OnDrop};
-use super::sched::{Done, Event, Job, Msg, Shared};
+use super::sched::{Done, Event, Job, Lp, Msg, Shared};
 use super::{embed, models, openai, reply, Config};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -207,6 +207,32 @@ pub(super) async fn first(rx: &mut UnboundedReceiver<Event>) -> Result<Event, Ap
     }
 }
 
+/// What a request that is not streamed comes to: its whole text and end, or a load.
+pub(super) enum Whole {
+    Done(String, Box<Done>),
+    Loaded(&'static str),
+}
+
+/// Reads a request's events to its end.
+pub(super) async fn collect(
+    head: Event,
+    rx: &mut UnboundedReceiver<Event>,
+) -> Result<Whole, ApiError> {
+    let mut text = String::new();
+    let mut ev = Some(head);
+    while let Some(e) = ev.take() {
+        match e {
+            Event::Text(t, _) => text.push_str(&t),
+            Event::Done(d) => return Ok(Whole::Done(text, d)),
+            Event::Loaded(r) => return Ok(Whole::Loaded(r)),
+            Event::Error(e) => return Err(e),
+            Event::Embedded(_) => break,
+        }
+        ev = rx.recv().await;
+    }
+    Err(ApiError::internal("the request ended without a result"))
+}
+
 async fn generate(State(st): St, Extension(log): Log, body: Bytes) -> Response {
     match api::generate(&body) {
         Ok(p) => ollama(st, log, p, false).await,
@@ -221,33 +247,41 @@ async fn chat(State(st): St, Extension(log): Log, body: Bytes) -> Response {
     }
 }
 
-/// Text held back while it may still be a tool call (it then becomes one, not text).
+/// A stream's text and log-probabilities on their way out: text held back while it may still be
+/// a tool call (it then becomes one, not text), the log-probabilities of held text with it.
 pub(super) struct Held {
     tools: bool,
     buf: String,
     open: bool,
+    lps: Vec<Lp>,
+    /// Log-probabilities given out so far.
+    sent: usize,
 }
 
 impl Held {
     pub(super) fn new(tools: bool) -> Held {
-        Held { tools, buf: String::new(), open: !tools }
+        Held { tools, buf: String::new(), open: !tools, lps: vec![], sent: 0 }
     }
 
-    /// The text to send now.
-    pub(super) fn push(&mut self, t: &str) -> Option<String> {
-        if self.open {
-            return Some(t.to_string());
-        }
+    /// The text to send now, with its tokens' log-probabilities.
+    pub(super) fn push(&mut self, t: &str, lps: Vec<Lp>) -> Option<(String, Vec<Lp>)> {
+        self.lps.extend(lps);
         self.buf.push_str(t);
-        if super::tools::may_be_call(&self.buf) {
-            return None;
+        if !self.open {
+            if super::tools::may_be_call(&self.buf) {
+                return None;
+            }
+            self.open = true;
         }
-        self.open = true;
-        Some(std::mem::take(&mut self.buf))
+        let text = std::mem::take(&mut self.buf);
+        self.sent += self.lps.len();
+        Some((text, std::mem::take(&mut self.lps)))
     }
 
-    /// Held text that turned out not to be a call.
-    pub(super) fn rest(&mut self, d: &Done, tools: Option<&super::tools::Tools>) -> String {
+    /// Held text that turned out not to be a call; `d` keeps only the log-probabilities not
+    /// given out yet (held text's, a call's, the end token's).
+    pub(super) fn rest(&mut self, d: &mut Done, tools: Option<&super::tools::Tools>) -> String {
+        d.logprobs.drain(..self.sent.min(d.logprobs.len()));
         let call = self.tools
             && tools.is_some_and(|t| super::tools::call_in(&d.out.response, t).is_some());
         if call {
@@ -283,25 +317,14 @@ async fn ollama(st: Arc<AppState>, log: Arc<Entry>, parsed: Parsed, chat: bool) 
         reply::Extras { logprobs: lp, tools: tools.as_ref() }
     }
     if !stream {
-        let mut text = String::new();
-        let mut ev = Some(head);
-        while let Some(e) = ev.take() {
-            match e {
-                Event::Text(t) => text.push_str(&t),
-                Event::Done(d) => {
-                    log.tokens(d.out.timings.prompt_eval_count, d.out.timings.eval_count);
-                    return json_response(
-                        200,
-                        &reply::done(&model, &d, chat, &text, x(lp, &tools)),
-                    );
-                }
-                Event::Loaded(r) => return json_response(200, &loaded(&model, chat, r)),
-                Event::Error(e) => return ollama_error(e),
-                Event::Embedded(_) => break,
+        return match collect(head, &mut rx).await {
+            Ok(Whole::Done(text, d)) => {
+                log.tokens(d.out.timings.prompt_eval_count, d.out.timings.eval_count);
+                json_response(200, &reply::done(&model, &d, chat, &text, x(lp, &tools)))
             }
-            ev = rx.recv().await;
-        }
-        return ollama_error(ApiError::internal("the request ended without a result"));
+            Ok(Whole::Loaded(r)) => json_response(200, &loaded(&model, chat, r)),
+            Err(e) => ollama_error(e),
+        };
     }
     log.streaming();
     let guard = OnDrop(log.clone());
@@ -309,17 +332,13 @@ async fn ollama(st: Arc<AppState>, log: Arc<Entry>, parsed: Parsed, chat: bool) 
     let line = move |ev: Event| -> Option<Value> {
         let _ = &guard;
         match ev {
-            Event::Text(t) => {
-                let t = held.push(&t)?;
-                Some(if chat {
-                    reply::chat_chunk(&model, &t)
-                } else {
-                    reply::generate_chunk(&model, &t)
-                })
+            Event::Text(t, lps) => {
+                let (t, lps) = held.push(&t, lps)?;
+                Some(reply::chunk(&model, chat, &t, &lps, lp))
             }
-            Event::Done(d) => {
+            Event::Done(mut d) => {
                 log.tokens(d.out.timings.prompt_eval_count, d.out.timings.eval_count);
-                let rest = held.rest(&d, tools.as_ref());
+                let rest = held.rest(&mut d, tools.as_ref());
                 Some(reply::done(&model, &d, chat, &rest, x(lp, &tools)))
             }
             Event::Loaded(r) => Some(loaded(&model, chat, r)),

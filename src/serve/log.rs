@@ -109,7 +109,9 @@ impl Drop for OnDrop {
     }
 }
 
-/// The middleware: an `Entry` for every request, its line written when the answer is whole.
+/// The middleware: an `Entry` for every request, its line written when the answer is whole; an
+/// error answer's message goes on the line, and a client that leaves before its whole answer is
+/// a line with status 499 (nginx's "client closed request").
 pub async fn layer(State(logger): State<Logger>, mut req: Request, next: Next) -> Response {
     let entry = Arc::new(Entry {
         method: req.method().to_string(),
@@ -121,12 +123,49 @@ pub async fn layer(State(logger): State<Logger>, mut req: Request, next: Next) -
         logger,
     });
     req.extensions_mut().insert(entry.clone());
-    let resp = next.run(req).await;
+    let mut left = Left(Some(entry.clone()));
+    let mut resp = next.run(req).await;
+    left.0 = None;
+    let status = resp.status().as_u16();
+    if status >= 400 && !entry.streaming.load(Ordering::Relaxed) {
+        resp = with_error(&entry, resp).await;
+    }
     if let Ok(mut i) = entry.info.lock() {
-        i.status = resp.status().as_u16();
+        i.status = status;
     }
     if !entry.streaming.load(Ordering::Relaxed) {
         entry.finish();
     }
     resp
+}
+
+/// Logs the request as left by its client when the handler is dropped unfinished.
+struct Left(Option<Arc<Entry>>);
+
+impl Drop for Left {
+    fn drop(&mut self) {
+        let Some(entry) = self.0.take() else { return };
+        if let Ok(mut i) = entry.info.lock() {
+            i.status = 499;
+            let d = i.detail.take().map(|d| format!("{d} ")).unwrap_or_default();
+            i.detail = Some(format!("{d}client left"));
+        }
+        entry.finish();
+    }
+}
+
+/// Puts an error answer's message (Ollama's `error` string or OpenAI's `error.message`) on the
+/// line; the body is small and passed on unchanged.
+async fn with_error(entry: &Entry, resp: Response) -> Response {
+    let (parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return Response::from_parts(parts, axum::body::Body::empty());
+    };
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let msg = v["error"].as_str().or_else(|| v["error"]["message"].as_str());
+    if let (Some(m), Ok(mut i)) = (msg, entry.info.lock()) {
+        let d = i.detail.take().map(|d| format!("{d} ")).unwrap_or_default();
+        i.detail = Some(format!("{d}error={m:?}"));
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
 }

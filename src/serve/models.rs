@@ -107,7 +107,7 @@ pub async fn show(State(st): St, body: Bytes) -> Response {
             "template": template,
             "details": details(&path, quant.as_deref()),
             "model_info": info,
-            "capabilities": ["completion"],
+            "capabilities": ["completion", "tools"],
             "modified_at": modified(&path).0,
         }))
     })

@@ -5,7 +5,7 @@
 
 use super::api::{self, ApiError, Fields, Parsed, Prompt};
 use super::reply;
-use super::sched::Done;
+use super::sched::{Done, Lp};
 use super::tools::{self, Tools};
 use crate::engine::{DoneReason, GenerateOptions, Output};
 use serde_json::{json, Value};
@@ -248,22 +248,21 @@ pub struct Extras<'a> {
 }
 
 /// Chat's `logprobs.content`: each token's text, log-probability, bytes and alternatives.
-fn chat_logprobs(d: &Done, k: usize) -> Value {
-    json!({"content": reply::logprobs_json(d, k), "refusal": null})
+fn chat_logprobs(lps: &[Lp], k: usize) -> Value {
+    json!({"content": reply::logprobs_json(lps, k), "refusal": null})
 }
 
 /// Completions' legacy `logprobs`: tokens, their log-probabilities, alternatives as maps, offsets.
-fn completion_logprobs(d: &Done, k: usize, offset0: usize) -> Value {
+fn completion_logprobs(given: &[Lp], k: usize, offset0: usize) -> Value {
     let mut offset = offset0;
     let (mut tokens, mut lps, mut tops, mut offsets) = (vec![], vec![], vec![], vec![]);
-    for l in &d.out.logprobs {
-        let t = d.piece(l.id);
+    for l in given {
         offsets.push(offset);
-        offset += t.len();
-        tokens.push(json!(t));
+        offset += l.token.len();
+        tokens.push(json!(l.token));
         lps.push(json!(l.logprob));
         let m: serde_json::Map<String, Value> =
-            l.top.iter().take(k).map(|&(i, p)| (d.piece(i).to_string(), json!(p))).collect();
+            l.top.iter().take(k).map(|(t, p)| (t.clone(), json!(p))).collect();
         tops.push(Value::Object(m));
     }
     json!({"tokens": tokens, "token_logprobs": lps, "top_logprobs": tops, "text_offset": offsets})
@@ -284,8 +283,8 @@ pub fn choice(chat: bool, index: usize, text: &str, d: &Done, x: Extras) -> Valu
     };
     c["logprobs"] = match (x.logprobs, chat) {
         (None, _) => Value::Null,
-        (Some(k), true) => chat_logprobs(d, k),
-        (Some(k), false) => completion_logprobs(d, k, x.echo.map_or(0, str::len)),
+        (Some(k), true) => chat_logprobs(&d.logprobs, k),
+        (Some(k), false) => completion_logprobs(&d.logprobs, k, x.echo.map_or(0, str::len)),
     };
     c
 }
@@ -294,6 +293,16 @@ pub fn choice(chat: bool, index: usize, text: &str, d: &Done, x: Extras) -> Valu
 pub fn response(chat: bool, id: &str, model: &str, choices: Vec<Value>, outs: &[&Output]) -> Value {
     let object = if chat { "chat.completion" } else { "text_completion" };
     json!({"id": id, "object": object, "created": now(), "model": model, "system_fingerprint": "chimera", "choices": choices, "usage": usage_of(outs)})
+}
+
+/// The log-probabilities of a streamed piece: `lps` with k alternatives each, the piece's
+/// first token at `offset` in the completion's text.
+pub fn chunk_logprobs(chat: bool, lps: &[Lp], k: usize, offset: usize) -> Value {
+    if chat {
+        chat_logprobs(lps, k)
+    } else {
+        completion_logprobs(lps, k, offset)
+    }
 }
 
 /// A streamed piece of choice `index` (`delta` for chat, `text` for completions); `first`
@@ -314,7 +323,7 @@ pub fn chunk(chat: bool, id: &str, model: &str, piece: &str, first: bool, index:
 }
 
 /// The last chunks of choice `index`: a held-back tool call, the finish reason (with the
-/// log-probabilities when asked for).
+/// log-probabilities not yet given, when asked for; `offset`: where they start in the text).
 pub fn last_chunks(
     chat: bool,
     id_: &str,
@@ -322,6 +331,7 @@ pub fn last_chunks(
     d: &Done,
     index: usize,
     x: Extras,
+    offset: usize,
 ) -> Vec<Value> {
     let mut v = vec![];
     let call = x.tools.and_then(|t| tools::call_in(&d.out.response, t));
@@ -337,8 +347,11 @@ pub fn last_chunks(
         end["choices"][0]["delta"] = json!({});
     }
     if let Some(k) = x.logprobs {
-        end["choices"][0]["logprobs"] =
-            if chat { chat_logprobs(d, k) } else { completion_logprobs(d, k, 0) };
+        end["choices"][0]["logprobs"] = if d.logprobs.is_empty() {
+            Value::Null
+        } else {
+            chunk_logprobs(chat, &d.logprobs, k, offset)
+        };
     }
     v.push(end);
     v

@@ -1,7 +1,7 @@
 //! Ollama's response objects: streamed pieces, the final object with its timing fields, tool
 //! calls and log-probabilities as Ollama ≥ 0.12.11 writes them.
 
-use super::sched::Done;
+use super::sched::{Done, Lp};
 use super::tools;
 use serde_json::{json, Value};
 use std::time::SystemTime;
@@ -13,14 +13,18 @@ pub fn created_at() -> String {
     format!("{}.{:09}Z", s.trim_end_matches('Z'), t.subsec_nanos())
 }
 
-/// A streamed `/api/generate` piece.
-pub fn generate_chunk(model: &str, piece: &str) -> Value {
-    json!({"model": model, "created_at": created_at(), "response": piece, "done": false})
-}
-
-/// A streamed `/api/chat` piece.
-pub fn chat_chunk(model: &str, piece: &str) -> Value {
-    json!({"model": model, "created_at": created_at(), "message": {"role": "assistant", "content": piece}, "done": false})
+/// A streamed `/api/generate` or `/api/chat` piece, with its tokens' log-probabilities when
+/// asked for (`Some(k)`: k alternatives).
+pub fn chunk(model: &str, chat: bool, piece: &str, lps: &[Lp], top: Option<usize>) -> Value {
+    let mut v = if chat {
+        json!({"model": model, "created_at": created_at(), "message": {"role": "assistant", "content": piece}, "done": false})
+    } else {
+        json!({"model": model, "created_at": created_at(), "response": piece, "done": false})
+    };
+    if let Some(k) = top {
+        v["logprobs"] = logprobs_json(lps, k);
+    }
+    v
 }
 
 /// What a response carries besides the text: the log-probabilities asked for (`Some(k)`: k
@@ -32,20 +36,15 @@ pub struct Extras<'a> {
 }
 
 /// Ollama's `logprobs` (≥ 0.12.11): the chosen token's text and log-probability, its `bytes`, and
-/// the `top_logprobs` alternatives, for each token of the output.
-pub fn logprobs_json(d: &Done, top: usize) -> Value {
-    let entry = |id: u32, lp: f32| {
-        let t = d.piece(id);
-        json!({"token": t, "logprob": lp, "bytes": t.as_bytes()})
-    };
-    let items: Vec<Value> = d
-        .out
-        .logprobs
+/// the `top_logprobs` alternatives, for each token given.
+pub fn logprobs_json(lps: &[Lp], top: usize) -> Value {
+    let entry = |t: &str, lp: f32| json!({"token": t, "logprob": lp, "bytes": t.as_bytes()});
+    let items: Vec<Value> = lps
         .iter()
         .map(|l| {
-            let mut v = entry(l.id, l.logprob);
+            let mut v = entry(&l.token, l.logprob);
             v["top_logprobs"] =
-                Value::Array(l.top.iter().take(top).map(|&(i, p)| entry(i, p)).collect());
+                Value::Array(l.top.iter().take(top).map(|(t, p)| entry(t, *p)).collect());
             v
         })
         .collect();
@@ -84,8 +83,9 @@ pub fn done(model: &str, d: &Done, chat: bool, text: &str, x: Extras) -> Value {
         let context: Vec<u32> = out.prompt_ids.iter().chain(&out.ids).copied().collect();
         v["context"] = json!(context);
     }
-    if let Some(k) = x.logprobs {
-        v["logprobs"] = logprobs_json(d, k);
+    // Ollama omits an empty list (`omitempty`): a stream's last object, its pieces carried them
+    if let (Some(k), false) = (x.logprobs, d.logprobs.is_empty()) {
+        v["logprobs"] = logprobs_json(&d.logprobs, k);
     }
     v
 }

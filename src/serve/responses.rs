@@ -4,7 +4,7 @@
 //! events (`response.created` … `response.output_text.delta` … `response.completed`).
 
 use super::api::{self, ApiError, Fields, Parsed, Prompt};
-use super::http::{first, json_response, openai_error, submit, AppState};
+use super::http::{collect, first, json_response, openai_error, submit, AppState, Whole};
 use super::log::{Entry, OnDrop};
 use super::openai;
 use super::sched::{Done, Event};
@@ -160,21 +160,14 @@ pub async fn handler(
     };
     let id = openai::id("resp");
     if !stream {
-        let mut text = String::new();
-        let mut ev = Some(head);
-        while let Some(e) = ev.take() {
-            match e {
-                Event::Text(t) => text.push_str(&t),
-                Event::Done(d) => {
-                    log.tokens(d.out.timings.prompt_eval_count, d.out.timings.eval_count);
-                    return json_response(200, &object(&id, &model, &text, Some(&d)));
-                }
-                Event::Error(e) => return openai_error(e),
-                Event::Loaded(_) | Event::Embedded(_) => break,
+        return match collect(head, &mut rx).await {
+            Ok(Whole::Done(text, d)) => {
+                log.tokens(d.out.timings.prompt_eval_count, d.out.timings.eval_count);
+                json_response(200, &object(&id, &model, &text, Some(&d)))
             }
-            ev = rx.recv().await;
-        }
-        return openai_error(ApiError::internal("the request ended without a result"));
+            Ok(Whole::Loaded(_)) => openai_error(ApiError::bad("input: the conversation is empty")),
+            Err(e) => openai_error(e),
+        };
     }
     log.streaming();
     let guard = OnDrop(log.clone());
@@ -188,7 +181,7 @@ pub async fn handler(
     let body = events.map(move |e| {
         let _ = &guard;
         let s = match e {
-            Event::Text(t) => ev.delta(&t),
+            Event::Text(t, _) => ev.delta(&t),
             Event::Done(d) => {
                 log.tokens(d.out.timings.prompt_eval_count, d.out.timings.eval_count);
                 ev.closing(&d)

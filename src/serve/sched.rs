@@ -14,25 +14,38 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc::UnboundedSender;
 
-/// A request's end: its output, and the text of every token its log-probabilities name.
+/// A request's end: its output, and its log-probabilities with their tokens' text (when asked
+/// for; a stream holds here only those it has not given out with a piece).
 #[derive(Debug)]
 pub struct Done {
     pub out: Output,
-    pub pieces: std::collections::HashMap<u32, String>,
+    pub logprobs: Vec<Lp>,
 }
 
-impl Done {
-    /// A token's text.
-    pub fn piece(&self, id: u32) -> &str {
-        self.pieces.get(&id).map_or("", String::as_str)
-    }
+/// A sampled token's log-probability and the alternatives', with their tokens' text.
+#[derive(Debug, Clone)]
+pub struct Lp {
+    pub token: String,
+    pub logprob: f32,
+    pub top: Vec<(String, f32)>,
+}
+
+fn named(tok: &crate::tokenizer::Tokenizer, lps: &[crate::engine::TokenLogprob]) -> Vec<Lp> {
+    let name = |id: u32| tok.decode(&[id]);
+    lps.iter()
+        .map(|l| Lp {
+            token: name(l.id),
+            logprob: l.logprob,
+            top: l.top.iter().map(|&(i, p)| (name(i), p)).collect(),
+        })
+        .collect()
 }
 
 /// What a request hears back.
 #[derive(Debug)]
 pub enum Event {
-    /// A piece of final text.
-    Text(String),
+    /// A piece of final text, with the log-probabilities of the tokens sampled since the last.
+    Text(String, Vec<Lp>),
     /// The end, with the output and its timings.
     Done(Box<Done>),
     /// An empty prompt loaded the model (Ollama's `done_reason: "load"`), or keep_alive 0
@@ -136,8 +149,8 @@ struct Chan {
 }
 
 impl Sink for Chan {
-    fn text(&mut self, piece: &str) -> bool {
-        self.tx.send(Event::Text(piece.to_string())).is_ok()
+    fn text(&mut self, piece: &str, logprobs: &[crate::engine::TokenLogprob]) -> bool {
+        self.tx.send(Event::Text(piece.to_string(), named(&self.tok, logprobs))).is_ok()
     }
     fn done(&mut self, out: crate::Result<Output>) {
         if let Some(b) = &self.background {
@@ -148,13 +161,8 @@ impl Sink for Chan {
         }
         let _ = self.tx.send(match out {
             Ok(out) => {
-                let mut pieces = std::collections::HashMap::new();
-                for lp in &out.logprobs {
-                    for id in std::iter::once(lp.id).chain(lp.top.iter().map(|t| t.0)) {
-                        pieces.entry(id).or_insert_with(|| self.tok.decode(&[id]));
-                    }
-                }
-                Event::Done(Box::new(Done { out, pieces }))
+                let logprobs = named(&self.tok, &out.logprobs);
+                Event::Done(Box::new(Done { out, logprobs }))
             }
             Err(e) => Event::Error(ApiError::from_engine(&e)),
         });

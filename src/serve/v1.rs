@@ -3,7 +3,7 @@
 //! held back until it is whole; usage counts the prompt once.
 
 use super::api::ApiError;
-use super::http::{first, json_response, openai_error, submit, AppState, Held};
+use super::http::{collect, first, json_response, openai_error, submit, AppState, Held, Whole};
 use super::log::{Entry, OnDrop};
 use super::openai::{self, Extras, OpenAi};
 use super::sched::{Done, Event};
@@ -99,20 +99,14 @@ async fn whole(ctx: Ctx, heads: Vec<(Event, UnboundedReceiver<Event>)>) -> Respo
     let mut texts = vec![];
     let mut dones = vec![];
     for (head, mut rx) in heads {
-        let mut text = String::new();
-        let mut ev = Some(head);
-        loop {
-            match ev {
-                Some(Event::Text(t)) => text.push_str(&t),
-                Some(Event::Done(d)) => break dones.push(d),
-                Some(Event::Error(e)) => return openai_error(e),
-                Some(Event::Loaded(_) | Event::Embedded(_)) | None => {
-                    return openai_error(ApiError::internal("the request ended without a result"))
-                }
+        match collect(head, &mut rx).await {
+            Ok(Whole::Done(text, d)) => {
+                texts.push(text);
+                dones.push(d);
             }
-            ev = rx.recv().await;
+            Ok(Whole::Loaded(_)) => return openai_error(ApiError::bad("the prompt is empty")),
+            Err(e) => return openai_error(e),
         }
-        texts.push(text);
     }
     ctx.log_tokens(&dones);
     let choices = texts
@@ -133,6 +127,8 @@ fn stream(ctx: Ctx, heads: Vec<(Event, UnboundedReceiver<Event>)>) -> Response {
     let tools = ctx.r.parsed.tools.is_some() && ctx.chat;
     let mut started = vec![false; n];
     let mut held: Vec<Held> = (0..n).map(|_| Held::new(tools)).collect();
+    // completions' text_offset: where choice i's next piece starts in its text
+    let mut offset = vec![ctx.echoed.as_deref().map_or(0, str::len); n];
     let mut dones: Vec<Box<Done>> = Vec::with_capacity(n);
     let mut closed = false;
     let streams = heads.into_iter().enumerate().map(|(i, (head, rx))| {
@@ -151,20 +147,33 @@ fn stream(ctx: Ctx, heads: Vec<(Event, UnboundedReceiver<Event>)>) -> Response {
             |started: bool| if started || c { "" } else { ctx.echoed.as_deref().unwrap_or("") };
         match ev {
             _ if closed => {}
-            Event::Text(t) => {
-                if let Some(t) = held[i].push(&t) {
-                    let t = format!("{}{t}", lead(started[i]));
-                    chunks.push(openai::chunk(c, &ctx.id, m, &t, !started[i], i));
+            Event::Text(t, lps) => {
+                if let Some((t, lps)) = held[i].push(&t, lps) {
+                    let mut ch = openai::chunk(
+                        c,
+                        &ctx.id,
+                        m,
+                        &format!("{}{t}", lead(started[i])),
+                        !started[i],
+                        i,
+                    );
+                    if let Some(k) = ctx.r.parsed.logprobs {
+                        ch["choices"][0]["logprobs"] =
+                            openai::chunk_logprobs(c, &lps, k, offset[i]);
+                    }
+                    offset[i] += t.len();
+                    chunks.push(ch);
                     started[i] = true;
                 }
             }
-            Event::Done(d) => {
-                let rest = held[i].rest(&d, ctx.r.parsed.tools.as_ref());
+            Event::Done(mut d) => {
+                let rest = held[i].rest(&mut d, ctx.r.parsed.tools.as_ref());
                 if !rest.is_empty() || !started[i] {
                     let t = format!("{}{rest}", lead(started[i]));
                     chunks.push(openai::chunk(c, &ctx.id, m, &t, !started[i], i));
                 }
-                chunks.extend(openai::last_chunks(c, &ctx.id, m, &d, i, ctx.extras()));
+                let x = ctx.extras();
+                chunks.extend(openai::last_chunks(c, &ctx.id, m, &d, i, x, offset[i]));
                 dones.push(d);
                 if dones.len() == n {
                     ctx.log_tokens(&dones);

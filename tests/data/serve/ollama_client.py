@@ -50,6 +50,11 @@ r = c.generate(model=model, prompt="The capital of France is", options={"tempera
 out["logprobs"] = [{"token": lp.token, "logprob": lp.logprob, "top": [t.token for t in lp.top_logprobs or []]}
                    for lp in r.logprobs or []]
 out["logprobs_text"] = r.response
+# streamed: each piece carries its own tokens' log-probabilities
+parts = list(c.generate(model=model, prompt="The capital of France is", options={"temperature": 0, "num_predict": 3},
+                        logprobs=True, top_logprobs=2, stream=True))
+out["logprobs_stream"] = [[lp.token for lp in p.logprobs or []] for p in parts if not p.done]
+out["logprobs_stream_text"] = [p.response for p in parts if not p.done]
 
 
 def add(a: int, b: int) -> int:

@@ -39,6 +39,10 @@ out["n2_stream"] = sorted({ch.choices[0].index for ch in chunks if ch.choices})
 r = c.chat.completions.create(model=model, messages=msgs, max_tokens=3, temperature=0, logprobs=True, top_logprobs=2)
 out["logprobs"] = [{"token": t.token, "logprob": t.logprob, "top": len(t.top_logprobs)} for t in r.choices[0].logprobs.content]
 out["logprobs_text"] = r.choices[0].message.content
+parts = [ch for ch in c.chat.completions.create(model=model, messages=msgs, max_tokens=3, temperature=0, logprobs=True,
+                                                  top_logprobs=2, stream=True) if ch.choices and ch.choices[0].delta.content]
+out["logprobs_stream"] = [[t.token for t in p.choices[0].logprobs.content] for p in parts]
+out["logprobs_stream_text"] = [p.choices[0].delta.content for p in parts]
 r = c.completions.create(model=model, prompt="The capital of France is", max_tokens=3, temperature=0, echo=True, logprobs=2)
 out["echo"] = {"text": r.choices[0].text, "tokens": r.choices[0].logprobs.tokens}
 weather = [{"type": "function", "function": {"name": "get_weather", "description": "The weather in a city.",
