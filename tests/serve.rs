@@ -252,6 +252,7 @@ fn the_openai_python_client_works() {
     streamed_logprobs(&v, &lp.iter().map(|l| l["token"].clone()).collect::<Vec<_>>());
     let echo = v["echo"]["text"].as_str().unwrap();
     assert!(echo.starts_with("The capital of France is") && echo.len() > 24, "{echo}");
+    scored_prompt(&v["score"]);
     assert_eq!(v["tools"]["finish"], "tool_calls");
     assert_eq!(v["tools"]["calls"][0][0], "get_weather");
     assert!(v["tools"]["calls"][0][1]["city"].is_string(), "{}", v["tools"]);
@@ -351,6 +352,12 @@ fn bad_requests_get_4xx_error_objects() {
         (
             "/v1/completions",
             r#"{"model": "gemma3:270m", "prompt": [2, 3], "echo": true}"#,
+            400,
+            "echo",
+        ),
+        (
+            "/v1/completions",
+            r#"{"model": "gemma3:270m", "prompt": "x", "echo": true, "logprobs": 1, "stream": true}"#,
             400,
             "echo",
         ),
@@ -561,4 +568,24 @@ fn streamed_logprobs(v: &serde_json::Value, tokens: &[serde_json::Value]) {
     let all: Vec<serde_json::Value> =
         pieces.iter().flat_map(|p| p.as_array().unwrap().clone()).collect();
     assert_eq!(all, tokens, "streamed = whole");
+}
+
+/// `echo` with `logprobs` scores the prompt: the first token has none, every other one its
+/// log-probability given the tokens before it, which for tokens that were generated greedily is
+/// the one they had then (the rows are computed in batches of another size: within 1e-3).
+fn scored_prompt(s: &serde_json::Value) {
+    let f = |v: &serde_json::Value| v.as_array().unwrap().clone();
+    let (scored, generated) = (f(&s["scored"]), f(&s["generated"]));
+    assert_eq!((s["completion_tokens"].as_u64(), scored[0].is_null()), (Some(0), true), "{s}");
+    assert_eq!(f(&s["tokens"]).len(), scored.len());
+    let tail = &scored[scored.len() - generated.len()..];
+    for (a, b) in tail.iter().zip(&generated) {
+        assert!((a.as_f64().unwrap() - b.as_f64().unwrap()).abs() < 1e-3, "{s}");
+    }
+    let tokens = f(&s["tokens"]);
+    assert_eq!(tokens[tokens.len() - generated.len()..], f(&s["gen_tokens"])[..]);
+    assert!(s["text"].as_str().unwrap().starts_with("The capital of France is"));
+    assert_eq!(s["ids_text"], "The capital of France is", "token ids echo as their text");
+    let ids = f(&s["ids_logprobs"]);
+    assert!(ids.len() == 6 && ids[1..].iter().all(|x| x.as_f64().unwrap() < 0.0), "{s}");
 }

@@ -381,6 +381,7 @@ impl GenArgs {
             truncate: !self.no_truncate,
             shift: !self.no_shift,
             logprobs,
+            prompt_logprobs: false,
             sampler: SamplerOptions {
                 temperature: self.temperature,
                 top_k: self.top_k,

@@ -115,7 +115,9 @@ impl<'a> Batcher<'a> {
             Ok(s) => s,
             Err(err) => return req.sink.done(Err(err)),
         };
-        let keep = e.reusable_prefix_in(slot, &seq.prompt);
+        // prompt log-probabilities need every prompt row's logits: nothing reused
+        let keep =
+            if seq.opts.prompt_logprobs { 0 } else { e.reusable_prefix_in(slot, &seq.prompt) };
         e.ctx[slot].truncate(keep);
         self.admitted += 1;
         let phase = Phase::Prompt { keep, at: keep };
@@ -158,6 +160,9 @@ impl<'a> Batcher<'a> {
         if n_dec > 0 && host {
             e.model.logits(0..n_dec, &mut e.logits[..n_dec * nv])?;
         }
+        if let Some((i, m)) = prefill {
+            self.prompt_rows(e, i, n_dec, m)?;
+        }
         let finished = prefill.filter(|&(i, m)| match self.active[i].phase {
             Phase::Prompt { at, .. } => at + m == self.active[i].seq.prompt.len(),
             Phase::Decode { .. } => false,
@@ -198,6 +203,25 @@ impl<'a> Batcher<'a> {
             }
         }
         self.sweep(e)
+    }
+
+    /// The log-probabilities of request `i`'s prompt tokens whose predecessors were rows
+    /// `n_dec..n_dec + m` of this forward, when it asked for them.
+    fn prompt_rows(&mut self, e: &mut Engine, i: usize, n_dec: usize, m: usize) -> Result<()> {
+        let a = &mut self.active[i];
+        let Phase::Prompt { at, .. } = a.phase else { return Ok(()) };
+        if !a.seq.opts.prompt_logprobs {
+            return Ok(());
+        }
+        let nv = e.model.n_vocab();
+        let row = &mut e.logits[n_dec * nv..(n_dec + 1) * nv];
+        for k in 0..m {
+            let Some(&next) = a.seq.prompt.get(at + k + 1) else { break };
+            e.model.logits(n_dec + k..n_dec + k + 1, row)?;
+            e.model.sync()?;
+            a.seq.prompt_row(row, next);
+        }
+        Ok(())
     }
 
     /// Ends every request with `err` (a forward failed; the slots' caches are dropped).

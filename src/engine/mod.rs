@@ -120,6 +120,9 @@ pub struct GenerateOptions {
     pub shift: bool,
     /// Top-N log-probabilities per generated token (0 = none).
     pub logprobs: usize,
+    /// The prompt's tokens' log-probabilities too, each with `logprobs` alternatives (OpenAI
+    /// completions' `echo`); the prompt is then evaluated whole, no cached prefix reused.
+    pub prompt_logprobs: bool,
     /// Added to a token's logit before sampling (OpenAI's `logit_bias`; −100 bans a token).
     pub logit_bias: Vec<(u32, f32)>,
     pub sampler: SamplerOptions,
@@ -137,6 +140,7 @@ impl Default for GenerateOptions {
             truncate: true,
             shift: true,
             logprobs: 0,
+            prompt_logprobs: false,
             logit_bias: vec![],
             sampler: SamplerOptions::default(),
             grammar: None,
@@ -171,6 +175,10 @@ pub struct Output {
     pub timings: Timings,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub logprobs: Vec<TokenLogprob>,
+    /// The log-probability of each prompt token after the first, given the tokens before it
+    /// (asked for with `prompt_logprobs`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub prompt_logprobs: Vec<TokenLogprob>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     /// Kernels one decode step launches, as its captured CUDA graph counts them (the graph then

@@ -29,6 +29,8 @@ pub(crate) struct Seq {
     warnings: Vec<String>,
     /// The logits with `logit_bias` added (sized on first use, once per request).
     biased: Vec<f32>,
+    /// The prompt's log-probabilities, when asked for.
+    prompt_lps: Vec<TokenLogprob>,
 }
 
 impl Seq {
@@ -66,7 +68,16 @@ impl Seq {
             t_eval: None,
             warnings,
             biased: vec![],
+            prompt_lps: vec![],
         }
+    }
+
+    /// Notes a prompt row's logits: the log-probability of `next`, the prompt token after it.
+    pub fn prompt_row(&mut self, logits: &[f32], next: u32) {
+        let mut lp = top_logprobs(logits, self.opts.logprobs.max(1));
+        lp.id = next;
+        lp.logprob = log_softmax_at(logits, next);
+        self.prompt_lps.push(lp);
     }
 
     /// The prompt's first batch is about to run.
@@ -167,6 +178,7 @@ impl Seq {
             done_reason: self.out.done,
             timings: self.t,
             logprobs: self.out.logprobs,
+            prompt_logprobs: self.prompt_lps,
             warnings: self.warnings,
             graph_kernels: None,
         }

@@ -192,6 +192,11 @@ pub fn completion(body: &[u8]) -> Result<OpenAi, ApiError> {
     };
     let prompt = Prompt::Text { prompt, system: None, raw: true, context };
     let echo = f.bool("echo")?.unwrap_or(false);
+    // echo with logprobs scores the prompt too (lm-evaluation-harness's loglikelihood)
+    opts.prompt_logprobs = echo && logprobs.is_some();
+    if opts.prompt_logprobs && stream {
+        return Err(ApiError::bad("echo: with logprobs, the answer cannot be streamed"));
+    }
     let parsed = Parsed {
         logprobs,
         n: n(&f)?,
@@ -268,6 +273,16 @@ fn completion_logprobs(given: &[Lp], k: usize, offset0: usize) -> Value {
     json!({"tokens": tokens, "token_logprobs": lps, "top_logprobs": tops, "text_offset": offsets})
 }
 
+/// What `echo` puts before a completion: the prompt's text, or for a prompt of token ids, its
+/// tokens' text.
+fn echo_text(echo: Option<&str>, d: &Done) -> String {
+    match echo {
+        Some(e) if !e.is_empty() || d.prompt.is_empty() => e.to_string(),
+        Some(_) => d.prompt.iter().map(|l| l.token.as_str()).collect(),
+        None => String::new(),
+    }
+}
+
 /// One choice of a response that was not streamed.
 pub fn choice(chat: bool, index: usize, text: &str, d: &Done, x: Extras) -> Value {
     let call = x.tools.and_then(|t| tools::call_in(&d.out.response, t));
@@ -278,12 +293,16 @@ pub fn choice(chat: bool, index: usize, text: &str, d: &Done, x: Extras) -> Valu
         }
         json!({"index": index, "message": m, "finish_reason": if call.is_some() { "tool_calls" } else { finish_reason(&d.out) }})
     } else {
-        let full = format!("{}{text}", x.echo.unwrap_or(""));
+        let full = format!("{}{text}", echo_text(x.echo, d));
         json!({"index": index, "text": full, "finish_reason": finish_reason(&d.out)})
     };
     c["logprobs"] = match (x.logprobs, chat) {
         (None, _) => Value::Null,
         (Some(k), true) => chat_logprobs(&d.logprobs, k),
+        (Some(k), false) if !d.prompt.is_empty() => {
+            let all: Vec<Lp> = d.prompt.iter().chain(&d.logprobs).cloned().collect();
+            completion_logprobs(&all, k, 0)
+        }
         (Some(k), false) => completion_logprobs(&d.logprobs, k, x.echo.map_or(0, str::len)),
     };
     c

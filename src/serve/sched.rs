@@ -20,6 +20,9 @@ use tokio::sync::mpsc::UnboundedSender;
 pub struct Done {
     pub out: Output,
     pub logprobs: Vec<Lp>,
+    /// The prompt's tokens with their log-probabilities, when asked for (the first token has
+    /// none: NaN, written as null).
+    pub prompt: Vec<Lp>,
 }
 
 /// A sampled token's log-probability and the alternatives', with their tokens' text.
@@ -162,7 +165,15 @@ impl Sink for Chan {
         let _ = self.tx.send(match out {
             Ok(out) => {
                 let logprobs = named(&self.tok, &out.logprobs);
-                Event::Done(Box::new(Done { out, logprobs }))
+                let mut prompt = vec![];
+                if let (Some(&first), false) =
+                    (out.prompt_ids.first(), out.prompt_logprobs.is_empty())
+                {
+                    let token = self.tok.decode(&[first]);
+                    prompt.push(Lp { token, logprob: f32::NAN, top: vec![] });
+                    prompt.extend(named(&self.tok, &out.prompt_logprobs));
+                }
+                Event::Done(Box::new(Done { out, logprobs, prompt }))
             }
             Err(e) => Event::Error(ApiError::from_engine(&e)),
         });

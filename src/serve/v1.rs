@@ -38,14 +38,16 @@ async fn start(
     Ok(heads)
 }
 
-/// The text that `echo` puts before a completion.
+/// The text that `echo` puts before a completion ("" for token ids: their tokens' text, known
+/// when the prompt has been scored).
 fn echo(r: &OpenAi) -> Result<Option<String>, ApiError> {
     match (&r.parsed.prompt, r.parsed.echo) {
         (_, false) => Ok(None),
         (super::api::Prompt::Text { prompt, context, .. }, true) if context.is_empty() => {
             Ok(Some(prompt.clone()))
         }
-        _ => Err(ApiError::bad("echo: needs the prompt as text, not token ids")),
+        _ if r.parsed.opts.prompt_logprobs => Ok(Some(String::new())),
+        _ => Err(ApiError::bad("echo: needs the prompt as text, or logprobs, for token ids")),
     }
 }
 

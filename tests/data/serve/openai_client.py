@@ -45,6 +45,16 @@ out["logprobs_stream"] = [[t.token for t in p.choices[0].logprobs.content] for p
 out["logprobs_stream_text"] = [p.choices[0].delta.content for p in parts]
 r = c.completions.create(model=model, prompt="The capital of France is", max_tokens=3, temperature=0, echo=True, logprobs=2)
 out["echo"] = {"text": r.choices[0].text, "tokens": r.choices[0].logprobs.tokens}
+# lm-evaluation-harness's loglikelihood: token ids, echo, logprobs, max_tokens 0; the prompt's
+# scores agree with the scores the same tokens had when generated
+g = c.completions.create(model=model, prompt="The capital of France is", max_tokens=3, temperature=0, logprobs=1)
+scored = c.completions.create(model=model, prompt="The capital of France is" + g.choices[0].text, max_tokens=0,
+                              temperature=0, echo=True, logprobs=1)
+ids = c.completions.create(model=model, prompt=[2, 818, 5279, 529, 7001, 563], max_tokens=0, echo=True, logprobs=1)
+out["score"] = {"generated": g.choices[0].logprobs.token_logprobs, "gen_tokens": g.choices[0].logprobs.tokens,
+                "scored": scored.choices[0].logprobs.token_logprobs, "tokens": scored.choices[0].logprobs.tokens,
+                "text": scored.choices[0].text, "completion_tokens": scored.usage.completion_tokens,
+                "ids_text": ids.choices[0].text, "ids_logprobs": ids.choices[0].logprobs.token_logprobs}
 weather = [{"type": "function", "function": {"name": "get_weather", "description": "The weather in a city.",
             "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
 ask = [{"role": "developer", "content": "Answer briefly."}, {"role": "user", "content": "What is the weather in Paris?"}]
