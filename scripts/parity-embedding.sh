@@ -5,7 +5,9 @@
 # /api/embed; prints the cosine of each pair and the worst one. The two are the same vector up to
 # rounding when the cosine is ≥ 0.999.
 #
-# usage: scripts/parity-embedding.sh [MODEL (path or registry name, default gemma3:270m)]
+# usage: scripts/parity-embedding.sh [MODEL (path or registry name, default gemma3:270m; an
+#        EmbeddingGemma GGUF too, e.g. the synthetic one `chimera bench --synthetic embeddinggemma
+#        --quant Q8_0 -p 16 -n 0` writes under ~/.cache/chimera/synthetic)]
 # env:   LLAMA_CPP_PYTHON=0.3.36  CHIMERA_LLAMACPP=<cache dir>
 set -euo pipefail
 MODEL=${1:-gemma3:270m}

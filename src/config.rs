@@ -24,12 +24,17 @@ pub struct Gemma3Config {
     pub attn_scale: f32,
     pub final_softcap: Option<f32>,
     pub tied_output: bool,
+    /// Causal attention (gemma3); EmbeddingGemma (`gemma-embedding`) attends both ways, its
+    /// sliding layers within ±window/2 (ref: llama-model.cpp LLM_ARCH_GEMMA_EMBEDDING:
+    /// causal_attn = false, LLAMA_SWA_TYPE_SYMMETRIC), and has no output head.
+    pub causal: bool,
 }
 
 /// The size label llama.cpp prints for a block count (ref: llama-model.cpp, LLM_ARCH_GEMMA3 types).
 pub fn size_label(n_layer: usize) -> &'static str {
     match n_layer {
         18 => "270M",
+        24 => "300M", // EmbeddingGemma
         26 => "1B",
         34 => "4B",
         48 => "12B",
@@ -47,8 +52,8 @@ impl Gemma3Config {
     /// Reads and checks the metadata; every missing required key is named in one error.
     pub fn from_gguf(g: &Gguf) -> Result<Self> {
         let path = &g.path;
-        match g.metadata.get("general.architecture").and_then(Value::as_str) {
-            Some("gemma3") => {}
+        let arch = match g.metadata.get("general.architecture").and_then(Value::as_str) {
+            Some(a @ ("gemma3" | "gemma-embedding")) => a,
             Some(other) => {
                 return Err(Error::Architecture { path: path.clone(), found: other.to_string() })
             }
@@ -58,18 +63,19 @@ impl Gemma3Config {
                     keys: vec!["general.architecture".into()],
                 })
             }
-        }
+        };
+        let k = |s: &str| format!("{arch}.{s}");
         let required = [
-            "gemma3.context_length",
-            "gemma3.embedding_length",
-            "gemma3.block_count",
-            "gemma3.feed_forward_length",
-            "gemma3.attention.head_count",
-            "tokenizer.ggml.tokens",
+            k("context_length"),
+            k("embedding_length"),
+            k("block_count"),
+            k("feed_forward_length"),
+            k("attention.head_count"),
+            "tokenizer.ggml.tokens".to_string(),
         ];
         let missing: Vec<String> = required
             .iter()
-            .filter(|k| !g.metadata.contains_key(**k))
+            .filter(|k| !g.metadata.contains_key(k.as_str()))
             .map(|k| k.to_string())
             .collect();
         if !missing.is_empty() {
@@ -101,58 +107,58 @@ impl Gemma3Config {
             }
         };
         let req = |key: &str| uint(key).map(|v| v.expect("invariant: presence checked above"));
-        let n_embd = req("gemma3.embedding_length")?;
-        let n_layer = req("gemma3.block_count")?;
-        let n_ff = req("gemma3.feed_forward_length")?;
-        let n_head = req("gemma3.attention.head_count")?;
-        let context_length = req("gemma3.context_length")?;
-        let n_head_kv = uint("gemma3.attention.head_count_kv")?.unwrap_or(n_head);
+        let n_embd = req(&k("embedding_length"))?;
+        let n_layer = req(&k("block_count"))?;
+        let n_ff = req(&k("feed_forward_length"))?;
+        let n_head = req(&k("attention.head_count"))?;
+        let context_length = req(&k("context_length"))?;
+        let n_head_kv = uint(&k("attention.head_count_kv"))?.unwrap_or(n_head);
         if n_head % n_head_kv != 0 {
             return Err(bad(
-                "gemma3.attention.head_count_kv",
+                &k("attention.head_count_kv"),
                 &format!("{n_head_kv} does not divide head_count {n_head}"),
             ));
         }
         // ref: Ollama model/models/gemma3/model_text.go falls back to 256 (llama.cpp's n_embd/n_head
         // fallback is wrong for gemma3)
-        let head_dim = uint("gemma3.attention.key_length")?.unwrap_or(256);
-        if let Some(vl) = uint("gemma3.attention.value_length")? {
+        let head_dim = uint(&k("attention.key_length"))?.unwrap_or(256);
+        if let Some(vl) = uint(&k("attention.value_length"))? {
             if vl != head_dim {
                 return Err(bad(
-                    "gemma3.attention.value_length",
+                    &k("attention.value_length"),
                     &format!("{vl} differs from key_length {head_dim}"),
                 ));
             }
         }
         if head_dim % 2 != 0 {
-            return Err(bad("gemma3.attention.key_length", "must be even for rope"));
+            return Err(bad(&k("attention.key_length"), "must be even for rope"));
         }
         // ref: HF Gemma3TextConfig rms_norm_eps = 1e-6 (Ollama-published files omit the key)
-        let rms_eps = float("gemma3.attention.layer_norm_rms_epsilon")?.unwrap_or(1e-6);
-        let sliding_window = uint("gemma3.attention.sliding_window")?;
+        let rms_eps = float(&k("attention.layer_norm_rms_epsilon"))?.unwrap_or(1e-6);
+        let sliding_window = uint(&k("attention.sliding_window"))?;
         // ref: HF Gemma3TextConfig rope_theta = 1e6; Ollama files name it rope.global.freq_base
-        let rope_base_global = match float("gemma3.rope.freq_base")? {
+        let rope_base_global = match float(&k("rope.freq_base"))? {
             Some(b) => b,
-            None => float("gemma3.rope.global.freq_base")?.unwrap_or(1_000_000.0),
+            None => float(&k("rope.global.freq_base"))?.unwrap_or(1_000_000.0),
         };
         // ref: llama.cpp llama-model.cpp LLM_ARCH_GEMMA3 sets rope_freq_base_train_swa = 10000
-        let rope_base_local = match float("gemma3.rope.freq_base_swa")? {
+        let rope_base_local = match float(&k("rope.freq_base_swa"))? {
             Some(b) => b,
-            None => float("gemma3.rope.local.freq_base")?.unwrap_or(10_000.0),
+            None => float(&k("rope.local.freq_base"))?.unwrap_or(10_000.0),
         };
         // ref: llama.cpp llama-model.cpp generic loader: freq_scale = 1/factor for linear scaling,
         // applied to global layers only
-        let scaling_type = g.metadata.get("gemma3.rope.scaling.type").and_then(Value::as_str);
-        let factor = match float("gemma3.rope.scaling.factor")? {
+        let scaling_type = g.metadata.get(&k("rope.scaling.type")).and_then(Value::as_str);
+        let factor = match float(&k("rope.scaling.factor"))? {
             Some(f) => Some(f),
-            None => float("gemma3.rope.scale_linear")?,
+            None => float(&k("rope.scale_linear"))?,
         };
         let rope_scale_global = match (scaling_type, factor) {
             (Some("linear") | None, Some(f)) if f > 0.0 && f != 1.0 => 1.0 / f,
             (Some("none"), _) | (_, None) => 1.0,
             (Some(t), Some(_)) if t != "linear" => {
                 return Err(bad(
-                    "gemma3.rope.scaling.type",
+                    &k("rope.scaling.type"),
                     &format!("'{t}' is not supported (linear)"),
                 ))
             }
@@ -160,12 +166,14 @@ impl Gemma3Config {
         };
         // ref: llama.cpp llama-model.cpp LLM_ARCH_GEMMA3: 27B (62 layers) scales queries by
         // 1/sqrt(n_embd/n_head) per gemma_pytorch's config; the others by 1/sqrt(head_dim)
-        let attn_scale = if n_layer == 62 {
+        let causal = arch == "gemma3";
+        // ref: llama-model.cpp LLM_ARCH_GEMMA_EMBEDDING: f_attention_scale = 1/sqrt(head_dim)
+        let attn_scale = if n_layer == 62 && causal {
             1.0 / ((n_embd / n_head) as f32).sqrt()
         } else {
             1.0 / (head_dim as f32).sqrt()
         };
-        let final_softcap = float("gemma3.final_logit_softcapping")?.filter(|c| *c > 0.0);
+        let final_softcap = float(&k("final_logit_softcapping"))?.filter(|c| *c > 0.0);
         let n_vocab = match g.tensor("token_embd.weight") {
             Some(t) if t.dims.len() == 2 && t.dims[0] as usize == n_embd => t.dims[1] as usize,
             Some(t) => {
@@ -200,6 +208,7 @@ impl Gemma3Config {
             attn_scale,
             final_softcap,
             tied_output: g.tensor("output.weight").is_none(),
+            causal,
         })
     }
 

@@ -25,26 +25,40 @@ pub struct Shape {
     pub context_length: usize,
     /// Linear rope scaling on global layers (4B and up).
     pub rope_scale: Option<f32>,
+    /// EmbeddingGemma (`gemma-embedding`): bidirectional, mean pooling, dense projections
+    /// n_embd → 3072 → n_embd after it.
+    pub embedding: bool,
 }
 
 /// The five published sizes (ref: ollama-llamacpp-semantics.md §5.2, HF config.json).
 #[rustfmt::skip]
 const SHAPES: [Shape; 5] = [
-    Shape { label: "270M", n_layer: 18, n_embd: 640, n_ff: 2048, n_head: 4, n_head_kv: 1, head_dim: 256, window: 512, context_length: 32768, rope_scale: None },
-    Shape { label: "1B", n_layer: 26, n_embd: 1152, n_ff: 6912, n_head: 4, n_head_kv: 1, head_dim: 256, window: 512, context_length: 32768, rope_scale: None },
-    Shape { label: "4B", n_layer: 34, n_embd: 2560, n_ff: 10240, n_head: 8, n_head_kv: 4, head_dim: 256, window: 1024, context_length: 131072, rope_scale: Some(8.0) },
-    Shape { label: "12B", n_layer: 48, n_embd: 3840, n_ff: 15360, n_head: 16, n_head_kv: 8, head_dim: 256, window: 1024, context_length: 131072, rope_scale: Some(8.0) },
-    Shape { label: "27B", n_layer: 62, n_embd: 5376, n_ff: 21504, n_head: 32, n_head_kv: 16, head_dim: 128, window: 1024, context_length: 131072, rope_scale: Some(8.0) },
+    Shape { label: "270M", n_layer: 18, n_embd: 640, n_ff: 2048, n_head: 4, n_head_kv: 1, head_dim: 256, window: 512, context_length: 32768, rope_scale: None, embedding: false },
+    Shape { label: "1B", n_layer: 26, n_embd: 1152, n_ff: 6912, n_head: 4, n_head_kv: 1, head_dim: 256, window: 512, context_length: 32768, rope_scale: None, embedding: false },
+    Shape { label: "4B", n_layer: 34, n_embd: 2560, n_ff: 10240, n_head: 8, n_head_kv: 4, head_dim: 256, window: 1024, context_length: 131072, rope_scale: Some(8.0), embedding: false },
+    Shape { label: "12B", n_layer: 48, n_embd: 3840, n_ff: 15360, n_head: 16, n_head_kv: 8, head_dim: 256, window: 1024, context_length: 131072, rope_scale: Some(8.0), embedding: false },
+    Shape { label: "27B", n_layer: 62, n_embd: 5376, n_ff: 21504, n_head: 32, n_head_kv: 16, head_dim: 128, window: 1024, context_length: 131072, rope_scale: Some(8.0), embedding: false },
 ];
 
-/// The shape of a size name (`gemma3:4b` or `4b`).
+/// EmbeddingGemma-300m (ref: its HF config.json: 24 layers, hidden 768, intermediate 1152, 3
+/// heads, 1 KV head, head_dim 256, sliding_window 512, max_position_embeddings 2048).
+#[rustfmt::skip]
+const EMBEDDING: Shape = Shape { label: "embeddinggemma", n_layer: 24, n_embd: 768, n_ff: 1152, n_head: 3, n_head_kv: 1, head_dim: 256, window: 512, context_length: 2048, rope_scale: None, embedding: true };
+
+/// EmbeddingGemma's dense projection width (ref: its 2_Dense/config.json, out_features 3072).
+const DENSE_WIDTH: usize = 3072;
+
+/// The shape of a size name (`gemma3:4b`, `4b`, or `embeddinggemma`).
 pub fn shape(name: &str) -> Result<Shape> {
     let want = name.trim_start_matches("gemma3:");
-    SHAPES
-        .iter()
-        .find(|s| s.label.eq_ignore_ascii_case(want))
-        .copied()
-        .ok_or_else(|| Error::option("--synthetic", name, "one of gemma3:270m, 1b, 4b, 12b, 27b"))
+    if want.eq_ignore_ascii_case("embeddinggemma")
+        || want.eq_ignore_ascii_case("embeddinggemma:300m")
+    {
+        return Ok(EMBEDDING);
+    }
+    SHAPES.iter().find(|s| s.label.eq_ignore_ascii_case(want)).copied().ok_or_else(|| {
+        Error::option("--synthetic", name, "one of gemma3:270m, 1b, 4b, 12b, 27b, embeddinggemma")
+    })
 }
 
 /// gemma3's vocabulary size (ref: llama-model.cpp; the converter trims to the tokenizer).
@@ -106,24 +120,36 @@ pub fn write(path: &Path, size: &str, quant: Target) -> Result<()> {
     let sh = shape(size)?;
     let mut md = BTreeMap::new();
     let u = |v: usize| Value::U32(v as u32);
-    md.insert("general.architecture".into(), Value::String("gemma3".into()));
-    md.insert("general.name".into(), Value::String(format!("synthetic gemma3 {}", sh.label)));
+    let arch = if sh.embedding { "gemma-embedding" } else { "gemma3" };
+    let k = |s: &str| format!("{arch}.{s}");
+    md.insert("general.architecture".into(), Value::String(arch.into()));
+    md.insert("general.name".into(), Value::String(format!("synthetic {arch} {}", sh.label)));
     md.insert("general.file_type".into(), Value::U32(quant.ftype()));
     md.insert("chimera.synthetic".into(), Value::Bool(true));
-    md.insert("gemma3.context_length".into(), u(sh.context_length));
-    md.insert("gemma3.embedding_length".into(), u(sh.n_embd));
-    md.insert("gemma3.block_count".into(), u(sh.n_layer));
-    md.insert("gemma3.feed_forward_length".into(), u(sh.n_ff));
-    md.insert("gemma3.attention.head_count".into(), u(sh.n_head));
-    md.insert("gemma3.attention.head_count_kv".into(), u(sh.n_head_kv));
-    md.insert("gemma3.attention.key_length".into(), u(sh.head_dim));
-    md.insert("gemma3.attention.value_length".into(), u(sh.head_dim));
-    md.insert("gemma3.attention.sliding_window".into(), u(sh.window));
-    md.insert("gemma3.attention.layer_norm_rms_epsilon".into(), Value::F32(1e-6));
-    md.insert("gemma3.rope.freq_base".into(), Value::F32(1e6));
+    md.insert(k("context_length"), u(sh.context_length));
+    md.insert(k("embedding_length"), u(sh.n_embd));
+    md.insert(k("block_count"), u(sh.n_layer));
+    md.insert(k("feed_forward_length"), u(sh.n_ff));
+    md.insert(k("attention.head_count"), u(sh.n_head));
+    md.insert(k("attention.head_count_kv"), u(sh.n_head_kv));
+    md.insert(k("attention.key_length"), u(sh.head_dim));
+    md.insert(k("attention.value_length"), u(sh.head_dim));
+    md.insert(k("attention.sliding_window"), u(sh.window));
+    md.insert(k("attention.layer_norm_rms_epsilon"), Value::F32(1e-6));
+    md.insert(k("rope.freq_base"), Value::F32(1e6));
     if let Some(f) = sh.rope_scale {
-        md.insert("gemma3.rope.scaling.type".into(), Value::String("linear".into()));
-        md.insert("gemma3.rope.scaling.factor".into(), Value::F32(f));
+        md.insert(k("rope.scaling.type"), Value::String("linear".into()));
+        md.insert(k("rope.scaling.factor"), Value::F32(f));
+    }
+    if sh.embedding {
+        // ref: convert_hf_to_gguf.py EmbeddingGemma: pooling mean (1), dense feature sizes
+        md.insert(k("pooling_type"), u(1));
+        for (d, i, o) in [("dense_2", sh.n_embd, DENSE_WIDTH), ("dense_3", DENSE_WIDTH, sh.n_embd)]
+        {
+            md.insert(k(&format!("{d}_feat_in")), u(i));
+            md.insert(k(&format!("{d}_feat_out")), u(o));
+        }
+        md.insert("tokenizer.ggml.add_eos_token".into(), Value::Bool(true));
     }
     // a vocabulary of the real size: specials, 256 byte tokens, then placeholder pieces
     let mut tokens: Vec<String> = ["<pad>", "<eos>", "<bos>", "<unk>"].map(String::from).to_vec();
@@ -151,6 +177,10 @@ pub fn write(path: &Path, size: &str, quant: Target) -> Result<()> {
         ("token_embd.weight".into(), vec![e as u64, N_VOCAB as u64]),
         ("output_norm.weight".into(), vec![e as u64]),
     ];
+    if sh.embedding {
+        specs.push(("dense_2.weight".into(), vec![e as u64, DENSE_WIDTH as u64]));
+        specs.push(("dense_3.weight".into(), vec![DENSE_WIDTH as u64, e as u64]));
+    }
     for l in 0..sh.n_layer {
         let n = |s: &str| format!("blk.{l}.{s}.weight");
         for s in ["attn_norm", "post_attention_norm", "ffn_norm", "post_ffw_norm"] {
@@ -199,8 +229,9 @@ pub fn ensure(
     quant_name: &str,
 ) -> Result<std::path::PathBuf> {
     let sh = shape(size)?;
+    let family = if sh.embedding { "" } else { "gemma3-" };
     let p = dir.join(format!(
-        "gemma3-{}-{}-synthetic.gguf",
+        "{family}{}-{}-synthetic.gguf",
         sh.label.to_ascii_lowercase(),
         quant_name.to_ascii_lowercase()
     ));
@@ -220,5 +251,6 @@ mod tests {
         assert_eq!(shape("gemma3:4b").unwrap().n_layer, 34);
         assert_eq!(shape("27b").unwrap().head_dim, 128);
         assert!(shape("gemma3:7b").unwrap_err().to_string().contains("--synthetic"));
+        assert!(shape("embeddinggemma").unwrap().embedding);
     }
 }

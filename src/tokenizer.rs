@@ -29,6 +29,9 @@ pub struct Specials {
     /// `<end_of_turn>` for gemma (ref: llama-vocab.cpp adds it to the end-of-generation set).
     pub eot: Option<u32>,
     pub add_bos: bool,
+    /// Whether an input ends with EOS when its special tokens are added (ref: llama-vocab.cpp
+    /// add_eos; EmbeddingGemma's vocabulary sets it).
+    pub add_eos: bool,
 }
 
 /// A tokenizer of either kind.
@@ -126,6 +129,7 @@ impl Tokenizer {
             eos: id("tokenizer.ggml.eos_token_id")?,
             eot,
             add_bos: flag("tokenizer.ggml.add_bos_token", true),
+            add_eos: flag("tokenizer.ggml.add_eos_token", false),
         };
         Ok(Tokenizer::Spm(Box::new(Spm {
             tokens,

@@ -104,6 +104,8 @@ fn install_py_clients() -> PathBuf {
         Command::new("python3")
             .args(["-c", "import ollama, openai, langchain_ollama, litellm"])
             .env("PYTHONPATH", d)
+            // LiteLLM fetches its price list on import unless told to use the bundled one
+            .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
             .status()
             .is_ok_and(|s| s.success())
     };

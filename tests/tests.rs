@@ -39,6 +39,9 @@ mod serve;
 /// LangChain, LiteLLM and a browser page (CORS) against `chimera serve`.
 mod clients;
 
+/// EmbeddingGemma (`gemma-embedding`) against llama.cpp's embeddings, on synthetic weights.
+mod embedding;
+
 /// Model stores: Ollama's store in place; killed, concurrent and out-of-space pulls.
 mod store;
 

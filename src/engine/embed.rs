@@ -1,7 +1,8 @@
-//! Embeddings: each input's final-normed hidden states, mean-pooled and L2-normalised, as
-//! llama.cpp's `llama-embedding --pooling mean` (embd_normalize 2) computes them for gemma3.
-//! Inputs run side by side in free KV slots, their tokens packed into shared forwards of up to
-//! num_batch rows, so that many short inputs cost few forwards.
+//! Embeddings: each input's final-normed hidden states, mean-pooled, through the model's
+//! projections (EmbeddingGemma's dense layers) and L2-normalised, as llama.cpp's
+//! `llama-embedding --pooling mean` (embd_normalize 2) computes them. Inputs run side by side
+//! in free KV slots, their tokens packed into shared forwards of up to num_batch rows, so that
+//! many short inputs cost few forwards; a bidirectional model's inputs each lie whole in one.
 
 use super::Engine;
 use crate::backend::Batch;
@@ -15,17 +16,26 @@ struct Cursor {
 }
 
 impl Engine {
-    /// Token ids of an embedding input: BOS and the text, special tokens parsed (as
-    /// llama-embedding tokenizes); longer than num_ctx is an error unless `truncate`, which keeps
-    /// the first num_ctx tokens.
+    /// Token ids of an embedding input: BOS, the text, and EOS where the vocabulary adds it
+    /// (EmbeddingGemma's does), special tokens parsed (as llama-embedding tokenizes); longer than
+    /// the model takes is an error unless `truncate`, which keeps the first tokens.
     pub fn embed_ids(&self, text: &str, truncate: bool) -> Result<Vec<u32>> {
-        let ids = self.tokenizer.encode(text, true, true)?;
+        let mut ids = self.tokenizer.encode(text, true, true)?;
+        let sp = self.tokenizer.specials();
+        if let (true, Some(eos)) = (sp.add_eos, sp.eos) {
+            ids.push(eos);
+        }
         self.fit_embed(ids, truncate)
     }
 
-    /// Checks (or truncates) an input given as token ids.
+    /// Checks (or truncates) an input given as token ids: num_ctx tokens at most, and num_batch
+    /// for a bidirectional model (one forward sees the whole input).
     pub fn fit_embed(&self, mut ids: Vec<u32>, truncate: bool) -> Result<Vec<u32>> {
-        let n_ctx = self.opts.num_ctx;
+        let n_ctx = if self.model.cfg.causal {
+            self.opts.num_ctx
+        } else {
+            self.opts.num_ctx.min(self.opts.num_batch)
+        };
         if ids.len() > n_ctx {
             if !truncate {
                 return Err(Error::PromptTooLong { n_prompt: ids.len(), num_ctx: n_ctx });
@@ -58,10 +68,14 @@ impl Engine {
             }
             self.batch.clear();
             rows.clear();
+            let whole = !self.model.cfg.causal;
             for (k, c) in open.iter_mut().enumerate() {
                 let room = self.opts.num_batch - self.batch.tokens.len();
                 let ids = &inputs[c.input];
-                let take = (ids.len() - c.at).min(room);
+                let mut take = (ids.len() - c.at).min(room);
+                if whole && take < ids.len() - c.at {
+                    take = 0; // the next forward takes it whole
+                }
                 for (p, &t) in ids.iter().enumerate().skip(c.at).take(take) {
                     self.batch.push(t, c.slot, p);
                     rows.push(k);
@@ -77,7 +91,17 @@ impl Engine {
             }
             open.retain(|c| c.at < inputs[c.input].len());
         }
-        Ok(sums.into_iter().map(|s| normalize(&s)).collect())
+        let out = sums.into_iter().zip(inputs).map(|(s, ids)| {
+            if self.model.dense.is_empty() {
+                return normalize(&s);
+            }
+            let mut v: Vec<f32> = s.iter().map(|x| (x / ids.len() as f64) as f32).collect();
+            for d in &self.model.dense {
+                v = d.apply(&v);
+            }
+            normalize(&v.iter().map(|&x| f64::from(x)).collect::<Vec<_>>())
+        });
+        Ok(out.collect())
     }
 }
 

@@ -237,7 +237,9 @@ impl Engine {
             ));
             opts.num_ctx = cfg.context_length;
         }
-        opts.num_batch = opts.num_batch.min(opts.num_ctx);
+        // a bidirectional model sees an input whole in one forward: batches as long as the
+        // context (as llama.cpp's embeddings need n_ubatch ≥ the input)
+        opts.num_batch = if cfg.causal { opts.num_batch.min(opts.num_ctx) } else { opts.num_ctx };
         let sizing = Sizing {
             num_ctx: opts.num_ctx,
             num_batch: opts.num_batch,
@@ -444,6 +446,13 @@ impl Engine {
     /// exceeds num_ctx: keep num_keep, drop the oldest of the rest), its sampler chain and its
     /// grammar compiled.
     fn start(&self, prompt: &[u32], opts: &GenerateOptions, at: Arrival) -> Result<Seq> {
+        if !self.model.cfg.causal {
+            return Err(Error::option(
+                "model",
+                "gemma-embedding",
+                "an embedding model: it does not generate text",
+            ));
+        }
         let (num_ctx, n_vocab) = (self.opts.num_ctx, self.model.cfg.n_vocab);
         let sampler = Sampler::new(opts.sampler.clone(), n_vocab, num_ctx)?;
         let constraint = match &opts.grammar {

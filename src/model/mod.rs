@@ -10,6 +10,7 @@
 //! tied to the embedding unless `output.weight` exists; optional final logit soft-cap.
 
 pub mod block;
+pub mod dense;
 
 pub use crate::config::{size_label, Gemma3Config};
 
@@ -51,6 +52,8 @@ pub struct Model {
     /// (num_batch, n_embd): the embedded batch and the residual stream at boundary hops.
     host: Vec<f32>,
     max_batch: usize,
+    /// Projections after pooling (EmbeddingGemma), in order; none for gemma3.
+    pub dense: Vec<dense::Dense>,
 }
 
 impl Model {
@@ -59,6 +62,8 @@ impl Model {
     /// cache and buffers.
     pub fn load(gguf: Gguf, plan: &Plan, gpu: GpuDevice, s: &Sizing) -> Result<Model> {
         let cfg = Gemma3Config::from_gguf(&gguf)?;
+        // the candle backend attends causally only: a bidirectional model runs on the CPU
+        let gpu = if cfg.causal { gpu } else { GpuDevice::None };
         let gguf = Arc::new(gguf);
         let n = cfg.n_layer;
         let on_gpu = |p: Placement| p == Placement::Gpu && gpu != GpuDevice::None;
@@ -103,7 +108,9 @@ impl Model {
             offset: t.offset as usize,
             row_bytes: t.bytes as usize / cfg.n_vocab,
         };
+        let dense = dense::load(&gguf, cfg.n_embd)?;
         Ok(Model {
+            dense,
             block_on: (0..n).map(|l| at(gpu_blocks[l])).collect(),
             head_on: at(head_gpu),
             host: vec![0f32; s.num_batch * cfg.n_embd],
@@ -132,6 +139,7 @@ impl Model {
             max_batch: s.num_batch,
             backends: vec![Box::new(b)],
             embd: Embedding::Dense(folder),
+            dense: vec![],
             gguf: None,
             cfg,
         })

@@ -107,7 +107,7 @@ pub async fn show(State(st): St, body: Bytes) -> Response {
             "template": template,
             "details": details(&path, quant.as_deref()),
             "model_info": info,
-            "capabilities": ["completion", "tools"],
+            "capabilities": capabilities(&info),
             "modified_at": modified(&path).0,
         }))
     })
@@ -230,5 +230,13 @@ pub async fn v1_model(UrlPath(name): UrlPath<String>) -> Response {
     match found {
         Some((n, t)) => json_response(200, &openai::model(&n, t)),
         None => openai_error(ApiError::not_found(format!("The model '{name}' does not exist"))),
+    }
+}
+
+/// What a model can do, in Ollama's words: an embedding model (EmbeddingGemma) only embeds.
+fn capabilities(info: &serde_json::Map<String, Value>) -> Value {
+    match info.get("general.architecture").and_then(Value::as_str) {
+        Some("gemma-embedding") => json!(["embedding"]),
+        _ => json!(["completion", "tools"]),
     }
 }

@@ -144,6 +144,7 @@ impl Folder {
             eos: id("eos_token_id").map(|v| v as u32),
             eot: None,
             add_bos: true,
+            add_eos: false,
         };
         let template = read_json(&self.path.join("tokenizer_config.json"))
             .ok()
@@ -247,5 +248,6 @@ pub fn config(v: &Value, path: &Path, tied: bool) -> Result<Gemma3Config> {
         attn_scale: 1.0 / scalar.sqrt(),
         final_softcap: float("final_logit_softcapping")?.filter(|c| *c > 0.0),
         tied_output: tied,
+        causal: true,
     })
 }

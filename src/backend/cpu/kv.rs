@@ -233,6 +233,7 @@ mod tests {
             attn_scale: 0.5,
             final_softcap: None,
             tied_output: true,
+            causal: true,
         }
     }
 

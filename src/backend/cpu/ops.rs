@@ -179,11 +179,9 @@ impl Attn<'_> {
             // Later queries see more keys: dealing tasks round-robin balances causal rows.
             for task in (t..tasks).step_by(nt) {
                 let (b, h0) = (task / chunks, task % chunks * HT);
-                let p = batch.pos(b);
                 let lc = self.kv.layer(self.l, batch.seq(b));
                 let (cells, (ks, vs)) = (lc.cells, lc.rows::<E>());
-                let start = window.map_or(0, |w| (p + 1).saturating_sub(w));
-                let len = p + 1 - start;
+                let (start, len) = keys(c.causal, window, batch, b);
                 let g = h0 / group;
                 let qh: [&[f32]; HT] =
                     std::array::from_fn(|j| &q[b * qd + (h0 + j) * hd..b * qd + (h0 + j + 1) * hd]);
@@ -200,6 +198,26 @@ impl Attn<'_> {
             }
         });
     }
+}
+
+/// The keys query `b` sees, as (first position, count): causal, those up to its own position
+/// (the last `window` of them on sliding layers); bidirectional (EmbeddingGemma), every position
+/// of its sequence, which lies whole in this batch, within ±window/2 on sliding layers (ref:
+/// llama-hparams.cpp is_masked_swa, LLAMA_SWA_TYPE_SYMMETRIC).
+fn keys(causal: bool, window: Option<usize>, batch: &Batch, b: usize) -> (usize, usize) {
+    let p = batch.pos(b);
+    if causal {
+        let start = window.map_or(0, |w| (p + 1).saturating_sub(w));
+        return (start, p + 1 - start);
+    }
+    let seq = batch.seq(b);
+    let last = (b..batch.len()).filter(|&j| batch.seq(j) == seq).map(|j| batch.pos(j)).max();
+    let end = last.unwrap_or(p) + 1;
+    let (start, end) = match window {
+        Some(w) => (p.saturating_sub(w / 2), end.min(p + w / 2 + 1)),
+        None => (0, end),
+    };
+    (start, end - start)
 }
 
 /// One query position's heads `qh` (sharing a KV head) over `len` keys and values: scores two
@@ -277,5 +295,20 @@ mod tests {
         assert_eq!((x[1], x[3]), (0.0, 1.0));
         rope_neox(&mut x, &[c, 1.0], &[-s, 0.0]);
         assert!((x[0] - 1.0).abs() < 1e-6 && x[2].abs() < 1e-6);
+    }
+
+    #[test]
+    fn keys_causal_and_both_ways() {
+        let (seq, pos) = ([0, 0, 0, 0, 0, 1, 1], [0, 1, 2, 3, 4, 0, 1]);
+        let b = Batch::Mixed { seq: &seq, pos: &pos };
+        // causal: up to itself; a sliding layer the last `window` (itself included)
+        assert_eq!(keys(true, None, &b, 3), (0, 4));
+        assert_eq!(keys(true, Some(2), &b, 3), (2, 2));
+        // both ways: the whole sequence; sliding, |q − k| ≤ window / 2
+        assert_eq!(keys(false, None, &b, 2), (0, 5));
+        assert_eq!(keys(false, Some(2), &b, 2), (1, 3));
+        assert_eq!(keys(false, Some(2), &b, 0), (0, 2));
+        assert_eq!(keys(false, Some(4), &b, 4), (2, 3));
+        assert_eq!(keys(false, None, &b, 5), (0, 2), "another sequence's keys are not seen");
     }
 }
