@@ -484,6 +484,33 @@ fn four_concurrent_greedy_requests_equal_the_sequential_ones() {
 }
 
 #[test]
+fn one_prompt_sent_twice_at_once_is_evaluated_once() {
+    // three slots (requests that do not stream take two at most), both requests running
+    // together (96 tokens each): without sharing, each slot
+    // would evaluate the whole prompt; with it, the second copies the first's KV
+    let s = Arc::new(Server::start(&["--parallel", "3"]));
+    let prompt = "The history of the lighthouse keepers of the northern coast, told year by year: "
+        .repeat(4);
+    let body = format!(
+        r#"{{"model": "gemma3:270m", "prompt": "{prompt}", "stream": false, "options": {{"temperature": 0, "num_predict": 96}}}}"#
+    );
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let (s, b) = (s.clone(), body.clone());
+            std::thread::spawn(move || s.post("/api/generate", &b).1)
+        })
+        .collect();
+    let v: Vec<serde_json::Value> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(
+        v[0]["response"], v[1]["response"],
+        "the copied KV gives the evaluated one's tokens"
+    );
+    let mut counts: Vec<u64> = v.iter().map(|x| x["prompt_eval_count"].as_u64().unwrap()).collect();
+    counts.sort();
+    assert!(counts[0] == 1 && counts[1] > 64, "evaluated once, then one token: {counts:?}");
+}
+
+#[test]
 fn sigterm_ends_in_flight_requests_and_exits_0() {
     let mut s = Server::start(&[]);
     let addr = s.addr();

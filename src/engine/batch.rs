@@ -48,7 +48,22 @@ enum Phase {
     Prompt { keep: usize, at: usize },
     /// `next` is sampled and goes into the next step.
     Decode { next: u32 },
+    /// Waits for the request in slot `from` to finish evaluating a prompt that shares a longer
+    /// prefix with this one than any cache does, then copies its KV (`n` choices, or clients
+    /// sending one prompt at once: the shared prefix is evaluated once).
+    Wait { from: usize },
 }
+
+/// Where a shared prompt prefix comes from: a slot still evaluating it, or one holding it.
+#[derive(Clone, Copy)]
+enum Donor {
+    Evaluating(usize),
+    Holds(usize),
+}
+
+/// The shortest prefix worth waiting for or copying a slot's cache for (a copy moves the whole
+/// cache; a few tokens are cheaper to evaluate).
+const MIN_SHARED: usize = 32;
 
 struct Active<'a> {
     seq: Seq,
@@ -116,11 +131,22 @@ impl<'a> Batcher<'a> {
             Err(err) => return req.sink.done(Err(err)),
         };
         // prompt log-probabilities need every prompt row's logits: nothing reused
-        let keep =
-            if seq.opts.prompt_logprobs { 0 } else { e.reusable_prefix_in(slot, &seq.prompt) };
+        let scored = seq.opts.prompt_logprobs;
+        let mut keep = if scored { 0 } else { e.reusable_prefix_in(slot, &seq.prompt) };
+        let mut phase = Phase::Prompt { keep, at: keep };
+        match self.donor(e, &seq.prompt, keep).filter(|_| !scored) {
+            Some(Donor::Evaluating(from)) => phase = Phase::Wait { from },
+            Some(Donor::Holds(from)) => {
+                if let Err(err) = e.copy_slot(from, slot) {
+                    return req.sink.done(Err(err));
+                }
+                keep = e.reusable_prefix_in(slot, &seq.prompt);
+                phase = Phase::Prompt { keep, at: keep };
+            }
+            None => {}
+        }
         e.ctx[slot].truncate(keep);
         self.admitted += 1;
-        let phase = Phase::Prompt { keep, at: keep };
         self.active.push(Active {
             seq,
             sink: req.sink,
@@ -131,10 +157,48 @@ impl<'a> Batcher<'a> {
         });
     }
 
+    /// The running request whose prompt shares more than `keep` tokens (and at least
+    /// [`MIN_SHARED`]) with `prompt`: one still evaluating it, or one whose slot holds it.
+    fn donor(&self, e: &Engine, prompt: &[u32], keep: usize) -> Option<Donor> {
+        let common = |a: &[u32]| a.iter().zip(prompt).take_while(|(x, y)| x == y).count();
+        let (n, donor) = self
+            .active
+            .iter()
+            .filter(|a| a.ended.is_none())
+            .map(|a| match a.phase {
+                Phase::Prompt { .. } => (common(&a.seq.prompt), Donor::Evaluating(a.slot)),
+                _ => (e.reusable_prefix_in(a.slot, prompt), Donor::Holds(a.slot)),
+            })
+            .max_by_key(|(n, _)| *n)?;
+        let n = n.min(prompt.len().saturating_sub(1));
+        (n > keep && n >= MIN_SHARED).then_some(donor)
+    }
+
+    /// Requests waiting on another's prompt start once it is evaluated (or gone), with its KV
+    /// copied: the shared prefix is theirs where the slot still holds it.
+    fn resume(&mut self, e: &mut Engine) -> Result<()> {
+        for i in 0..self.active.len() {
+            let Phase::Wait { from } = self.active[i].phase else { continue };
+            let evaluating = self.active.iter().any(|a| {
+                a.slot == from && a.ended.is_none() && matches!(a.phase, Phase::Prompt { .. })
+            });
+            if evaluating {
+                continue;
+            }
+            let slot = self.active[i].slot;
+            e.copy_slot(from, slot)?;
+            let keep = e.reusable_prefix_in(slot, &self.active[i].seq.prompt);
+            e.ctx[slot].truncate(keep);
+            self.active[i].phase = Phase::Prompt { keep, at: keep };
+        }
+        Ok(())
+    }
+
     /// One forward over the batch, then sampling; requests that end report to their sinks and
     /// free their slots. An error here is the forward's (every request is then failed by the
     /// caller, see [`Batcher::fail_all`]); a request's own error ends only that request.
     pub fn step(&mut self, e: &mut Engine) -> Result<()> {
+        self.resume(e)?;
         self.make_room(e)?;
         let (n_dec, prefill) = self.build(e);
         let n = e.batch.tokens.len();
@@ -165,7 +229,7 @@ impl<'a> Batcher<'a> {
         }
         let finished = prefill.filter(|&(i, m)| match self.active[i].phase {
             Phase::Prompt { at, .. } => at + m == self.active[i].seq.prompt.len(),
-            Phase::Decode { .. } => false,
+            Phase::Decode { .. } | Phase::Wait { .. } => false,
         });
         if finished.is_some() {
             e.model.logits(n - 1..n, &mut e.logits[n_dec * nv..(n_dec + 1) * nv])?;
