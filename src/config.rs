@@ -217,6 +217,15 @@ impl Gemma3Config {
         self.sliding_window.is_none() || layer % 6 == 5
     }
 
+    /// The architecture's name as GGUF writes it.
+    pub fn arch(&self) -> &'static str {
+        if self.causal {
+            "gemma3"
+        } else {
+            "gemma-embedding"
+        }
+    }
+
     /// Width of the K (and V) rows of one layer.
     pub fn kv_dim(&self) -> usize {
         self.n_head_kv * self.head_dim

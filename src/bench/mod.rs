@@ -365,7 +365,8 @@ fn mean_sd(v: &[f64]) -> (f64, f64) {
 
 /// llama.cpp's model type string, e.g. "gemma3 270M Q4_K - Medium".
 fn model_type(e: &Engine) -> String {
-    format!("gemma3 {} {}", crate::model::size_label(e.model.cfg.n_layer), file_type(e))
+    let c = &e.model.cfg;
+    format!("{} {} {}", c.arch(), crate::model::size_label(c.n_layer), file_type(e))
 }
 
 /// llama.cpp's name for the file's `general.file_type`, e.g. "Q4_K - Medium".

@@ -229,7 +229,7 @@ fn show(a: ShowArgs) -> Result<()> {
     }
     outln!("file          {}", path.display());
     outln!("size          {} bytes (GGUF v{})", g.file_size, g.version);
-    outln!("model         gemma3 {} ({} parameters)", size_label(cfg.n_layer), n_params);
+    outln!("model         {} {} ({} parameters)", cfg.arch(), size_label(cfg.n_layer), n_params);
     outln!(
         "shape         {} blocks, n_embd {}, n_ff {}, heads {}/{} kv, head_dim {}, vocab {}",
         cfg.n_layer,
