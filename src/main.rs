@@ -2,11 +2,15 @@
 
 mod cli;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse_from(cli::normalize_args(std::env::args_os()));
+    let matches = cli::Cli::command().get_matches_from(cli::normalize_args(std::env::args_os()));
+    let args = match cli::Cli::from_arg_matches(&matches) {
+        Ok(a) => cli::with_given(a, &matches),
+        Err(e) => e.exit(),
+    };
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -150,7 +150,7 @@ fn create_cp_and_rm_on_the_command_line() {
     let mf = home.path().join("Modelfile");
     std::fs::write(
         &mf,
-        "FROM gemma3:270m\nPARAMETER temperature 0\nSYSTEM \"\"\"Be brief.\"\"\"\n",
+        "FROM gemma3:270m\nPARAMETER temperature 0\nPARAMETER num_predict 3\nSYSTEM \"\"\"Be brief.\"\"\"\n",
     )
     .unwrap();
     let run = |args: &[&str]| {
@@ -163,6 +163,18 @@ fn create_cp_and_rm_on_the_command_line() {
     let o = run(&["create", "brief", "-f", mf.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&run(&["list"]).stdout).contains("brief:latest"));
+    // `run` takes the model's parameters and system message; the command line's options win
+    let json = |args: &[&str]| -> serde_json::Value {
+        let o = run(args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let made = json(&["run", "brief", "Hi", "--json"]);
+    let plain = json(&["run", "gemma3:270m", "Hi", "--json", "--num-predict", "3"]);
+    assert_eq!(made["eval_count"], 3, "PARAMETER num_predict 3");
+    let (m, p) = (made["prompt_ids"].as_array().unwrap(), plain["prompt_ids"].as_array().unwrap());
+    assert!(m.len() > p.len(), "the system message is in the prompt: {m:?} vs {p:?}");
+    assert_eq!(json(&["run", "brief", "Hi", "--json", "--num-predict", "5"])["eval_count"], 5);
     assert!(run(&["cp", "brief", "brief2"]).status.success());
     assert!(run(&["rm", "brief", "brief2"]).status.success());
     assert!(!String::from_utf8_lossy(&run(&["list"]).stdout).contains("brief"));

@@ -425,6 +425,9 @@ pub(super) fn grammar(
 pub struct RunArgs {
     /// A .gguf path or a models.toml name.
     pub model: String,
+    /// The options given on the command line (a model made with `create` fills the others).
+    #[arg(skip)]
+    pub given: Vec<String>,
     /// The prompt (read from stdin when absent).
     pub prompt: Option<String>,
     /// The prompt as a JSON array of token ids (no template, no BOS added).

@@ -104,11 +104,52 @@ fn load(model: &str, opts: LoadOptions) -> Result<Engine> {
     Ok(engine)
 }
 
+/// Notes which of `run`'s options the command line gave, so that a model made with `create`
+/// lends its parameters to the others only (as Ollama's `run` does).
+pub fn with_given(mut cli: Cli, m: &clap::ArgMatches) -> Cli {
+    if let (Command::Run(a), Some(("run", sub))) = (&mut cli.command, m.subcommand()) {
+        a.given = sub
+            .ids()
+            .filter(|id| {
+                sub.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine)
+            })
+            .map(|id| id.as_str().to_string())
+            .collect();
+    }
+    cli
+}
+
+/// A model made with `create`: its parameters where the command line set none, its system
+/// message (returned).
+fn made_defaults(
+    a: &RunArgs,
+    opts: &mut chimera::engine::GenerateOptions,
+    load: &mut LoadOptions,
+) -> Result<Option<String>> {
+    let Some(m) = chimera::registry::local::get(&a.model) else { return Ok(None) };
+    let rest: serde_json::Map<String, serde_json::Value> = m
+        .parameters
+        .iter()
+        .filter(|(k, _)| !a.given.contains(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut o = chimera::serve::api::LoadOverrides::default();
+    chimera::serve::api::apply_options(&rest, opts, &mut o)
+        .map_err(|e| anyhow::anyhow!("model {}: {}", m.name, e.message))?;
+    load.num_ctx = o.num_ctx.unwrap_or(load.num_ctx);
+    load.num_batch = o.num_batch.unwrap_or(load.num_batch);
+    load.num_gpu = o.num_gpu.unwrap_or(load.num_gpu);
+    load.num_thread = o.num_thread.unwrap_or(load.num_thread);
+    Ok(m.system)
+}
+
 fn run_cmd(a: RunArgs) -> Result<()> {
     let mut opts = a.gen.options(a.logprobs);
+    let mut load_opts = a.load.options()?;
+    let system = made_defaults(&a, &mut opts, &mut load_opts)?;
     opts.grammar = grammar(a.format.as_deref(), a.grammar.as_deref())?;
     opts.sampler.validate()?;
-    a.load.options()?.validate()?;
+    load_opts.validate()?;
     let prompt_ids: Option<Vec<u32>> = match &a.prompt_ids {
         Some(s) => Some(
             serde_json::from_str(s)
@@ -117,8 +158,8 @@ fn run_cmd(a: RunArgs) -> Result<()> {
         None => None,
     };
     if prompt_ids.is_none() && a.prompt.is_none() && std::io::stdin().is_terminal() && !a.json {
-        let mut engine = load(&a.model, a.load.options()?)?;
-        return repl::chat(&mut engine, opts, a.verbose);
+        let mut engine = load(&a.model, load_opts)?;
+        return repl::chat(&mut engine, opts, system, a.verbose);
     }
     let text = match (&prompt_ids, &a.prompt) {
         (Some(_), _) => None,
@@ -129,10 +170,19 @@ fn run_cmd(a: RunArgs) -> Result<()> {
             Some(s)
         }
     };
-    let mut engine = load(&a.model, a.load.options()?)?;
+    let mut engine = load(&a.model, load_opts)?;
     let ids = match (prompt_ids, text) {
         (Some(ids), _) => ids,
-        (None, Some(t)) => engine.prompt_ids(&t, a.raw)?,
+        (None, Some(t)) => match (&system, a.raw) {
+            (Some(s), false) => {
+                let m = [
+                    chimera::chat::Message::new("system", s),
+                    chimera::chat::Message::new("user", &t),
+                ];
+                engine.chat_ids(&m)?
+            }
+            _ => engine.prompt_ids(&t, a.raw)?,
+        },
         (None, None) => unreachable!("one of the two is set above"),
     };
     let json = a.json;

@@ -25,13 +25,19 @@ const HELP: &str = "Available Commands:
 Use Ctrl + c to stop an answer, Ctrl + d or /bye to exit.";
 
 /// Runs the chat until `/bye` or Ctrl-D.
-pub fn chat(engine: &mut Engine, opts: GenerateOptions, mut verbose: bool) -> Result<()> {
+pub fn chat(
+    engine: &mut Engine,
+    opts: GenerateOptions,
+    system: Option<String>,
+    mut verbose: bool,
+) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&stop))?;
     let mut rl = rustyline::DefaultEditor::new()?;
     let history = chimera::registry::home_dir().join("history");
     let _ = rl.load_history(&history);
     let mut session = Session::new(opts);
+    session.system = system;
     loop {
         let line = match rl.readline(">>> ") {
             Ok(l) => l,
