@@ -48,14 +48,9 @@ fn from_library(e: crate::Error) -> ApiError {
 
 /// `/api/create`'s body (Ollama ≥ 0.5's fields, or the older `modelfile`).
 fn parse_create(body: &[u8], allow_paths: bool) -> Result<(CreateRequest, bool), ApiError> {
-    let o = api::object(body)?;
+    let (name, o) = api::model_name(body)?;
     let f = Fields(&o);
-    let name = f
-        .str("model")?
-        .or(f.str("name")?)
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| ApiError::bad("model: required"))?;
-    let mut r = CreateRequest { name: name.to_string(), allow_paths, ..CreateRequest::default() };
+    let mut r = CreateRequest { name, allow_paths, ..CreateRequest::default() };
     if let Some(text) = f.str("modelfile")? {
         let m =
             crate::registry::modelfile::parse(text).map_err(|e| ApiError::bad(e.to_string()))?;

@@ -210,9 +210,9 @@ fn keys(causal: bool, window: Option<usize>, batch: &Batch, b: usize) -> (usize,
         let start = window.map_or(0, |w| (p + 1).saturating_sub(w));
         return (start, p + 1 - start);
     }
+    // a sequence's tokens come in position order: its last one in the batch is its end
     let seq = batch.seq(b);
-    let last = (b..batch.len()).filter(|&j| batch.seq(j) == seq).map(|j| batch.pos(j)).max();
-    let end = last.unwrap_or(p) + 1;
+    let end = (b..batch.len()).rev().find(|&j| batch.seq(j) == seq).map_or(p, |j| batch.pos(j)) + 1;
     let (start, end) = match window {
         Some(w) => (p.saturating_sub(w / 2), end.min(p + w / 2 + 1)),
         None => (0, end),
