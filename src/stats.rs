@@ -77,6 +77,12 @@ pub fn t_quantile(df: f64, two_sided_alpha: f64) -> f64 {
     }
 }
 
+/// The two-sided p of Student's t statistic `t` with `df` degrees of freedom.
+pub fn t_two_sided(t: f64, df: f64) -> Option<f64> {
+    let dist = StudentsT::new(0.0, 1.0, df).ok()?;
+    Some((2.0 * dist.sf(t.abs())).min(1.0))
+}
+
 /// Welch's unequal-variance t-test of `b` against `a` (the difference is mean(b) − mean(a)).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Welch {

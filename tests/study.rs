@@ -322,6 +322,110 @@ fn the_experiments_the_data_was_collected_for() {
     assert!(summary.iter().any(|f| f.kind == Kind::Outage), "the outage changes a conclusion");
 }
 
+/// One llama-bench `-o jsonl` line (one repetition) as llama-bench 6865 writes it.
+fn lb_line(commit: &str, model: &str, np: u32, ng: u32, depth: u32, ts: f64) -> String {
+    let ns = ((np + ng) as f64 / ts * 1e9) as u64;
+    format!(
+        "{{\"build_commit\": \"{commit}\", \"build_number\": 6865, \"cpu_info\": \"Example APU\", \"gpu_info\": \"Example iGPU\", \"backends\": \"ROCm\", \"model_filename\": \"/models/{model}.gguf\", \"model_type\": \"{model} Q4_K - Medium\", \"model_size\": 799862912, \"model_n_params\": 1235814432, \"n_batch\": 2048, \"n_ubatch\": 512, \"n_threads\": 16, \"cpu_mask\": \"0x0\", \"cpu_strict\": false, \"poll\": 50, \"type_k\": \"f16\", \"type_v\": \"f16\", \"n_gpu_layers\": 99, \"n_cpu_moe\": 0, \"split_mode\": \"layer\", \"main_gpu\": 0, \"no_kv_offload\": false, \"flash_attn\": true, \"devices\": \"auto\", \"tensor_split\": \"0.00\", \"tensor_buft_overrides\": \"none\", \"use_mmap\": false, \"embeddings\": false, \"no_op_offload\": 0, \"no_host\": false, \"n_prompt\": {np}, \"n_gen\": {ng}, \"n_depth\": {depth}, \"test_time\": \"2030-01-02T03:04:05Z\", \"avg_ns\": {ns}, \"stddev_ns\": 0, \"avg_ts\": {ts:.6}, \"stddev_ts\": 0.000000, \"samples_ns\": [ {ns} ],\"samples_ts\": [ {ts:.2} ]}}\n"
+    )
+}
+
+/// `<model>.<build>.jsonl`, one repetition per depth (llama-bench `-d 0,1024,…`): a tuned build
+/// whose prompt lead grows with depth, a build whose generation falls behind with depth, built
+/// at another commit; and a quick test whose file holds the tool's log lines too.
+fn builds(root: &Path) {
+    let depths = [0u32, 1024, 4096, 16384, 65536];
+    let drop = [1.0, 0.8, 0.55, 0.3, 0.1];
+    let variants: [(&str, &str, [f64; 5], [f64; 5]); 3] = [
+        ("default-hip", "aaaa111", [1.0; 5], [1.0; 5]),
+        (
+            "default-rocwmma",
+            "aaaa111",
+            [1.01, 0.99, 0.95, 0.85, 0.75],
+            [1.0, 0.97, 0.85, 0.65, 0.42],
+        ),
+        ("tuned-tile", "bbbb222", [1.02, 1.05, 1.12, 1.35, 1.6], [1.0, 1.0, 0.99, 1.0, 1.0]),
+    ];
+    for (model, pp, tg) in [("qwen3-4b", 1500.0, 50.0), ("llama32-1b", 4700.0, 195.0)] {
+        for (v, commit, fp, ft) in &variants {
+            let mut s = String::new();
+            for (i, d) in depths.iter().enumerate() {
+                let w = 1.0 + 0.002 * wiggle(i);
+                s += &lb_line(commit, model, 512, 0, *d, pp * drop[i] * fp[i] * w);
+                s += &lb_line(commit, model, 0, 128, *d, tg * (1.0 - 0.1 * i as f64) * ft[i] * w);
+            }
+            write(root, &format!("wmma/{model}.{v}.jsonl"), &s);
+        }
+    }
+    let mut q =
+        "ggml_cuda_init: found 1 ROCm devices:\n  Device 0: Example iGPU, gfx1151\n".to_string();
+    q += &lb_line("aaaa111", "llama32-1b", 512, 0, 0, 4800.0);
+    q += &lb_line("aaaa111", "llama32-1b", 512, 0, 1024, 4100.0);
+    write(root, "wmma/quick-test.jsonl", &q);
+}
+
+#[test]
+fn builds_named_after_the_model_are_compared_at_each_depth() {
+    let d = tempdir();
+    builds(d.path());
+    let s = study_of(d.path());
+    // the file name's second field is the build compared; models are never pooled
+    let e = s
+        .experiments
+        .iter()
+        .find(|e| {
+            e.measure == "pp t/s" && e.split == [("model".to_string(), "qwen3-4b".to_string())]
+        })
+        .expect("a pp experiment for one model");
+    let names: Vec<&str> = e.factors.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names.contains(&"variant") && names.contains(&"n_depth"), "{names:?}");
+    assert!(
+        e.notes.iter().any(|n| n.contains("`build_commit`") && n.contains("`variant`")),
+        "{:?}",
+        e.notes
+    );
+    // the tuned build against the default where the other settings match: the matched ratios
+    let (_, a) = s.experiment(&e.id).unwrap();
+    let v = a.effects.iter().find(|x| x.name == "variant").unwrap();
+    let level = |n: &str| v.levels.iter().position(|l| l.level == n).unwrap();
+    let (hip, tile) = (level("default-hip"), level("tuned-tile"));
+    let m = v
+        .pairs
+        .iter()
+        .find(|p| p.a == hip && p.b == tile)
+        .and_then(|p| p.matched.as_ref())
+        .expect("matched");
+    let want = [1.02f64, 1.05, 1.12, 1.35, 1.6].iter().map(|r| r.ln()).sum::<f64>() / 5.0;
+    assert!((m.ratio.ln() - want).abs() < 0.01, "{} vs {}", m.ratio, want.exp());
+    assert_eq!(m.cells, 5);
+    // the gaps that grow with depth: one finding per measure across the models, with its test
+    let t = finding(&s, |f| f.kind == Kind::Interaction && f.sentence.contains("`tg t/s`"));
+    assert!(t.sentence.contains("`variant`") && t.sentence.contains("`n_depth`"), "{}", t.sentence);
+    assert!(
+        t.sentence.contains("-58.0 % at 65536") && t.sentence.contains("p = 0.017"),
+        "{}",
+        t.sentence
+    );
+    assert!(
+        t.evidence
+            .iter()
+            .any(|l| l.contains("default-rocwmma / default-hip") && l.contains("0.42")),
+        "{:?}",
+        t.evidence
+    );
+    let p = finding(&s, |f| f.kind == Kind::Interaction && f.sentence.contains("`pp t/s`"));
+    assert!(p.sentence.contains("tuned-tile against"), "{}", p.sentence);
+    assert!(
+        !s.findings.iter().any(|f| f.kind == Kind::NoEffect && f.sentence.contains("`variant`")),
+        "a gap that grows with depth is not 'no effect'"
+    );
+    // the log lines around the quick test's records are skipped, not the file
+    let q = s.files.iter().find(|f| f.path == "wmma/quick-test.jsonl").unwrap();
+    assert_eq!(q.records, 2, "{}", q.status);
+    assert!(q.status.contains("not JSON"), "{}", q.status);
+}
+
 #[test]
 fn ingest_on_the_command_line_and_bad_input() {
     let d = tempdir();

@@ -230,6 +230,19 @@ pub fn families(batches: Vec<(String, Batch)>) -> (Vec<Family>, Vec<Duplicate>) 
             None => groups.push(((b.format.clone(), generic(&b.locator), vec![]), vec![(file, b)])),
         }
     }
+    // files named `<tag>.<build>` are one scheme; a file beside them outside it (`quick-test`)
+    // is a benchmark of its own
+    let mut apart = vec![];
+    for (k, members) in &mut groups {
+        let dotted = members.iter().filter(|(f, _)| paths::dotted(f)).count();
+        if dotted >= 2 && dotted < members.len() {
+            let (keep, out): (Vec<_>, Vec<_>) =
+                std::mem::take(members).into_iter().partition(|(f, _)| paths::dotted(f));
+            *members = keep;
+            apart.extend(out.into_iter().map(|m| (k.clone(), vec![m])));
+        }
+    }
+    groups.extend(apart);
     let mut fams: Vec<Family> = groups
         .into_iter()
         .enumerate()

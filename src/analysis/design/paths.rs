@@ -40,6 +40,11 @@ pub fn tokens(name: &str) -> Vec<String> {
         .filter(|(_, e)| e.len() <= 6 && !e.chars().all(|c| c.is_ascii_digit()))
         .map_or(name, |(s, _)| s);
     let stem = stem.strip_suffix(".stderr").unwrap_or(stem);
+    let fields = field_dots(stem);
+    if fields.len() > 1 {
+        // `<tag>.<build>`: each dotted field is tokenised on its own
+        return fields.iter().flat_map(|f| tokens(&format!("{f}.x"))).collect();
+    }
     if stem.contains("__") {
         // `model__toolbox__fa1`: the double underscore separates fields whose values hold `_`
         return stem.split("__").filter(|t| !t.is_empty()).map(String::from).collect();
@@ -87,6 +92,29 @@ pub fn tokens(name: &str) -> Vec<String> {
         i += 1;
     }
     out
+}
+
+/// A stem cut at the dots that separate fields (`gpt-oss-20b.default-hip`): a dot between an
+/// alphanumeric character and a letter, so that versions and decimals (`llama3.1`, `t0.2`) stay.
+fn field_dots(stem: &str) -> Vec<&str> {
+    let b = stem.as_bytes();
+    let mut out = vec![];
+    let mut start = 0;
+    for i in 1..b.len().saturating_sub(1) {
+        if b[i] == b'.' && b[i - 1].is_ascii_alphanumeric() && b[i + 1].is_ascii_alphabetic() {
+            out.push(&stem[start..i]);
+            start = i + 1;
+        }
+    }
+    out.push(&stem[start..]);
+    out
+}
+
+/// Whether a file's name has dotted fields (`gpt-oss-20b.default-hip.jsonl`).
+pub fn dotted(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let stem = name.rsplit_once('.').map_or(name, |(s, _)| s);
+    field_dots(stem).len() > 1
 }
 
 /// What a varying token position is, from its values.
@@ -340,6 +368,7 @@ pub fn factors(files: &[String]) -> Vec<PathFactor> {
             out.push(PathFactor { name, levels, session, repeat });
             continue;
         }
+        let from = out.len();
         for p in 0..n {
             let v: Vec<&str> = toks.iter().map(|t| t[p].as_str()).collect();
             if v.iter().all(|x| *x == v[0]) {
@@ -347,6 +376,15 @@ pub fn factors(files: &[String]) -> Vec<PathFactor> {
             }
             let (name, levels, session, repeat) = name_for(&v, p, "");
             out.push(PathFactor { name, levels, session, repeat });
+        }
+        // beside a model, a part no vocabulary explains is what was done to it
+        // (`<tag>.<build>.jsonl`: the build or configuration run on each model)
+        if out[from..].iter().any(|f| f.name == "model") {
+            for f in &mut out[from..] {
+                if f.name.starts_with("name part") {
+                    f.name = "variant".into();
+                }
+            }
         }
     }
     // names must be unique
@@ -442,6 +480,41 @@ mod tests {
             ]
         );
         assert_eq!(f[3].levels[0].num(), Some(16384.0));
+    }
+
+    #[test]
+    fn a_build_after_the_model_tag() {
+        assert_eq!(tokens("gpt-oss-20b.default-hip.jsonl"), vec!["gpt-oss-20b", "default-hip"]);
+        assert_eq!(tokens("llama3.1_8b_t0.2.csv"), vec!["llama3.1", "8b", "t0.2"]);
+        let files = strings(&[
+            "w/gpt-oss-20b.default-hip.jsonl",
+            "w/gpt-oss-20b.lhl-tune-tile.jsonl",
+            "w/llama32-1b.default-hip.jsonl",
+            "w/llama32-1b.lhl-tune-decode.jsonl",
+        ]);
+        assert_eq!(
+            names(&factors(&files)),
+            vec![
+                (
+                    "model",
+                    vec![
+                        "gpt-oss-20b".to_string(),
+                        "gpt-oss-20b".into(),
+                        "llama32-1b".into(),
+                        "llama32-1b".into()
+                    ]
+                ),
+                (
+                    "variant",
+                    vec![
+                        "default-hip".to_string(),
+                        "lhl-tune-tile".into(),
+                        "default-hip".into(),
+                        "lhl-tune-decode".into()
+                    ]
+                ),
+            ]
+        );
     }
 
     #[test]

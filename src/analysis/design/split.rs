@@ -80,7 +80,11 @@ pub fn experiments(fam: &Family, cold: &Cold, next: &mut usize) -> Vec<super::Ex
             .held
             .iter()
             .filter(|(k, _)| {
-                varying.contains(k) && !known::is_num_gpu(k) && !e.split.iter().any(|(s, _)| s == k)
+                varying.contains(k)
+                    && !known::is_num_gpu(k)
+                    && !e.split.iter().any(|(s, _)| s == k)
+                    // beside the model split on, its type and build say nothing new
+                    && (!is_split(k) || e.split.is_empty())
             })
             .cloned()
             .collect();
@@ -217,6 +221,69 @@ fn labels(
     }
 }
 
+/// What a compared setting determines is part of it: a build commit (the tuned variant was
+/// built at another commit), the same GPU named differently by two drivers (`… (RADV GFX1151)`),
+/// a batch size calibrated per toolbox. Each is dropped with a note, so the setting is compared
+/// instead of the experiment being split on it.
+fn nested_builds(recs: &[&Record], lv: &mut BTreeMap<String, Vec<Level>>, notes: &mut Vec<String>) {
+    let names: Vec<String> = lv.keys().cloned().collect();
+    for y in names {
+        let Some(ly) = lv.get(&y) else { continue };
+        let build = is_build(&y);
+        // settings present for one level only (`opset` of onnx) and file-name parts are left to
+        // `labels` and the session roles
+        let partial = ly.iter().any(|l| l.text() == "(none)");
+        if is_split(&y) && !build && !same_gpu(&y, ly)
+            || columns::factor(&y) == Some(true)
+            || partial
+            || is_generic(&y)
+        {
+            continue;
+        }
+        // alone, or within each of the campaigns a folder name tells apart
+        let generic: Vec<&String> = lv.keys().filter(|g| is_generic(g)).collect();
+        let by = lv.iter().find(|(x, lx)| {
+            **x != y
+                && !is_split(x)
+                && !is_generic(x)
+                && columns::factor(x) != Some(true)
+                // a build may be finer than the setting across campaigns (two builds of one
+                // toolbox); anything else must be coarser than what determines it
+                && (build || lx.len() > ly.len())
+                && !crate::analysis::methods::scaling::is_scale(x)
+                && (determines(recs, &[x.as_str()], &y)
+                    || generic.iter().any(|g| {
+                        !determines(recs, &[g.as_str()], &y)
+                            && determines(recs, &[x.as_str(), g.as_str()], &y)
+                    }))
+        });
+        if let Some((x, _)) = by {
+            let texts: Vec<&str> = ly.iter().map(Level::text).collect();
+            notes.push(format!(
+                "`{y}` ({}) changes with `{x}`: it is part of what `{x}` compares",
+                texts.join(", ")
+            ));
+            lv.remove(&y);
+        }
+    }
+}
+
+/// A GPU column whose levels name one device (`Radeon 8060S` and `Radeon 8060S (RADV GFX1151)`).
+fn same_gpu(name: &str, levels: &[Level]) -> bool {
+    let device = |l: &Level| l.text().split(" (").next().unwrap_or("").trim().to_string();
+    matches!(name, "gpu_info" | "gpu_name" | "gpu")
+        && levels.iter().all(|l| device(l) == device(&levels[0]))
+}
+
+fn is_build(name: &str) -> bool {
+    matches!(name, "build_commit" | "build_number" | "build" | "version")
+}
+
+/// A factor named after an unexplained part of the files' names.
+fn is_generic(name: &str) -> bool {
+    name.starts_with("name part") || name == "folder" || name.ends_with("(name)")
+}
+
 fn level(r: &Record, f: &str) -> Level {
     r.factors.get(f).cloned().unwrap_or_else(|| Level::Text("(none)".into()))
 }
@@ -250,6 +317,11 @@ fn keep_first(a: &str, b: &str, lv: &BTreeMap<String, Vec<Level>>, session: Opti
         }
         if is_split(n) {
             s -= 5;
+        }
+        // a build commit that changes with a named setting (a toolbox, a variant) is its build,
+        // and one GPU under several drivers' names is that setting's driver
+        if is_build(n) || same_gpu(n, &lv[n]) {
+            s -= 20;
         }
         if n.starts_with("name part") || n == "folder" || n.ends_with("(name)") {
             s -= 8;
@@ -307,6 +379,7 @@ fn build(
         }
     }
     lv.retain(|k, _| !dropped.contains(k));
+    nested_builds(recs, &mut lv, &mut notes);
     labels(recs, &mut lv, fam.session.as_deref(), &mut notes);
     // num_gpu at or above the layer count is full offload
     let model = held
@@ -501,6 +574,58 @@ mod tests {
             e[0].factors.iter().map(|f| (f.name.as_str(), f.role)).collect();
         assert_eq!(names, vec![("tag", Role::Treatment), ("prompt_index", Role::Block)]);
         assert!(e[0].notes[0].contains("`tag` and `model`"));
+    }
+
+    #[test]
+    fn builds_and_driver_names_belong_to_the_toolbox() {
+        let mut rs = vec![];
+        for (t, commit, gpu) in [
+            ("rocm", "aaa111", "Radeon 8060S"),
+            ("vulkan", "bbb222", "Radeon 8060S (RADV GFX1151)"),
+            ("vulkan-perf", "ccc333", "Radeon 8060S (RADV STRIX_HALO)"),
+        ] {
+            for d in ["0", "8192", "16384"] {
+                rs.push(rec(
+                    "x.csv",
+                    rs.len(),
+                    &[("toolbox", t), ("build_commit", commit), ("gpu_info", gpu), ("n_depth", d)],
+                    100.0,
+                ));
+            }
+        }
+        let e = experiments(&fam(rs), &Cold::new(), &mut 0);
+        let sp: Vec<_> = e
+            .iter()
+            .map(|x| {
+                (
+                    x.split.clone(),
+                    x.factors.iter().map(|f| f.name.clone()).collect::<Vec<_>>(),
+                    x.notes.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(e.len(), 1, "not split on the build or the driver's name: {sp:?}");
+        let names: Vec<&str> = e[0].factors.iter().map(|f| f.name.as_str()).collect();
+        assert!(names.contains(&"toolbox") && names.contains(&"n_depth"), "{names:?}");
+        assert!(e[0].notes.iter().any(|n| n.contains("`gpu_info`")), "{:?}", e[0].notes);
+        // different GPUs are different machines: still split
+        let mut rs = vec![];
+        for (t, gpu) in [("rocm", "Radeon 8060S"), ("cuda", "RTX 4090")] {
+            for d in ["0", "8192"] {
+                rs.push(rec(
+                    "x.csv",
+                    rs.len(),
+                    &[("toolbox", t), ("gpu_info", gpu), ("n_depth", d)],
+                    1.0,
+                ));
+            }
+        }
+        let e = experiments(&fam(rs), &Cold::new(), &mut 0);
+        assert!(
+            e.iter().all(|x| x.factors.iter().all(|f| f.name != "toolbox")),
+            "{:?}",
+            e[0].factors
+        );
     }
 
     #[test]

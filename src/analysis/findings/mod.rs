@@ -151,6 +151,15 @@ pub fn all(s: &Study) -> (Vec<Finding>, usize) {
     let mut out = vec![];
     problems::all(s, &mut out);
     effects::all(s, &mut out);
+    // the same sentence from two experiments (one table read twice in a file) is one finding
+    let mut seen: Vec<Finding> = vec![];
+    for f in out {
+        match seen.iter_mut().find(|x| x.sentence == f.sentence) {
+            Some(x) => x.experiments.extend(f.experiments),
+            None => seen.push(f),
+        }
+    }
+    let mut out = seen;
     out.sort_by(|a, b| {
         b.score.total_cmp(&a.score).then(a.kind.cmp(&b.kind)).then(a.sentence.cmp(&b.sentence))
     });

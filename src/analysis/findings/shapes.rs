@@ -192,3 +192,155 @@ pub(super) fn offload(s: &Study, out: &mut Vec<Finding>) {
         out.push(f.with("factor", "num_gpu"));
     }
 }
+
+/// A gap between two levels that trends along a numeric factor, with its experiment: (the
+/// experiment, the factor, the level in the numerator and the denominator, the ratio at each
+/// level of the numeric factor, ρ and p).
+pub(super) struct Trend<'a> {
+    e: &'a Experiment,
+    factor: String,
+    num: String,
+    den: String,
+    along: String,
+    pts: Vec<(String, f64)>,
+    rho: f64,
+    p: f64,
+}
+
+impl Trend<'_> {
+    /// How far the ratio moves from the first level to the last, as a log.
+    fn span(&self) -> f64 {
+        (self.pts[self.pts.len() - 1].1 / self.pts[0].1).ln().abs()
+    }
+
+    fn ends(&self) -> String {
+        let (f, l) = (&self.pts[0], &self.pts[self.pts.len() - 1]);
+        format!(
+            "{} at `{}` {} to {} at {}",
+            fmt::pct((f.1 - 1.0) * 100.0),
+            self.along,
+            f.0,
+            fmt::pct((l.1 - 1.0) * 100.0),
+            l.0
+        )
+    }
+
+    fn test(&self) -> String {
+        format!("Spearman ρ = {}, exact p = {}", fmt::sig(self.rho, 2), fmt::sig(self.p, 2))
+    }
+}
+
+/// The widest significant trend among an effect's matched pairs, written with the level that
+/// sorts first as the denominator.
+pub(super) fn trend_of<'a>(e: &'a Experiment, eff: &Effect) -> Option<Trend<'a>> {
+    let mut best: Option<Trend> = None;
+    for p in &eff.pairs {
+        let Some(m) = &p.matched else { continue };
+        let (Some((along, pts)), Some((rho, pv))) = (&m.along, m.trend) else { continue };
+        if pv >= 0.05 || pts.len() < 3 {
+            continue;
+        }
+        let flip = p.a > p.b;
+        let (num, den) = if flip { (p.a, p.b) } else { (p.b, p.a) };
+        let pts: Vec<(String, f64)> =
+            pts.iter().map(|(l, r)| (l.clone(), if flip { 1.0 / r } else { *r })).collect();
+        let t = Trend {
+            e,
+            factor: eff.name.clone(),
+            num: eff.levels[num].level.clone(),
+            den: eff.levels[den].level.clone(),
+            along: along.clone(),
+            pts,
+            rho: if flip { -rho } else { rho },
+            p: pv,
+        };
+        // a gap that moves by a tenth or more
+        if t.span() >= 1.1f64.ln() && best.as_ref().is_none_or(|b| t.span() > b.span()) {
+            best = Some(t);
+        }
+    }
+    best
+}
+
+/// Gaps between levels that grow or shrink along a numeric factor (one run per cell, so no
+/// interaction test: the matched ratios' rank correlation with the factor), one finding per
+/// benchmark and factor.
+pub(super) fn trends(s: &Study, out: &mut Vec<Finding>) {
+    let mut groups: BTreeMap<(usize, String, String, String), Vec<Trend>> = BTreeMap::new();
+    for (e, a) in s.experiments.iter().zip(&s.analyses) {
+        for eff in a.effects.iter().filter(|x| x.role == crate::analysis::design::Role::Treatment) {
+            if let Some(t) = trend_of(e, eff) {
+                let key = (e.family, e.measure.clone(), t.factor.clone(), t.along.clone());
+                groups.entry(key).or_default().push(t);
+            }
+        }
+    }
+    for mut items in groups.into_values() {
+        items.sort_by(|a, b| b.span().total_cmp(&a.span()));
+        let t = &items[0];
+        let e = t.e;
+        let sentence = if items.len() == 1 {
+            format!(
+                "In {}, `{}` {} against {} on `{}` depends on `{}`: from {} ({}).",
+                place(s, e),
+                t.factor,
+                t.num,
+                t.den,
+                e.measure,
+                t.along,
+                t.ends(),
+                t.test()
+            )
+        } else {
+            format!(
+                "In `{}`, the gap between `{}` levels on `{}` changes with `{}` in {} experiments; the widest: {} against {} ({}) goes from {} ({}).",
+                s.families[e.family].name,
+                t.factor,
+                e.measure,
+                t.along,
+                items.len(),
+                t.num,
+                t.den,
+                e.split.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "),
+                t.ends(),
+                t.test()
+            )
+        };
+        let span = (t.span().exp() - 1.0) * 100.0;
+        let mut f = Finding::new(
+            Kind::Interaction,
+            sentence,
+            620.0 + weight(e) + mag(e) * span.min(100.0) + 5.0 * items.len() as f64,
+        );
+        for t in &items {
+            let pts: Vec<String> =
+                t.pts.iter().map(|(l, r)| format!("{l} → {}×", fmt::sig(*r, 3))).collect();
+            f.evidence.push(format!(
+                "{} ({}; `{}`): {} / {} by `{}`: {} ({})",
+                t.e.id,
+                t.e.split.iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>().join(", "),
+                t.e.measure,
+                t.num,
+                t.den,
+                t.along,
+                pts.join(", "),
+                t.test()
+            ));
+            f.experiments.push(t.e.id.clone());
+        }
+        f.evidence.push(
+            "one run per cell: the ratios are matched runs (same settings but this one), and a monotone trend is tested by rank correlation, not an interaction F-test".into(),
+        );
+        f.files = s.families[e.family].files.clone();
+        // which level is ahead where the gap is widest
+        let up = t.pts[t.pts.len() - 1].1 > 1.0;
+        let higher = e.def.direction != crate::analysis::record::Direction::Lower;
+        let (b, w) = if up == higher { (&t.num, &t.den) } else { (&t.den, &t.num) };
+        f = f
+            .with("factor", &t.factor)
+            .with("best", b)
+            .with("worst", w)
+            .with("measure", &e.measure);
+        out.push(f);
+    }
+}

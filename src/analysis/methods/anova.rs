@@ -112,6 +112,29 @@ pub fn anova(
     Some(Anova { rows, resid_df, resid_ss: rss, total_ss, n })
 }
 
+/// Each level's effect in the additive model of `y` over all the factors (least squares; 0 for
+/// each factor's first level): the level's effect adjusted for the others, where cells are
+/// missing too.
+pub fn main_effects(y: &[f64], levels: &[Vec<usize>], n_levels: &[usize]) -> Option<Vec<Vec<f64>>> {
+    let mains: Vec<Vec<usize>> = (0..n_levels.len()).map(|f| vec![f]).collect();
+    let x = design(levels, n_levels, &mains);
+    let svd = x.clone().svd(true, true);
+    let smax = svd.singular_values.iter().cloned().fold(0.0, f64::max);
+    let tol = smax * 1e-10 * (x.nrows().max(x.ncols()) as f64);
+    let beta = svd.solve(&DVector::from_column_slice(y), tol).ok()?;
+    let mut at = 1;
+    let mut out = vec![];
+    for &k in n_levels {
+        let mut v = vec![0.0];
+        for _ in 1..k {
+            v.push(beta[at]);
+            at += 1;
+        }
+        out.push(v);
+    }
+    Some(out)
+}
+
 /// One-way ANOVA from each group's n, mean and sd (files that keep only aggregates).
 pub fn oneway_summaries(groups: &[(usize, f64, f64)]) -> Option<(f64, f64, f64, f64)> {
     let n: usize = groups.iter().map(|g| g.0).sum();
@@ -183,6 +206,16 @@ mod tests {
         assert!(close(a.rows[1].ss, 32257.925986, 1e-8));
         assert!(close(a.resid_ss, 22889.455328, 1e-8));
         assert!(close(a.rows[0].p, 0.012718, 1e-3));
+    }
+
+    #[test]
+    fn main_effects_adjust_for_a_missing_cell() {
+        // y = a + b exactly, with the cell (a1, b2) missing: the effects are still 10 and 1, 2
+        let lv = vec![vec![0, 0], vec![0, 1], vec![0, 2], vec![1, 0], vec![1, 1]];
+        let y = [0.0, 1.0, 2.0, 10.0, 11.0];
+        let fx = main_effects(&y, &lv, &[2, 3]).unwrap();
+        assert!(close(fx[0][1], 10.0, 1e-9) && close(fx[1][1], 1.0, 1e-9));
+        assert!(close(fx[1][2], 2.0, 1e-9) && fx[0][0] == 0.0);
     }
 
     #[test]

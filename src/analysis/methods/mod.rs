@@ -11,6 +11,7 @@ pub mod catalogue;
 pub mod caveats;
 pub mod claims;
 pub mod failures;
+pub mod matched;
 pub mod patterns;
 pub mod scaling;
 
@@ -47,6 +48,9 @@ pub struct Pair {
     pub mann_whitney: Option<MannWhitney>,
     /// Holm-adjusted p over the factor's pairs.
     pub p_holm: Option<f64>,
+    /// The comparison on matched cells (designs with one run per cell), which the change and
+    /// its interval then come from.
+    pub matched: Option<matched::Matched>,
 }
 
 /// What one factor does to the measure.
@@ -138,6 +142,7 @@ pub fn pair(a: usize, b: usize, va: &[f64], vb: &[f64]) -> Pair {
         welch,
         mann_whitney: stats::mann_whitney(va, vb),
         p_holm: None,
+        matched: None,
     }
 }
 
@@ -295,6 +300,7 @@ fn one_factor(e: &Experiment, a: &mut Analysis, summaries: bool) {
             welch: w,
             mann_whitney: None,
             p_holm: None,
+            matched: None,
         });
         a.effects.push(eff);
         return;
@@ -342,17 +348,47 @@ fn factorial(e: &Experiment, a: &mut Analysis) {
             }
         }
     }
-    let mut table = anova::anova(&y, &lv, &n_levels, &terms);
+    // one run per cell of positive values: levels compared on matched cells, the F-tests on
+    // logarithms, since the factors multiply the measure (depth divides throughput)
+    let logs = a.reps.1 == 1 && y.iter().all(|v| *v > 0.0);
+    let ln: Vec<f64> = y.iter().map(|v| v.ln()).collect();
+    let yy = if logs { &ln } else { &y };
+    let mut table = anova::anova(yy, &lv, &n_levels, &terms);
     if table.is_none() && terms.len() > nf {
-        table = anova::anova(&y, &lv, &n_levels, &mains);
+        table = anova::anova(yy, &lv, &n_levels, &mains);
         terms = mains.clone();
     }
     a.additive = terms.len() == nf;
+    // levels ranked by their effects adjusted for the settings (sessions left out: a level
+    // that ran in a session of its own would have its effect split with the session)
+    let kept: Vec<usize> = (0..nf).filter(|&f| e.factors[f].role != Role::Session).collect();
+    let adjusted = if logs {
+        let klv: Vec<Vec<usize>> =
+            lv.iter().map(|l| kept.iter().map(|&f| l[f]).collect()).collect();
+        let kn: Vec<usize> = kept.iter().map(|&f| n_levels[f]).collect();
+        anova::main_effects(&ln, &klv, &kn).map(|fx| {
+            (0..nf)
+                .map(|f| kept.iter().position(|&k| k == f).map(|i| fx[i].clone()))
+                .collect::<Vec<_>>()
+        })
+    } else {
+        None
+    };
     for f in 0..nf {
         let g = groups(e, f);
-        let stats: Vec<LevelStat> =
+        let mut stats: Vec<LevelStat> =
             e.factors[f].levels.iter().zip(&g).map(|(l, v)| level_stat(l.text(), v)).collect();
-        let (best, worst) = best_worst(&stats, e.def.direction);
+        let (mut best, mut worst) = best_worst(&stats, e.def.direction);
+        let mut pairs = vec![];
+        if let Some(fx) = adjusted.as_ref().and_then(|v| v[f].as_ref()) {
+            // marginal intervals span the other factors' levels: not shown
+            stats.iter_mut().for_each(|s| s.ci95 = None);
+            (best, worst) = ranked(fx, &g, e.def.direction);
+            pairs = matched_pairs(e, f, fx, best, worst);
+        }
+        if pairs.is_empty() {
+            pairs = self::pairs(&g, best, worst);
+        }
         let row = table.as_ref().and_then(|t| t.row(&[f]).map(|r| (r.clone(), t.resid_df)));
         let mut eff = Effect {
             factor: f,
@@ -361,10 +397,10 @@ fn factorial(e: &Experiment, a: &mut Analysis) {
             levels: stats,
             best,
             worst,
-            test: if a.additive {
-                "ANOVA, additive model (type II)"
-            } else {
-                "ANOVA with interactions (type II)"
+            test: match (a.additive, logs) {
+                (true, true) => "ANOVA of log values, additive model (type II)",
+                (true, false) => "ANOVA, additive model (type II)",
+                _ => "ANOVA with interactions (type II)",
             }
             .into(),
             stat: f64::NAN,
@@ -372,7 +408,7 @@ fn factorial(e: &Experiment, a: &mut Analysis) {
             p: None,
             eta2: None,
             kruskal: stats::kruskal_wallis(&g),
-            pairs: pairs(&g, best, worst),
+            pairs,
         };
         if let Some((r, rdf)) = row {
             eff.stat = r.f;
@@ -394,4 +430,57 @@ fn factorial(e: &Experiment, a: &mut Analysis) {
             });
         }
     }
+}
+
+/// Best and worst levels by their adjusted effects (levels without runs never chosen).
+fn ranked(fx: &[f64], g: &[Vec<f64>], dir: Direction) -> (usize, usize) {
+    let idx: Vec<usize> = (0..fx.len()).filter(|&i| !g[i].is_empty()).collect();
+    let hi = idx.iter().copied().max_by(|a, b| fx[*a].total_cmp(&fx[*b])).unwrap_or(0);
+    let lo = idx.iter().copied().min_by(|a, b| fx[*a].total_cmp(&fx[*b])).unwrap_or(0);
+    match dir {
+        Direction::Lower => (lo, hi),
+        _ => (hi, lo),
+    }
+}
+
+/// A factor's pairs on matched cells, each from the level with the smaller adjusted effect to
+/// the larger (worst to best for the extremes), Holm-corrected; empty where a pair does not
+/// match on two cells.
+fn matched_pairs(e: &Experiment, f: usize, fx: &[f64], best: usize, worst: usize) -> Vec<Pair> {
+    let k = fx.len();
+    let mut out = vec![];
+    let mut order: Vec<(usize, usize)> = vec![(worst, best)];
+    if k <= 8 {
+        for a in 0..k {
+            for b in a + 1..k {
+                if (a, b) != (worst.min(best), worst.max(best)) {
+                    order.push(if fx[a] <= fx[b] { (a, b) } else { (b, a) });
+                }
+            }
+        }
+    }
+    for (a, b) in order {
+        let Some(m) = matched::compare(e, f, a, b) else {
+            if (a, b) == (worst, best) {
+                return vec![];
+            }
+            continue;
+        };
+        out.push(Pair {
+            a,
+            b,
+            change_pct: (m.ratio - 1.0) * 100.0,
+            ci_pct: m.ci.map(|(lo, hi)| ((lo - 1.0) * 100.0, (hi - 1.0) * 100.0)),
+            welch: None,
+            mann_whitney: None,
+            p_holm: None,
+            matched: Some(m),
+        });
+    }
+    let ps: Vec<f64> =
+        out.iter().map(|p| p.matched.as_ref().and_then(|m| m.p).unwrap_or(1.0)).collect();
+    for (p, adj) in out.iter_mut().zip(stats::holm(&ps)) {
+        p.p_holm = Some(adj);
+    }
+    out
 }

@@ -53,7 +53,23 @@ impl Scaling {
 
 pub fn is_scale(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    SCALE.contains(&n.as_str()) || n.ends_with("_len") || n.contains("ctx") || n.contains("depth")
+    SCALE.contains(&n.as_str())
+        || n.ends_with("_len")
+        || n.contains("ctx")
+        || n.contains("depth")
+        || n.contains("context")
+}
+
+/// A scale that is the work asked for, not a setting chosen (the context already filled, the
+/// prompt and generation lengths): that throughput falls as it grows is expected, so its effect
+/// is context for the comparisons, not one of them.
+pub fn is_workload(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.contains("depth")
+        || n.starts_with("ending_")
+        || n.starts_with("starting_")
+        || n.ends_with("_len")
+        || matches!(n.as_str(), "n_prompt" | "n_gen" | "pp" | "tg" | "longctx" | "prompt length")
 }
 
 #[derive(Debug, Clone, Serialize)]

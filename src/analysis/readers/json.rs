@@ -33,6 +33,9 @@ pub fn parse(text: &str) -> Result<(Value, Option<String>), String> {
     if vals.len() > 1 {
         return Ok((Value::Array(vals), Some("several JSON values, one after another".into())));
     }
+    if let Some(v) = json_lines(&cleaned) {
+        return Ok(v);
+    }
     let t = cleaned.trim_end();
     if t.starts_with('[') {
         // a crashed writer: cut after the last complete object and close the array
@@ -47,6 +50,40 @@ pub fn parse(text: &str) -> Result<(Value, Option<String>), String> {
         }
     }
     Err(format!("JSON: {err}"))
+}
+
+/// JSON Lines mixed with a tool's log output (`llama-bench -o jsonl 2>&1 | tee`): the lines that
+/// are whole objects at column 0, when there are any; the rest is named in the note.
+fn json_lines(text: &str) -> Option<(Value, Option<String>)> {
+    let (mut objs, mut other) = (vec![], 0usize);
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        match serde_json::from_str::<Value>(line) {
+            Ok(v @ Value::Object(_)) if line.starts_with('{') => objs.push(v),
+            _ => other += 1,
+        }
+    }
+    if objs.is_empty() || other == 0 {
+        return None;
+    }
+    let note = format!(
+        "{other} line{} that {} not JSON (log output) skipped; {} JSON line{} read",
+        if other == 1 { "" } else { "s" },
+        if other == 1 { "is" } else { "are" },
+        objs.len(),
+        if objs.len() == 1 { "" } else { "s" }
+    );
+    Some((Value::Array(objs), Some(note)))
+}
+
+/// The 1-based numbers of the lines that are whole JSON objects at column 0.
+pub fn object_lines(text: &str) -> Vec<usize> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| {
+            l.starts_with('{') && serde_json::from_str::<Value>(l).is_ok_and(|v| v.is_object())
+        })
+        .map(|(i, _)| i + 1)
+        .collect()
 }
 
 /// `NaN`, `Infinity` and `-Infinity` outside strings become `null`.
@@ -356,6 +393,13 @@ mod tests {
         assert_eq!(v.as_array().map(Vec::len), Some(2));
         assert!(note.unwrap().contains("unterminated"));
         assert!(parse("{oops").is_err());
+        let log =
+            "ggml_cuda_init: found 1 ROCm devices:\n  Device 0: gfx1151\n{\"a\": 1}\n{\"a\": 2}\n";
+        let (v, note) = parse(log).unwrap();
+        assert_eq!(v.as_array().map(Vec::len), Some(2));
+        assert!(note.unwrap().starts_with("2 lines that are not JSON"));
+        assert_eq!(object_lines(log), vec![3, 4]);
+        assert!(parse("log:\n  {\"a\": 1}\n").is_err(), "indented objects are not JSON Lines");
     }
 
     #[test]

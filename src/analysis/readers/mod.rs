@@ -110,7 +110,14 @@ fn read_json(file: &str, text: &str) -> Result<Parsed, String> {
         } else if text.trim_start().starts_with('[') {
             (0..objs.len()).map(|i| format!("[{i}]")).collect()
         } else {
-            (0..objs.len()).map(|i| format!("line {}", i + 1)).collect()
+            // log lines between the records: cite the records' own line numbers
+            let mixed = p.note.as_deref().is_some_and(|n| n.contains("not JSON"));
+            let at = if mixed { json::object_lines(text) } else { vec![] };
+            if mixed && at.len() == objs.len() {
+                at.iter().map(|i| format!("line {i}")).collect()
+            } else {
+                (0..objs.len()).map(|i| format!("line {}", i + 1)).collect()
+            }
         };
         let fmt = if text.trim_start().starts_with('[') {
             "llama-bench json"
