@@ -252,6 +252,14 @@ pub fn families(batches: Vec<(String, Batch)>) -> (Vec<Family>, Vec<Duplicate>) 
     for (i, f) in fams.iter_mut().enumerate() {
         f.id = i;
     }
+    // two benchmarks in one set of files (other columns): told apart by their first file
+    let names: Vec<String> = fams.iter().map(|f| f.name.clone()).collect();
+    for f in &mut fams {
+        if names.iter().filter(|n| **n == f.name).count() > 1 {
+            let first = f.files.first().and_then(|p| p.rsplit('/').next()).unwrap_or("");
+            f.name = format!("{} ({} files from {first})", f.name, f.files.len());
+        }
+    }
     (fams, dups)
 }
 
@@ -482,10 +490,17 @@ fn template(files: &[String]) -> String {
     if comps.iter().any(|c| c.len() != comps[0].len()) {
         return format!("{} and {} more", files[0], files.len() - 1);
     }
+    let last = comps[0].len() - 1;
     (0..comps[0].len())
         .map(|d| {
             if comps.iter().all(|c| c[d] == comps[0][d]) {
                 comps[0][d].to_string()
+            } else if d == last && comps.iter().all(|c| ext(c[d]) == ext(comps[0][d])) {
+                // the extension tells a folder's JSON runs from its Markdown tables
+                match ext(comps[0][d]).as_str() {
+                    "" => "*".to_string(),
+                    e => format!("*.{e}"),
+                }
             } else {
                 "*".to_string()
             }

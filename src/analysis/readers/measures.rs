@@ -161,7 +161,9 @@ pub fn measure(name: &str) -> Option<(String, MeasureDef, f64)> {
         || n.ends_with("avg_ts")
         || n.ends_with("samples_ts")
         || n.ends_with("stddev_ts")
-        || time_suffix(&n).is_some_and(|(f, stem)| f == 1e3 && count_noun(stem));
+        // `tokens_s` is a rate; `time_to_first_token_s` is a time
+        || time_suffix(&n)
+            .is_some_and(|(f, stem)| f == 1e3 && count_noun(stem) && !ttft && !stem.contains("time"));
     if per_s && (n.contains("char") || n.contains("byte") || n.contains("word")) {
         return Some((
             name.trim().to_string(),
@@ -193,7 +195,7 @@ pub fn measure(name: &str) -> Option<(String, MeasureDef, f64)> {
         || n == "completed"
         || n == "failed";
     if let Some((scale, stem)) = time_suffix(&n) {
-        if !count_noun(stem) {
+        if !count_noun(stem) || ttft || stem.contains("time") {
             let primary =
                 !spread && !tail && !load && (ttft || primary_time(stem) || pct == Some(50.0));
             let shown = clean(name.trim(), name.trim().len() - (n.len() - stem.len()));
@@ -365,6 +367,12 @@ mod tests {
         );
         assert_eq!(m("ttft_s"), ("ttft".into(), Quantity::Time, Direction::Lower, true, 1e3));
         assert_eq!(m("timings.predicted_per_second").1, Quantity::TokenRate);
+        let t = m("time_to_first_token_s");
+        assert_eq!(
+            (t.1, t.2, t.4),
+            (Quantity::Time, Direction::Lower, 1000.0),
+            "seconds, not tok/s"
+        );
         assert_eq!(
             m("mean_ttft_ms"),
             ("mean_ttft".into(), Quantity::Time, Direction::Lower, true, 1.0)
