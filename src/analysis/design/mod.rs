@@ -272,13 +272,20 @@ fn norm(k: &str) -> String {
 /// table beside its raw file), recording them as derived.
 fn derived(fams: &mut Vec<Family>, dups: &mut Vec<Duplicate>) {
     let mut gone = vec![];
+    // each family's factor names, once (hundreds of families are compared pairwise)
+    let keys: Vec<BTreeSet<String>> = fams
+        .iter()
+        .map(|f| {
+            let raw: BTreeSet<&String> = f.records.iter().flat_map(|r| r.factors.keys()).collect();
+            raw.into_iter().map(|k| norm(k)).collect()
+        })
+        .collect();
     for i in 0..fams.len() {
         let f = &fams[i];
         if f.records.len() > 500 || f.records.is_empty() {
             continue;
         }
-        let fk: BTreeSet<String> =
-            f.records.iter().flat_map(|r| r.factors.keys().map(|k| norm(k))).collect();
+        let fk = &keys[i];
         for (j, g) in fams.iter().enumerate() {
             if i == j || gone.contains(&j) || g.records.len() < f.records.len() {
                 continue;
@@ -294,9 +301,7 @@ fn derived(fams: &mut Vec<Family>, dups: &mut Vec<Duplicate>) {
             if g.records.len() == f.records.len() && (!summaryish(f) || summaryish(g)) {
                 continue;
             }
-            let gk: BTreeSet<String> =
-                g.records.iter().flat_map(|r| r.factors.keys().map(|k| norm(k))).collect();
-            let common: Vec<&String> = fk.intersection(&gk).collect();
+            let common: Vec<&String> = fk.intersection(&keys[j]).collect();
             if common.len() < fk.len().clamp(1, 2) {
                 continue;
             }
@@ -340,10 +345,24 @@ fn derived(fams: &mut Vec<Family>, dups: &mut Vec<Duplicate>) {
 
 /// Whether most of `f`'s rows equal the means of `g`'s runs at the same levels of `common`.
 fn means_match(f: &Family, g: &Family, common: &[&String]) -> bool {
+    // each raw factor name normalised once, not once per record
+    let mut named: BTreeMap<&str, String> = BTreeMap::new();
+    for r in f.records.iter().chain(&g.records) {
+        for k in r.factors.keys() {
+            named.entry(k.as_str()).or_insert_with(|| norm(k));
+        }
+    }
     let key = |r: &Record| -> Vec<String> {
-        let by: BTreeMap<String, String> =
-            r.factors.iter().map(|(k, v)| (norm(k), v.text().to_string())).collect();
-        common.iter().map(|c| by.get(*c).cloned().unwrap_or_default()).collect()
+        common
+            .iter()
+            .map(|c| {
+                r.factors
+                    .iter()
+                    .find(|(k, _)| named.get(k.as_str()) == Some(*c))
+                    .map(|(_, v)| v.text().to_string())
+                    .unwrap_or_default()
+            })
+            .collect()
     };
     let mut cells: BTreeMap<Vec<String>, Vec<&Record>> = BTreeMap::new();
     for r in g.records.iter().filter(|r| r.validity.is_ok()) {
