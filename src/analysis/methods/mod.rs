@@ -132,8 +132,11 @@ fn level_stat(name: &str, v: &[f64]) -> LevelStat {
 pub fn pair(a: usize, b: usize, va: &[f64], vb: &[f64]) -> Pair {
     let (ma, mb) = (mean(va), mean(vb));
     let welch = stats::welch(va, vb);
+    // an interval reaching below -100 % of a positive measure says only that there are too few
+    // runs: it is not stated
     let ci_pct = welch
-        .and_then(|w| (ma.abs() > 0.0).then(|| (w.ci95.0 / ma * 100.0, w.ci95.1 / ma * 100.0)));
+        .and_then(|w| (ma.abs() > 0.0).then(|| (w.ci95.0 / ma * 100.0, w.ci95.1 / ma * 100.0)))
+        .filter(|(lo, _)| *lo > -100.0 || va.iter().chain(vb).any(|v| *v <= 0.0));
     Pair {
         a,
         b,
