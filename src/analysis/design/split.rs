@@ -209,7 +209,7 @@ fn labels(
             lv.remove(x);
             continue;
         }
-        let generic = x.starts_with("name part") || x == "folder" || x.ends_with("(name)");
+        let generic = is_generic(x);
         if let Some(sess) = session.filter(|s| lv.contains_key(*s) && *s != x) {
             if generic && determines(recs, &[sess], x) {
                 notes.push(format!(
@@ -225,7 +225,11 @@ fn labels(
 /// built at another commit), the same GPU named differently by two drivers (`… (RADV GFX1151)`),
 /// a batch size calibrated per toolbox. Each is dropped with a note, so the setting is compared
 /// instead of the experiment being split on it.
-fn nested_builds(recs: &[&Record], lv: &mut BTreeMap<String, Vec<Level>>, notes: &mut Vec<String>) {
+fn nested_settings(
+    recs: &[&Record],
+    lv: &mut BTreeMap<String, Vec<Level>>,
+    notes: &mut Vec<String>,
+) {
     let names: Vec<String> = lv.keys().cloned().collect();
     for y in names {
         let Some(ly) = lv.get(&y) else { continue };
@@ -323,7 +327,7 @@ fn keep_first(a: &str, b: &str, lv: &BTreeMap<String, Vec<Level>>, session: Opti
         if is_build(n) || same_gpu(n, &lv[n]) {
             s -= 20;
         }
-        if n.starts_with("name part") || n == "folder" || n.ends_with("(name)") {
+        if is_generic(n) {
             s -= 8;
         }
         let avg = lv[n].iter().map(|l| l.text().len()).sum::<usize>() / lv[n].len().max(1);
@@ -379,7 +383,7 @@ fn build(
         }
     }
     lv.retain(|k, _| !dropped.contains(k));
-    nested_builds(recs, &mut lv, &mut notes);
+    nested_settings(recs, &mut lv, &mut notes);
     labels(recs, &mut lv, fam.session.as_deref(), &mut notes);
     // num_gpu at or above the layer count is full offload
     let model = held
@@ -419,10 +423,8 @@ fn build(
             }
         }
     }
-    let generic =
-        |name: &str| name.starts_with("name part") || name == "folder" || name.ends_with("(name)");
     let role = |name: &str| {
-        if fam.session.as_deref() == Some(name) || generic(name) {
+        if fam.session.as_deref() == Some(name) || is_generic(name) {
             // a file-name part no vocabulary explains tells files apart: sessions, not settings
             Role::Session
         } else if columns::factor(name) == Some(true) || name == "prompt length" {

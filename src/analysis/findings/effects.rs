@@ -236,20 +236,23 @@ fn single(s: &Study, e: &Experiment, a: &Analysis, eff: &Effect) -> Finding {
 }
 
 /// `, from +0.2 % at `n_depth` 0 to +53.7 % at 65536`: a matched ratio along a numeric factor.
-pub(super) fn along_text(m: &Matched) -> String {
+fn along_text(m: &Matched) -> String {
     match &m.along {
-        Some((name, pts)) if pts.len() >= 2 => {
-            let (first, last) = (&pts[0], &pts[pts.len() - 1]);
-            format!(
-                ", from {} at `{name}` {} to {} at {}",
-                fmt::pct((first.1 - 1.0) * 100.0),
-                first.0,
-                fmt::pct((last.1 - 1.0) * 100.0),
-                last.0
-            )
-        }
+        Some((name, pts)) if pts.len() >= 2 => format!(", from {}", ends(name, pts)),
         _ => String::new(),
     }
+}
+
+/// `+0.2 % at `n_depth` 0 to +53.7 % at 65536`: the first and last of ratios along a factor.
+pub(super) fn ends(name: &str, pts: &[(String, f64)]) -> String {
+    let (first, last) = (&pts[0], &pts[pts.len() - 1]);
+    format!(
+        "{} at `{name}` {} to {} at {}",
+        fmt::pct((first.1 - 1.0) * 100.0),
+        first.0,
+        fmt::pct((last.1 - 1.0) * 100.0),
+        last.0
+    )
 }
 
 /// The evidence lines of an effect.

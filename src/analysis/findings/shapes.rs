@@ -214,15 +214,7 @@ impl Trend<'_> {
     }
 
     fn ends(&self) -> String {
-        let (f, l) = (&self.pts[0], &self.pts[self.pts.len() - 1]);
-        format!(
-            "{} at `{}` {} to {} at {}",
-            fmt::pct((f.1 - 1.0) * 100.0),
-            self.along,
-            f.0,
-            fmt::pct((l.1 - 1.0) * 100.0),
-            l.0
-        )
+        super::effects::ends(&self.along, &self.pts)
     }
 
     fn test(&self) -> String {

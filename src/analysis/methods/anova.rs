@@ -35,15 +35,21 @@ impl Anova {
     }
 }
 
-/// Residual sum of squares and rank of the least-squares fit of `y` on `x`.
-fn fit(x: &DMatrix<f64>, y: &DVector<f64>) -> Option<(f64, usize)> {
+/// The least-squares coefficients of `y` on `x` (minimum norm where columns are aliased) and
+/// the rank of `x`.
+fn solve(x: &DMatrix<f64>, y: &DVector<f64>) -> Option<(DVector<f64>, usize)> {
     let svd = x.clone().svd(true, true);
     let smax = svd.singular_values.iter().cloned().fold(0.0, f64::max);
     let tol = smax * 1e-10 * (x.nrows().max(x.ncols()) as f64);
     let beta = svd.solve(y, tol).ok()?;
-    let r = y - x * beta;
     let rank = svd.singular_values.iter().filter(|s| **s > tol).count();
-    Some((r.norm_squared(), rank))
+    Some((beta, rank))
+}
+
+/// Residual sum of squares and rank of the least-squares fit of `y` on `x`.
+fn fit(x: &DMatrix<f64>, y: &DVector<f64>) -> Option<(f64, usize)> {
+    let (beta, rank) = solve(x, y)?;
+    Some(((y - x * beta).norm_squared(), rank))
 }
 
 /// The design matrix of an intercept and `terms` (dummy columns for levels 1.., products for
@@ -117,11 +123,7 @@ pub fn anova(
 /// missing too.
 pub fn main_effects(y: &[f64], levels: &[Vec<usize>], n_levels: &[usize]) -> Option<Vec<Vec<f64>>> {
     let mains: Vec<Vec<usize>> = (0..n_levels.len()).map(|f| vec![f]).collect();
-    let x = design(levels, n_levels, &mains);
-    let svd = x.clone().svd(true, true);
-    let smax = svd.singular_values.iter().cloned().fold(0.0, f64::max);
-    let tol = smax * 1e-10 * (x.nrows().max(x.ncols()) as f64);
-    let beta = svd.solve(&DVector::from_column_slice(y), tol).ok()?;
+    let (beta, _) = solve(&design(levels, n_levels, &mains), &DVector::from_column_slice(y))?;
     let mut at = 1;
     let mut out = vec![];
     for &k in n_levels {
