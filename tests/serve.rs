@@ -441,23 +441,27 @@ fn a_full_queue_is_503_and_a_disconnect_frees_its_slot() {
     let mut holder = raw_generate(&s.addr(), &long.replace("100000", "3000"), false);
     let mut first = [0u8; 64];
     assert!(holder.read(&mut first).unwrap() > 0, "the holder runs");
-    let addr = s.addr();
-    let queued = std::thread::spawn(move || {
-        let body = r#"{"model": "gemma3:270m", "prompt": "Hi", "stream": false, "options": {"num_predict": 2}}"#;
-        let mut c = raw_generate(&addr, body, true);
-        let mut out = String::new();
-        c.read_to_string(&mut out).unwrap();
-        out
-    });
-    std::thread::sleep(Duration::from_millis(500));
-    let (st, v) = s.post("/api/generate", r#"{"model": "gemma3:270m", "prompt": "x", "stream": false, "options": {"num_predict": 1}}"#);
-    assert_eq!(st, 503, "a request beyond --max-queue: {v}");
-    assert!(v["error"].as_str().unwrap().contains("busy"), "{v}");
+    // two more at once: whichever comes second is refused at once, the first waits for the
+    // holder (no sleep decides which is which, so a slow machine cannot reorder them)
+    let (tx, rx) = std::sync::mpsc::channel();
+    for prompt in ["Hi", "x"] {
+        let (addr, tx) = (s.addr(), tx.clone());
+        std::thread::spawn(move || {
+            let body = format!(
+                r#"{{"model": "gemma3:270m", "prompt": "{prompt}", "stream": false, "options": {{"num_predict": 2}}}}"#
+            );
+            let mut c = raw_generate(&addr, &body, true);
+            let mut out = String::new();
+            c.read_to_string(&mut out).unwrap();
+            tx.send(out).unwrap();
+        });
+    }
+    let refused = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    assert!(refused.starts_with("HTTP/1.1 503"), "a request beyond --max-queue: {refused}");
+    assert!(refused.contains("busy"), "{refused}");
     drop(holder);
-    assert!(
-        queued.join().unwrap().starts_with("HTTP/1.1 200"),
-        "the queued request runs once the slot frees"
-    );
+    let queued = rx.recv_timeout(Duration::from_secs(120)).unwrap();
+    assert!(queued.starts_with("HTTP/1.1 200"), "the queued request runs once the slot frees");
 }
 
 #[test]
