@@ -104,6 +104,21 @@ pub fn render(
     })
 }
 
+/// A conversation under a model's own Go template (a Modelfile's TEMPLATE), run as Ollama
+/// runs it ([`crate::gotmpl::ollama`]); `tools` in Ollama's shape for a template that reads
+/// them. The tokenizer adds BOS, as Ollama's templates expect.
+pub fn render_go(
+    t: &crate::gotmpl::Template,
+    messages: &[Message],
+    tools: Option<&serde_json::Value>,
+) -> Result<String> {
+    let msgs: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|m| serde_json::json!({"role": m.role, "content": m.content}))
+        .collect();
+    crate::gotmpl::ollama::render(t, &msgs, tools)
+}
+
 /// How deep a printed value may nest (chat messages nest two or three levels).
 const MAX_DEPTH: usize = 32;
 

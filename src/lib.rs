@@ -15,6 +15,7 @@ pub mod constraint;
 pub mod engine;
 pub mod error;
 pub mod gguf;
+pub mod gotmpl;
 pub mod model;
 pub mod offload;
 pub mod perplexity;

@@ -23,6 +23,11 @@ impl Session {
         self.turns.clear();
     }
 
+    /// Starts the conversation from earlier turns (a Modelfile's MESSAGEs).
+    pub fn start_from(&mut self, turns: &[Message]) {
+        self.turns = turns.to_vec();
+    }
+
     /// The user and assistant turns so far.
     pub fn turns(&self) -> &[Message] {
         &self.turns

@@ -129,7 +129,27 @@ fn ollama_model_management_works() {
     assert_eq!(v["quantized_generates"], true);
     assert_eq!(v["push"][0], 403);
     assert!(v["push"][1].as_str().unwrap().contains("air-gapped"));
+    assert_eq!(v["templated"], "success");
+    assert_eq!(v["templated_same"], true, "the TEMPLATE and MESSAGEs made the prompt: {v}");
+    let show = &v["templated_show"];
+    assert!(show["template"].as_str().unwrap().starts_with("{{- range .Messages }}"), "{show}");
+    let mf = show["modelfile"].as_str().unwrap();
+    assert!(
+        mf.contains("TEMPLATE \"\"\"{{- range") && mf.contains("MESSAGE assistant Hello"),
+        "{mf}"
+    );
+    let t = v["tools_in_template"].as_array().unwrap();
+    assert_eq!(t[0], t[1], "a template that reads .Tools gets them, not a system turn");
     assert_eq!((v["template"][0].as_u64(), v["bad_parameter"][0].as_u64()), (Some(400), Some(400)));
+    assert!(
+        v["template"][1]
+            .as_str()
+            .unwrap()
+            .contains("template: {{ .Prompt (line 1: unclosed action)"),
+        "{v}"
+    );
+    assert_eq!(v["message_role"][0], 400);
+    assert!(v["message_role"][1].as_str().unwrap().contains("robot"), "{v}");
     assert!(v["bad_parameter"][1].as_str().unwrap().contains("top_p"));
     assert!(v["missing_blob"][1].as_str().unwrap().contains("was not uploaded"));
     assert_eq!(v["final"], serde_json::json!(["gemma3:270m"]));
@@ -181,8 +201,22 @@ fn create_cp_and_rm_on_the_command_line() {
     let o = run(&["rm", "brief"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("'brief' not found"));
-    std::fs::write(&mf, "FROM gemma3:270m\nTEMPLATE {{ .Prompt }}\n").unwrap();
+    // an older template (.System, .Prompt, .Response) and a MESSAGE: `run` makes the prompt as
+    // Ollama would, the same ids as the text given raw
+    std::fs::write(
+        &mf,
+        "FROM gemma3:270m\nTEMPLATE \"\"\"{{ if .System }}S: {{ .System }}\n{{ end }}Q: {{ .Prompt }}\nA: {{ .Response }}\n\"\"\"\nSYSTEM Be brief.\nMESSAGE user Hi\nMESSAGE assistant Hello\nPARAMETER num_predict 1\n",
+    )
+    .unwrap();
+    let o = run(&["create", "qa", "-f", mf.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let made = json(&["run", "qa", "Bye", "--json"]);
+    let text = "S: Be brief.\nQ: Hi\nA: Hello\nQ: Bye\nA: ";
+    let raw = json(&["run", "gemma3:270m", text, "--raw", "--json", "--num-predict", "1"]);
+    assert_eq!(made["prompt_ids"], raw["prompt_ids"]);
+    std::fs::write(&mf, "FROM gemma3:270m\nTEMPLATE {{ if .Prompt }}\n").unwrap();
     let o = run(&["create", "bad", "-f", mf.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("template"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("template") && err.contains("{{if}} has no end"), "{err}");
 }

@@ -119,14 +119,21 @@ pub fn with_given(mut cli: Cli, m: &clap::ArgMatches) -> Cli {
     cli
 }
 
-/// A model made with `create`: its parameters where the command line set none, its system
-/// message (returned).
+/// What a model made with `create` says besides its parameters (those are applied where the
+/// command line set none).
+#[derive(Default)]
+struct Made {
+    system: Option<String>,
+    template: Option<std::sync::Arc<chimera::gotmpl::Template>>,
+    messages: Vec<chimera::chat::Message>,
+}
+
 fn made_defaults(
     a: &RunArgs,
     opts: &mut chimera::engine::GenerateOptions,
     load: &mut LoadOptions,
-) -> Result<Option<String>> {
-    let Some(m) = chimera::registry::local::get(&a.model) else { return Ok(None) };
+) -> Result<Made> {
+    let Some(m) = chimera::registry::local::get(&a.model) else { return Ok(Made::default()) };
     let rest: serde_json::Map<String, serde_json::Value> = m
         .parameters
         .iter()
@@ -140,13 +147,20 @@ fn made_defaults(
     load.num_batch = o.num_batch.unwrap_or(load.num_batch);
     load.num_gpu = o.num_gpu.unwrap_or(load.num_gpu);
     load.num_thread = o.num_thread.unwrap_or(load.num_thread);
-    Ok(m.system)
+    let template = match &m.template {
+        Some(t) => Some(std::sync::Arc::new(
+            chimera::gotmpl::Template::parse(t)
+                .map_err(|e| anyhow::anyhow!("model {}: {e}", m.name))?,
+        )),
+        None => None,
+    };
+    Ok(Made { system: m.system, template, messages: m.messages })
 }
 
 fn run_cmd(a: RunArgs) -> Result<()> {
     let mut opts = a.gen.options(a.logprobs);
     let mut load_opts = a.load.options()?;
-    let system = made_defaults(&a, &mut opts, &mut load_opts)?;
+    let made = made_defaults(&a, &mut opts, &mut load_opts)?;
     opts.grammar = grammar(a.format.as_deref(), a.grammar.as_deref())?;
     opts.sampler.validate()?;
     load_opts.validate()?;
@@ -159,7 +173,8 @@ fn run_cmd(a: RunArgs) -> Result<()> {
     };
     if prompt_ids.is_none() && a.prompt.is_none() && std::io::stdin().is_terminal() && !a.json {
         let mut engine = load(&a.model, load_opts)?;
-        return repl::chat(&mut engine, opts, system, a.verbose);
+        engine.template = made.template;
+        return repl::chat(&mut engine, opts, made.system, &made.messages, a.verbose);
     }
     let text = match (&prompt_ids, &a.prompt) {
         (Some(_), _) => None,
@@ -171,18 +186,19 @@ fn run_cmd(a: RunArgs) -> Result<()> {
         }
     };
     let mut engine = load(&a.model, load_opts)?;
+    engine.template = made.template;
     let ids = match (prompt_ids, text) {
         (Some(ids), _) => ids,
-        (None, Some(t)) => match (&system, a.raw) {
-            (Some(s), false) => {
-                let m = [
-                    chimera::chat::Message::new("system", s),
-                    chimera::chat::Message::new("user", &t),
-                ];
-                engine.chat_ids(&m)?
-            }
-            _ => engine.prompt_ids(&t, a.raw)?,
-        },
+        (None, Some(t)) if a.raw || (made.system.is_none() && made.messages.is_empty()) => {
+            engine.prompt_ids(&t, a.raw)?
+        }
+        (None, Some(t)) => {
+            // as Ollama's generate: the system message, the model's messages, the prompt
+            let system = made.system.iter().map(|s| chimera::chat::Message::new("system", s));
+            let user = chimera::chat::Message::new("user", &t);
+            let m: Vec<_> = system.chain(made.messages.iter().cloned()).chain([user]).collect();
+            engine.chat_ids(&m)?
+        }
         (None, None) => unreachable!("one of the two is set above"),
     };
     let json = a.json;

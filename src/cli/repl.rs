@@ -29,6 +29,7 @@ pub fn chat(
     engine: &mut Engine,
     opts: GenerateOptions,
     system: Option<String>,
+    earlier: &[chimera::chat::Message],
     mut verbose: bool,
 ) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
@@ -38,6 +39,7 @@ pub fn chat(
     let _ = rl.load_history(&history);
     let mut session = Session::new(opts);
     session.system = system;
+    session.start_from(earlier);
     loop {
         let line = match rl.readline(">>> ") {
             Ok(l) => l,

@@ -209,6 +209,9 @@ pub struct Engine {
     /// Load time, reported by the first request only (later ones find the model loaded).
     pending_load_ns: Option<u64>,
     pub load_ns: u64,
+    /// A model's own Go template (a Modelfile's TEMPLATE): prompts are made with it, not with
+    /// the GGUF's chat template.
+    pub template: Option<Arc<crate::gotmpl::Template>>,
 }
 
 impl Engine {
@@ -287,6 +290,7 @@ impl Engine {
             warnings,
             pending_load_ns: None,
             load_ns: 0,
+            template: None,
         };
         // Warm-up: touch every weight page and the code paths once, as llama.cpp does at load.
         let bos = engine.tokenizer.specials().bos.unwrap_or(0);
@@ -307,6 +311,10 @@ impl Engine {
     /// Token ids for a user prompt: the model's chat template applied unless `raw` (see
     /// [`chat::prompt`]); BOS added and special tokens parsed.
     pub fn prompt_ids(&self, text: &str, raw: bool) -> Result<Vec<u32>> {
+        if let (Some(t), false) = (&self.template, raw) {
+            let text = chat::render_go(t, &[chat::Message::new("user", text)], None)?;
+            return self.tokenizer.encode(&text, true, true);
+        }
         let template = if raw { None } else { self.tokenizer.chat_template() };
         let (bos, eos) = (self.tokenizer.special_text(true), self.tokenizer.special_text(false));
         let text = chat::prompt(template, text, &bos, &eos)?;
@@ -317,7 +325,10 @@ impl Engine {
     /// ending where the model's turn starts; BOS added and special tokens parsed.
     pub fn chat_ids(&self, messages: &[chat::Message]) -> Result<Vec<u32>> {
         let (bos, eos) = (self.tokenizer.special_text(true), self.tokenizer.special_text(false));
-        let text = chat::render(self.tokenizer.chat_template(), messages, &bos, &eos)?;
+        let text = match &self.template {
+            Some(t) => chat::render_go(t, messages, None)?,
+            None => chat::render(self.tokenizer.chat_template(), messages, &bos, &eos)?,
+        };
         self.tokenizer.encode(&text, true, true)
     }
 

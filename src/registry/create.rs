@@ -20,6 +20,8 @@ pub struct CreateRequest {
     pub parameters: Map<String, Value>,
     pub system: Option<String>,
     pub template: Option<String>,
+    /// A conversation every chat starts with (a Modelfile's MESSAGEs).
+    pub messages: Vec<crate::chat::Message>,
     pub adapter: bool,
     /// Quantize the weights to this type first (`chimera quantize`'s names).
     pub quantize: Option<String>,
@@ -78,8 +80,16 @@ fn source(r: &CreateRequest) -> Result<(PathBuf, String, Option<UserModel>)> {
 /// Makes model `r.name`; `progress` hears what is being done.
 pub fn create(r: &CreateRequest, progress: &mut dyn FnMut(&str)) -> Result<UserModel> {
     local::check_name(&r.name)?;
-    if r.template.as_deref().is_some_and(|t| !t.is_empty()) {
-        return Err(refuse("template", "…", "Ollama's Go templates are not supported: chimera applies the chat template in the GGUF"));
+    if let Some(t) = r.template.as_deref().filter(|t| !t.is_empty()) {
+        if let Err(crate::Error::Template(why)) = crate::gotmpl::Template::parse(t) {
+            let head: String = t.chars().take(40).collect();
+            return Err(refuse("template", head.trim(), &why));
+        }
+    }
+    if let Some(m) =
+        r.messages.iter().find(|m| !["system", "user", "assistant"].contains(&m.role.as_str()))
+    {
+        return Err(refuse("messages", &m.role, "a role is system, user or assistant"));
     }
     if r.adapter {
         return Err(refuse("adapters", "…", "LoRA adapters are not supported"));
@@ -89,7 +99,20 @@ pub fn create(r: &CreateRequest, progress: &mut dyn FnMut(&str)) -> Result<UserM
     crate::gguf::Gguf::open(&file)?;
     let mut parameters = inherited.as_ref().map(|m| m.parameters.clone()).unwrap_or_default();
     parameters.extend(r.parameters.clone());
-    let system = r.system.clone().or(inherited.and_then(|m| m.system));
+    let d = local::Defaults {
+        parameters,
+        system: r.system.clone().or(inherited.as_ref().and_then(|m| m.system.clone())),
+        template: r
+            .template
+            .clone()
+            .filter(|t| !t.is_empty())
+            .or(inherited.as_ref().and_then(|m| m.template.clone())),
+        messages: if r.messages.is_empty() {
+            inherited.map(|m| m.messages).unwrap_or_default()
+        } else {
+            r.messages.clone()
+        },
+    };
     if let Some(q) = &r.quantize {
         let target: crate::quantize::Target = q.parse()?;
         progress(&format!("quantizing to {q}"));
@@ -104,20 +127,13 @@ pub fn create(r: &CreateRequest, progress: &mut dyn FnMut(&str)) -> Result<UserM
         file = local::adopt_blob(&tmp)?;
     }
     progress("writing manifest");
-    local::make(&r.name, &file, &from, parameters, system)
+    local::make(&r.name, &file, &from, d)
 }
 
 /// A request from a Modelfile's text (`chimera create -f`); a relative FROM path is read from
 /// the Modelfile's folder, as Ollama reads it.
 pub fn from_modelfile(name: &str, text: &str, dir: &Path) -> Result<CreateRequest> {
     let m = super::modelfile::parse(text)?;
-    if !m.messages.is_empty() {
-        return Err(refuse(
-            "MESSAGE",
-            "…",
-            "MESSAGE is not supported; send the conversation with the request",
-        ));
-    }
     let from = m.from.map(|f| {
         let rel = dir.join(&f);
         if (f.starts_with("./") || f.starts_with("../")) && rel.is_file() {
@@ -132,6 +148,7 @@ pub fn from_modelfile(name: &str, text: &str, dir: &Path) -> Result<CreateReques
         parameters: m.parameters,
         system: m.system,
         template: m.template,
+        messages: m.messages.iter().map(|(r, c)| crate::chat::Message::new(r, c)).collect(),
         adapter: m.adapter.is_some(),
         allow_paths: true,
         fetch: true,
@@ -151,7 +168,7 @@ pub fn copy(src: &str, dst: &str) -> Result<UserModel> {
         name: src.into(),
         tried: vec!["not a model on this machine".into()],
     })?;
-    local::make(dst, &file, src, Map::new(), None)
+    local::make(dst, &file, src, local::Defaults::default())
 }
 
 /// `rm NAME`: a model made here, or a registry model's file in chimera's store. Models in

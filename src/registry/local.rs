@@ -24,6 +24,12 @@ pub struct UserModel {
     /// The system message used when a request has none.
     #[serde(default)]
     pub system: Option<String>,
+    /// A Modelfile's TEMPLATE (Ollama's Go template), used instead of the GGUF's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// A Modelfile's MESSAGEs: a conversation every chat starts with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<crate::chat::Message>,
     /// What it was made from (a model name or a blob).
     pub from: String,
     /// Seconds since the epoch.
@@ -187,14 +193,18 @@ impl Drop for BlobWriter {
     }
 }
 
-/// A new model: the weights at `file` (hashed here), with parameters and a system message.
-pub fn make(
-    name: &str,
-    file: &Path,
-    from: &str,
-    parameters: Map<String, Value>,
-    system: Option<String>,
-) -> Result<UserModel> {
+/// What a model made here says besides its weights: option defaults, a system message, a
+/// template and a conversation to start from.
+#[derive(Debug, Clone, Default)]
+pub struct Defaults {
+    pub parameters: Map<String, Value>,
+    pub system: Option<String>,
+    pub template: Option<String>,
+    pub messages: Vec<crate::chat::Message>,
+}
+
+/// A new model: the weights at `file` (hashed here), with its defaults.
+pub fn make(name: &str, file: &Path, from: &str, d: Defaults) -> Result<UserModel> {
     check_name(name)?;
     let digest = sha256_file(file, &mut |_, _, _| {})?;
     let created = std::time::SystemTime::now()
@@ -204,8 +214,10 @@ pub fn make(
         name: normalize(name),
         file: file.to_path_buf(),
         digest,
-        parameters,
-        system,
+        parameters: d.parameters,
+        system: d.system,
+        template: d.template,
+        messages: d.messages,
         from: from.to_string(),
         created,
     };

@@ -84,8 +84,11 @@ pub struct Parsed {
     pub load: LoadOverrides,
     pub keep_alive: Option<KeepAlive>,
     pub stream: bool,
-    /// Tools the model may call (their description is already in the prompt's system turn).
+    /// Tools the model may call: described in the system turn when the prompt is made, or
+    /// given to a model's template that reads them.
     pub tools: Option<super::tools::Tools>,
+    /// A model's own Go template (a Modelfile's TEMPLATE), used instead of the GGUF's.
+    pub template: Option<std::sync::Arc<crate::gotmpl::Template>>,
     /// Log-probabilities asked for: `Some(k)` with k alternatives per token.
     pub logprobs: Option<usize>,
     /// Choices to generate (OpenAI's `n`).
@@ -107,6 +110,7 @@ impl Parsed {
             keep_alive: None,
             stream,
             tools: None,
+            template: None,
             logprobs: None,
             n: 1,
             echo: false,
@@ -531,7 +535,7 @@ pub fn chat(body: &[u8]) -> Result<Parsed, ApiError> {
     let (model, mut opts, load, keep_alive, stream) = common(&f)?;
     let lp = logprobs(&f, &mut opts)?;
     let tools = super::tools::parse(f.value("tools"), None)?;
-    let prompt = Prompt::Chat(with_tools(messages(f.value("messages"))?, tools.as_ref()));
+    let prompt = Prompt::Chat(messages(f.value("messages"))?);
     if let Some(g) = tools.as_ref().and_then(super::tools::Tools::grammar) {
         if opts.grammar.is_some() {
             return Err(ApiError::bad("format: cannot be combined with tools"));

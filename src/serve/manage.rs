@@ -6,6 +6,7 @@
 
 use super::api::{self, ApiError, Fields, Parsed, Prompt};
 use super::http::{json_response, ollama_error, St};
+use crate::chat::Message;
 use crate::registry::create::{self, CreateRequest};
 use crate::registry::local::{self, UserModel};
 use axum::body::{Body, Bytes};
@@ -25,11 +26,28 @@ pub fn apply_defaults(p: &mut Parsed, m: &UserModel) -> Result<(), ApiError> {
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     api::apply_options(&rest, &mut p.opts, &mut p.load)?;
-    let Some(sys) = &m.system else { return Ok(()) };
+    if let Some(t) = &m.template {
+        let t = crate::gotmpl::Template::parse(t)
+            .map_err(|e| ApiError::bad(format!("model {}: {e}", m.name)))?;
+        p.template = Some(std::sync::Arc::new(t));
+    }
+    // Ollama's generate: [system] + the model's messages + the prompt, unless it continues
+    if let Prompt::Text { prompt, system, raw: false, context } = &p.prompt {
+        if !m.messages.is_empty() && context.is_empty() && !prompt.is_empty() {
+            let mut msgs: Vec<Message> = system.iter().map(|s| Message::new("system", s)).collect();
+            msgs.push(Message::new("user", prompt));
+            p.prompt = Prompt::Chat(msgs);
+        }
+    }
     match &mut p.prompt {
-        Prompt::Text { system, .. } if system.is_none() => *system = Some(sys.clone()),
-        Prompt::Chat(msgs) if !msgs.is_empty() && !msgs.iter().any(|x| x.role == "system") => {
-            msgs.insert(0, crate::chat::Message::new("system", sys));
+        Prompt::Text { system, .. } if system.is_none() => system.clone_from(&m.system),
+        Prompt::Chat(msgs) if !msgs.is_empty() => {
+            // as Ollama's chat: the model's messages first, its system message before them
+            let own_system = msgs.iter().any(|x| x.role == "system");
+            msgs.splice(0..0, m.messages.iter().cloned());
+            if let Some(sys) = m.system.as_ref().filter(|_| !own_system) {
+                msgs.insert(0, Message::new("system", sys));
+            }
         }
         _ => {}
     }
@@ -56,6 +74,7 @@ fn parse_create(body: &[u8], allow_paths: bool) -> Result<(CreateRequest, bool),
             crate::registry::modelfile::parse(text).map_err(|e| ApiError::bad(e.to_string()))?;
         (r.from, r.parameters, r.system, r.template, r.adapter) =
             (m.from, m.parameters, m.system, m.template, m.adapter.is_some());
+        r.messages = m.messages.iter().map(|(role, c)| Message::new(role, c)).collect();
     }
     r.from = f.str("from")?.map(str::to_string).or(r.from);
     if let Some(files) = f.value("files") {
@@ -78,6 +97,9 @@ fn parse_create(body: &[u8], allow_paths: bool) -> Result<(CreateRequest, bool),
         .map_err(|e| ApiError::bad(format!("parameters.{}", e.message)))?;
     r.system = f.str("system")?.map(str::to_string).or(r.system);
     r.template = f.str("template")?.map(str::to_string).or(r.template);
+    if let Some(v) = f.value("messages") {
+        r.messages = api::messages(Some(v)).map_err(|e| ApiError::bad(e.message))?;
+    }
     r.adapter |= f.value("adapters").and_then(Value::as_object).is_some_and(|a| !a.is_empty());
     r.quantize = f.str("quantize")?.map(str::to_string);
     Ok((r, f.bool("stream")?.unwrap_or(true)))

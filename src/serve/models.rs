@@ -100,6 +100,7 @@ pub async fn show(State(st): St, body: Bytes) -> Response {
             .and_then(|r| r.get(&name).and_then(|s| s.quant.clone()));
         let user = crate::registry::local::get(&name);
         let (modelfile, parameters, system) = modelfile(&path, user.as_ref());
+        let template = user.as_ref().and_then(|m| m.template.clone()).unwrap_or(template);
         Ok(json!({
             "modelfile": modelfile,
             "parameters": parameters,
@@ -137,8 +138,14 @@ fn modelfile(
     for line in params.lines() {
         text.push_str(&format!("PARAMETER {line}\n"));
     }
+    if let Some(t) = m.and_then(|m| m.template.as_ref()) {
+        text.push_str(&format!("TEMPLATE \"\"\"{t}\"\"\"\n"));
+    }
     if !system.is_empty() {
         text.push_str(&format!("SYSTEM \"\"\"{system}\"\"\"\n"));
+    }
+    for msg in m.map(|m| m.messages.as_slice()).unwrap_or_default() {
+        text.push_str(&format!("MESSAGE {} {}\n", msg.role, msg.content));
     }
     (text, params, system)
 }

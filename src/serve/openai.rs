@@ -133,7 +133,7 @@ pub fn chat(body: &[u8]) -> Result<OpenAi, ApiError> {
     let f = Fields(&o);
     let (model, mut opts, stream, include_usage) = common(&f)?;
     let tools = tools::parse(f.value("tools"), f.value("tool_choice"))?;
-    let prompt = Prompt::Chat(api::with_tools(api::messages(f.value("messages"))?, tools.as_ref()));
+    let prompt = Prompt::Chat(api::messages(f.value("messages"))?);
     if let Some(g) = tools.as_ref().and_then(Tools::grammar) {
         if opts.grammar.is_some() {
             return Err(ApiError::bad("response_format: cannot be combined with tools"));

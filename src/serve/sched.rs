@@ -318,7 +318,7 @@ impl Scheduler {
             ));
             return self.after_sync_job();
         }
-        let ids = match prompt_ids(&l.engine, &job.parsed.prompt) {
+        let ids = match prompt_ids(&l.engine, &job.parsed) {
             Ok(ids) => ids,
             Err(e) => {
                 let _ = job.tx.send(Event::Error(ApiError::from_engine(&e)));
@@ -475,30 +475,44 @@ fn embed(
     Ok(Embedded { vectors, prompt_tokens, total_ns: crate::timing::since(t0), load_ns })
 }
 
-/// A request's token ids under the model's template, or `None` for an empty prompt (a load).
-fn prompt_ids(e: &Engine, p: &Prompt) -> crate::Result<Option<Vec<u32>>> {
-    match p {
+/// A request's token ids under the model's template (a Modelfile's TEMPLATE first, else the
+/// GGUF's), or `None` for an empty prompt (a load). The tools are described in the system turn
+/// unless a TEMPLATE reads `.Tools` itself.
+fn prompt_ids(e: &Engine, p: &super::api::Parsed) -> crate::Result<Option<Vec<u32>>> {
+    let (bos, eos) = (e.tokenizer.special_text(true), e.tokenizer.special_text(false));
+    let own = p.template.as_deref();
+    let takes_tools = own.is_some_and(|t| t.uses("tools"));
+    let render = |msgs: Vec<crate::chat::Message>| -> crate::Result<String> {
+        match own {
+            Some(t) => {
+                let tools = p.tools.as_ref().and_then(super::tools::Tools::json);
+                crate::chat::render_go(t, &msgs, tools.filter(|_| takes_tools).as_ref())
+            }
+            None => crate::chat::render(e.tokenizer.chat_template(), &msgs, &bos, &eos),
+        }
+    };
+    match &p.prompt {
         Prompt::Chat(msgs) if msgs.is_empty() => Ok(None),
-        Prompt::Chat(msgs) => e.chat_ids(msgs).map(Some),
+        Prompt::Chat(msgs) => {
+            let msgs = match takes_tools {
+                true => msgs.clone(),
+                false => super::api::with_tools(msgs.clone(), p.tools.as_ref()),
+            };
+            e.tokenizer.encode(&render(msgs)?, true, true).map(Some)
+        }
         Prompt::Text { prompt, context, .. } if prompt.is_empty() && context.is_empty() => Ok(None),
         Prompt::Embed { .. } => Ok(None),
         Prompt::Text { prompt, system, raw, context } => {
             let mut ids = context.clone();
+            let user = crate::chat::Message::new("user", prompt);
             let text = match (raw, system) {
                 (true, _) => prompt.clone(),
-                (false, Some(sys)) if e.tokenizer.chat_template().is_some() => {
-                    let msgs = [
-                        crate::chat::Message::new("system", sys),
-                        crate::chat::Message::new("user", prompt),
-                    ];
-                    let (bos, eos) =
-                        (e.tokenizer.special_text(true), e.tokenizer.special_text(false));
-                    crate::chat::render(e.tokenizer.chat_template(), &msgs, &bos, &eos)?
+                (false, Some(sys)) if own.is_some() || e.tokenizer.chat_template().is_some() => {
+                    render(vec![crate::chat::Message::new("system", sys), user])?
                 }
                 (false, Some(sys)) => format!("{sys}\n\n{prompt}"),
+                (false, None) if own.is_some() => render(vec![user])?,
                 (false, None) => {
-                    let (bos, eos) =
-                        (e.tokenizer.special_text(true), e.tokenizer.special_text(false));
                     crate::chat::prompt(e.tokenizer.chat_template(), prompt, &bos, &eos)?
                 }
             };

@@ -122,6 +122,17 @@ impl Tools {
         Some(s)
     }
 
+    /// The tools the choice allows, in Ollama's shape, for a template that reads `.Tools`
+    /// (`None` when the choice allows none).
+    pub fn json(&self) -> Option<Value> {
+        let allowed = self.allowed();
+        let list: Vec<Value> = allowed
+            .iter()
+            .map(|t| json!({"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}))
+            .collect();
+        (!list.is_empty()).then_some(Value::Array(list))
+    }
+
     /// The grammar of the answer: a call to an allowed tool, or (when the choice allows it)
     /// text that does not start like a JSON object.
     pub fn grammar(&self) -> Option<Grammar> {

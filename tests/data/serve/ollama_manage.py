@@ -38,10 +38,31 @@ out["from_blob_generates"] = c.generate(model="fromblob", prompt="Hi", options={
 out["quantize"] = [p.status for p in c.create(model="q8", from_=model, quantize="q8_0", stream=True)]
 out["quantized_generates"] = c.generate(model="q8", prompt="Hi", options={"num_predict": 2}).done
 out["push"] = err(lambda: c.push("terse"))
-out["template"] = err(lambda: c.create(model="bad", from_=model, template="{{ .Prompt }}", stream=False))
+# a TEMPLATE (Ollama's Go template) and MESSAGEs: the prompt is the template's text, token for token
+TURNS = ('{{- range .Messages }}<start_of_turn>{{ if eq .Role "assistant" }}model{{ else }}{{ .Role }}{{ end }}\n'
+         '{{ .Content }}<end_of_turn>\n{{ end }}<start_of_turn>model\n')
+out["templated"] = c.create(model="turns", from_=model, template=TURNS, stream=False,
+                            messages=[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]).status
+greedy = {"num_predict": 2, "temperature": 0}
+made = c.generate(model="turns", prompt="Bye", options=greedy)
+text = ("<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\nHello<end_of_turn>\n"
+        "<start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n")
+out["templated_same"] = made.context == c.generate(model=model, prompt=text, raw=True, options=greedy).context
+s = c.show("turns")
+out["templated_show"] = {"template": s.template, "modelfile": s.modelfile}
+TOOLS = '{{ range .Tools }}T:{{ .Function.Name }}\n{{ end }}{{ range .Messages }}{{ .Content }}\n{{ end }}'
+c.create(model="tooled", from_=model, template=TOOLS, stream=False)
+add = {"type": "function", "function": {"name": "add", "description": "Adds.", "parameters": {
+    "type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}}}
+# the text given raw first, then unloaded, so that the chat evaluates its whole prompt
+raw = c.generate(model=model, prompt="T:add\nHi\n", raw=True, options=greedy, keep_alive=0)
+r = c.chat(model="tooled", messages=[{"role": "user", "content": "Hi"}], tools=[add], options=greedy)
+out["tools_in_template"] = [r.prompt_eval_count, len(raw.context) - raw.eval_count]
+out["template"] = err(lambda: c.create(model="bad", from_=model, template="{{ .Prompt ", stream=False))
+out["message_role"] = err(lambda: c.create(model="bad", from_=model, messages=[{"role": "robot", "content": "x"}], stream=False))
 out["bad_parameter"] = err(lambda: c.create(model="bad", from_=model, parameters={"top_p": 7}, stream=False))
 out["missing_blob"] = err(lambda: c.create(model="bad", files={"x.gguf": "sha256:" + "0" * 64}, stream=False))
-for name in ["terse", "fromblob", "q8"]:
+for name in ["terse", "fromblob", "q8", "turns", "tooled"]:
     c.delete(name)
 out["final"] = sorted(m.model for m in c.list().models)
 print(json.dumps(out))
