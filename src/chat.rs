@@ -15,11 +15,18 @@ const MAX_OUTPUT: usize = 16 << 20;
 pub struct Message {
     pub role: String,
     pub content: String,
+    /// An assistant turn's tool calls (`{"function": {"name", "arguments"}}`), for a template
+    /// that prints them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<serde_json::Value>,
+    /// A tool turn's tool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_name: Option<String>,
 }
 
 impl Message {
     pub fn new(role: &str, content: &str) -> Message {
-        Message { role: role.into(), content: content.into() }
+        Message { role: role.into(), content: content.into(), tool_calls: vec![], tool_name: None }
     }
 }
 
@@ -114,7 +121,16 @@ pub fn render_go(
 ) -> Result<String> {
     let msgs: Vec<serde_json::Value> = messages
         .iter()
-        .map(|m| serde_json::json!({"role": m.role, "content": m.content}))
+        .map(|m| {
+            let mut v = serde_json::json!({"role": m.role, "content": m.content});
+            if !m.tool_calls.is_empty() {
+                v["tool_calls"] = serde_json::Value::Array(m.tool_calls.clone());
+            }
+            if let Some(n) = &m.tool_name {
+                v["tool_name"] = serde_json::Value::String(n.clone());
+            }
+            v
+        })
         .collect();
     crate::gotmpl::ollama::render(t, &msgs, tools)
 }

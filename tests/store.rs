@@ -47,6 +47,12 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 /// An Ollama store holding the tiny model as `name:tag` (a template layer beside it, as Ollama
 /// writes); returns the blob's path.
 fn ollama_store(root: &Path, model: &str, tag: &str) -> PathBuf {
+    let template = ("application/vnd.ollama.image.template", "{{ .Prompt }}");
+    ollama_store_with(root, model, tag, &[template])
+}
+
+/// An Ollama store holding the tiny model as `name:tag` with other layers (media type, text).
+fn ollama_store_with(root: &Path, model: &str, tag: &str, layers: &[(&str, &str)]) -> PathBuf {
     let tiny = root.join("tiny.gguf");
     tiny_model(&tiny, TensorType::Q8_0, |_| {});
     let hex = sha256(&tiny);
@@ -57,14 +63,20 @@ fn ollama_store(root: &Path, model: &str, tag: &str) -> PathBuf {
     let dir = root.join("ollama/manifests/registry.ollama.ai/library").join(model);
     std::fs::create_dir_all(&dir).unwrap();
     let size = std::fs::metadata(&blob).unwrap().len();
+    let mut entries = vec![];
+    for (media, text) in layers {
+        let p = root.join("layer");
+        std::fs::write(&p, text).unwrap();
+        let h = sha256(&p);
+        std::fs::rename(&p, blobs.join(format!("sha256-{h}"))).unwrap();
+        entries.push(serde_json::json!({"mediaType": media, "digest": format!("sha256:{h}"), "size": text.len()}));
+    }
+    entries.push(serde_json::json!({"mediaType": "application/vnd.ollama.image.model", "digest": format!("sha256:{hex}"), "size": size}));
     let manifest = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
         "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": format!("sha256:{}", "0".repeat(64)), "size": 2},
-        "layers": [
-            {"mediaType": "application/vnd.ollama.image.template", "digest": format!("sha256:{}", "1".repeat(64)), "size": 10},
-            {"mediaType": "application/vnd.ollama.image.model", "digest": format!("sha256:{hex}"), "size": size},
-        ]
+        "layers": entries,
     });
     std::fs::write(dir.join(tag), manifest.to_string()).unwrap();
     blob
@@ -97,6 +109,39 @@ fn ollama_store_models_resolve_in_place() {
     // `gemma3`-style names without a tag mean `latest`
     ollama_store(root, "tinyl", "latest");
     assert!(run(root, &["show", "tinyl"]).status.success());
+}
+
+/// A model in Ollama's store runs with its layers as Ollama runs it: the template makes the
+/// prompt (with the system message), the parameters are defaults the command line overrides;
+/// a model with a LoRA adapter layer is refused, not run as its base weights.
+#[test]
+fn ollama_store_models_run_with_their_layers() {
+    let d = tempdir();
+    let root = d.path();
+    let layers = [
+        (
+            "application/vnd.ollama.image.template",
+            "{{ if .System }}S: {{ .System }}\n{{ end }}Q: {{ .Prompt }}\nA: {{ .Response }}",
+        ),
+        ("application/vnd.ollama.image.system", "Be brief."),
+        ("application/vnd.ollama.image.params", r#"{"num_predict": 1, "temperature": 0}"#),
+    ];
+    ollama_store_with(root, "tinyq", "1b", &layers);
+    let json = |args: &[&str]| -> serde_json::Value {
+        let o = run(root, args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let made = json(&["run", "tinyq:1b", "ab", "--json"]);
+    let raw = json(&["run", "tinyq:1b", "S: Be brief.\nQ: ab\nA: ", "--raw", "--json"]);
+    assert_eq!(made["prompt_ids"], raw["prompt_ids"], "the template and system made the prompt");
+    assert!(made["eval_count"].as_u64() <= Some(1), "the params layer's num_predict: {made}");
+    let more = json(&["run", "tinyq:1b", "ab", "--json", "--num-predict", "3"]);
+    assert_eq!(more["eval_count"], 3, "the command line wins");
+    let lora = ("application/vnd.ollama.image.adapter", "not a real adapter");
+    ollama_store_with(root, "tinya", "1b", &[lora]);
+    let o = run(root, &["run", "tinya:1b", "ab"]);
+    assert_user_error(&o, "LoRA adapter layer");
 }
 
 /// A blob that no longer matches its manifest's digest, and a manifest whose blob is gone, are

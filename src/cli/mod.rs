@@ -119,8 +119,8 @@ pub fn with_given(mut cli: Cli, m: &clap::ArgMatches) -> Cli {
     cli
 }
 
-/// What a model made with `create` says besides its parameters (those are applied where the
-/// command line set none).
+/// What a model made with `create`, or one in Ollama's store, brings besides its weights and
+/// parameters (those are applied where the command line set none).
 #[derive(Default)]
 struct Made {
     system: Option<String>,
@@ -133,7 +133,7 @@ fn made_defaults(
     opts: &mut chimera::engine::GenerateOptions,
     load: &mut LoadOptions,
 ) -> Result<Made> {
-    let Some(m) = chimera::registry::local::get(&a.model) else { return Ok(Made::default()) };
+    let Some(m) = chimera::registry::defaults(&a.model)? else { return Ok(Made::default()) };
     let rest: serde_json::Map<String, serde_json::Value> = m
         .parameters
         .iter()

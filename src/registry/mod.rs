@@ -147,6 +147,32 @@ pub fn find_local(name: &str) -> Result<Option<PathBuf>> {
     }
 }
 
+/// What a model brings besides its weights, for the requests and runs that use it: a model made
+/// here (its manifest), or a model in Ollama's store that is not a registry name (its template,
+/// system, parameters and messages layers, as Ollama runs it); `None` for registry models.
+pub fn defaults(name: &str) -> Result<Option<local::UserModel>> {
+    if let Some(m) = local::get(name).or_else(|| local::get(&local::normalize(name))) {
+        return Ok(Some(m));
+    }
+    let reg = Registry::load()?;
+    if reg.get(name).or_else(|| reg.get(&format!("{name}:latest"))).is_some() {
+        return Ok(None);
+    }
+    let Some(f) = ollama::find(name)? else { return Ok(None) };
+    let l = f.layers()?;
+    Ok(Some(local::UserModel {
+        name: f.name.clone(),
+        file: f.blob,
+        digest: f.digest,
+        parameters: l.params,
+        system: l.system,
+        template: l.template,
+        messages: l.messages,
+        from: f.name,
+        created: 0,
+    }))
+}
+
 /// Where a model present on this machine was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum Source {

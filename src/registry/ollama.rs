@@ -14,6 +14,13 @@ const NAMESPACE: &str = "library";
 const TAG: &str = "latest";
 /// The media type of a manifest's weights layer (ref: ollama server/images.go).
 const MODEL_LAYER: &str = "application/vnd.ollama.image.model";
+/// The layers Ollama runs a model with besides its weights (ref: ollama server/images.go,
+/// server/create.go).
+const TEMPLATE_LAYER: &str = "application/vnd.ollama.image.template";
+const SYSTEM_LAYER: &str = "application/vnd.ollama.image.system";
+const PARAMS_LAYER: &str = "application/vnd.ollama.image.params";
+const MESSAGES_LAYER: &str = "application/vnd.ollama.image.messages";
+const ADAPTER_LAYER: &str = "application/vnd.ollama.image.adapter";
 
 /// One model in Ollama's store.
 #[derive(Debug, Clone)]
@@ -25,6 +32,18 @@ pub struct Found {
     /// Hex sha256 of the blob, from the manifest.
     pub digest: String,
     pub size: u64,
+    /// The other layers: media type and blob path.
+    pub layers: Vec<(String, PathBuf)>,
+}
+
+/// What Ollama runs a model with besides its weights: its TEMPLATE, SYSTEM, PARAMETERs and
+/// MESSAGEs layers.
+#[derive(Debug, Clone, Default)]
+pub struct Layers {
+    pub template: Option<String>,
+    pub system: Option<String>,
+    pub params: serde_json::Map<String, serde_json::Value>,
+    pub messages: Vec<crate::chat::Message>,
 }
 
 impl Found {
@@ -33,6 +52,32 @@ impl Found {
         let memo = home_dir().join("verified").join(format!("sha256-{}", self.digest));
         super::verify(&self.blob, &self.digest, &memo, progress)?;
         Ok(self.blob.clone())
+    }
+
+    /// The model's template, system message, parameters and messages, read from their layers.
+    pub fn layers(&self) -> Result<Layers> {
+        let mut out = Layers::default();
+        for (media, blob) in &self.layers {
+            let bad = |what: String| Error::Registry { path: blob.clone(), what };
+            let read = || {
+                std::fs::read_to_string(blob)
+                    .map_err(|e| bad(format!("its {media} layer cannot be read: {e}")))
+            };
+            match media.as_str() {
+                TEMPLATE_LAYER => out.template = Some(read()?),
+                SYSTEM_LAYER => out.system = Some(read()?),
+                PARAMS_LAYER => {
+                    out.params = serde_json::from_str(&read()?)
+                        .map_err(|e| bad(format!("its parameters are not a JSON object: {e}")))?
+                }
+                MESSAGES_LAYER => {
+                    out.messages = serde_json::from_str(&read()?)
+                        .map_err(|e| bad(format!("its messages are not a JSON list: {e}")))?
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -106,7 +151,20 @@ fn read(root: &Path, manifest: &Path, name: String) -> Result<Found> {
     let blob = root.join("blobs").join(format!("sha256-{hex}"));
     let meta = std::fs::metadata(&blob)
         .map_err(|_| bad(format!("its model blob {} is absent", blob.display())))?;
-    Ok(Found { name, manifest: manifest.into(), blob, digest: hex, size: meta.len() })
+    let mut layers = vec![];
+    for l in v["layers"].as_array().into_iter().flatten() {
+        let media = l["mediaType"].as_str().unwrap_or_default();
+        if media == ADAPTER_LAYER {
+            // the weights alone would answer as another model
+            return Err(bad("it has a LoRA adapter layer, which chimera does not apply".into()));
+        }
+        let d = l["digest"].as_str().unwrap_or_default();
+        if let Some(h) = d.strip_prefix("sha256:").filter(|h| super::is_sha256(h)) {
+            let p = root.join("blobs").join(format!("sha256-{}", h.to_ascii_lowercase()));
+            layers.push((media.to_string(), p));
+        }
+    }
+    Ok(Found { name, manifest: manifest.into(), blob, digest: hex, size: meta.len(), layers })
 }
 
 /// Every model in Ollama's store whose manifest reads (one that does not is left out).

@@ -501,28 +501,20 @@ pub fn messages(v: Option<&Value>) -> Result<Vec<Message>, ApiError> {
             };
             Ok(match role {
                 // OpenAI's developer messages are its system messages
-                "developer" => Message { role: "system".into(), content },
-                // a tool's result goes back as a user turn (gemma's turns have no tool role)
+                "developer" => Message::new("system", &content),
                 "tool" => {
-                    let name = f.str("name")?.or(f.str("tool_name")?).unwrap_or("the tool");
-                    Message { role: "user".into(), content: format!("Result of {name}: {content}") }
+                    let name = f.str("name")?.or(f.str("tool_name")?).map(str::to_string);
+                    Message { tool_name: name, ..Message::new("tool", &content) }
                 }
                 "assistant" => match f.value("tool_calls") {
                     Some(Value::Array(calls)) if !calls.is_empty() => {
-                        let text = super::tools::calls_text(calls)
+                        let calls = super::tools::normalize_calls(calls)
                             .map_err(|e| ApiError::bad(format!("messages[{i}].{}", e.message)))?;
-                        Message {
-                            role: "assistant".into(),
-                            content: if content.is_empty() {
-                                text
-                            } else {
-                                format!("{content}\n{text}")
-                            },
-                        }
+                        Message { tool_calls: calls, ..Message::new("assistant", &content) }
                     }
-                    _ => Message { role: "assistant".into(), content },
+                    _ => Message::new("assistant", &content),
                 },
-                _ => Message { role: role.to_string(), content },
+                _ => Message::new(role, &content),
             })
         })
         .collect()
@@ -596,10 +588,15 @@ mod tests {
         let c = chat(br#"{"model": "m", "messages": [{"role": "robot", "content": "x"}]}"#)
             .unwrap_err();
         assert!(c.message.contains("messages[0].role"), "{c:?}");
-        // a tool's result goes back as a user turn that names the tool
-        let t = chat(br#"{"model": "m", "messages": [{"role": "tool", "content": "7", "tool_name": "add"}]}"#)
+        // a tool's result keeps its tool; for gemma's turns it becomes a user turn naming it
+        let t = chat(br#"{"model": "m", "messages": [{"role": "tool", "content": "7", "tool_name": "add"}, {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "add", "arguments": "{\"a\": 1}"}}]}]}"#)
             .unwrap();
-        assert_eq!(t.prompt, Prompt::Chat(vec![Message::new("user", "Result of add: 7")]));
+        let Prompt::Chat(m) = &t.prompt else { panic!("a chat") };
+        assert_eq!((m[0].role.as_str(), m[0].tool_name.as_deref()), ("tool", Some("add")));
+        assert_eq!(m[1].tool_calls[0]["function"]["arguments"]["a"], 1);
+        let plain = super::super::tools::as_turns(m.clone());
+        assert_eq!(plain[0], Message::new("user", "Result of add: 7"));
+        assert_eq!(plain[1].content, "{\"name\":\"add\",\"arguments\":{\"a\":1}}");
         let ok = generate(br#"{"model": "m", "prompt": "hi", "stream": false, "options": {"temperature": 0, "stop": "x", "num_ctx": 512, "use_mmap": true, "whatever": 1}}"#).unwrap();
         assert_eq!(
             (ok.stream, ok.opts.sampler.temperature, ok.load.num_ctx),

@@ -177,7 +177,8 @@ pub(super) fn submit(
     mut parsed: Parsed,
 ) -> Result<UnboundedReceiver<Event>, ApiError> {
     let path = resolve(&st.cfg, &parsed.model)?;
-    if let Some(m) = crate::registry::local::get(&parsed.model) {
+    let made = crate::registry::defaults(&parsed.model).map_err(|e| ApiError::from_engine(&e))?;
+    if let Some(m) = made {
         super::manage::apply_defaults(&mut parsed, &m)?;
     }
     if st.shared.queued.fetch_add(1, Ordering::Relaxed) >= st.cfg.max_queue {

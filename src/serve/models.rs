@@ -98,7 +98,7 @@ pub async fn show(State(st): St, body: Bytes) -> Response {
         let quant = crate::registry::Registry::load()
             .ok()
             .and_then(|r| r.get(&name).and_then(|s| s.quant.clone()));
-        let user = crate::registry::local::get(&name);
+        let user = crate::registry::defaults(&name).ok().flatten();
         let (modelfile, parameters, system) = modelfile(&path, user.as_ref());
         let template = user.as_ref().and_then(|m| m.template.clone()).unwrap_or(template);
         Ok(json!({

@@ -494,9 +494,13 @@ fn prompt_ids(e: &Engine, p: &super::api::Parsed) -> crate::Result<Option<Vec<u3
     match &p.prompt {
         Prompt::Chat(msgs) if msgs.is_empty() => Ok(None),
         Prompt::Chat(msgs) => {
-            let msgs = match takes_tools {
-                true => msgs.clone(),
-                false => super::api::with_tools(msgs.clone(), p.tools.as_ref()),
+            // a Modelfile's template sees tool turns as they are; gemma's turns have none
+            let msgs = match (own.is_some(), takes_tools) {
+                (true, true) => msgs.clone(),
+                (true, false) => super::api::with_tools(msgs.clone(), p.tools.as_ref()),
+                (false, _) => {
+                    super::api::with_tools(super::tools::as_turns(msgs.clone()), p.tools.as_ref())
+                }
             };
             e.tokenizer.encode(&render(msgs)?, true, true).map(Some)
         }

@@ -5,6 +5,7 @@
 //! or OpenAI's `tool_calls`; tool results go back into the prompt as turns.
 
 use super::api::ApiError;
+use crate::chat::Message;
 use crate::constraint::Grammar;
 use serde_json::{json, Map, Value};
 
@@ -180,9 +181,9 @@ pub fn may_be_call(so_far: &str) -> bool {
     so_far.trim_start().starts_with('{') || so_far.trim().is_empty()
 }
 
-/// An assistant message's `tool_calls` (Ollama's `arguments` object or OpenAI's JSON string)
-/// as the text the model would have written.
-pub fn calls_text(calls: &[Value]) -> Result<String, ApiError> {
+/// An assistant message's `tool_calls` (Ollama's `arguments` object or OpenAI's JSON string) as
+/// Ollama's calls: `{"function": {"name", "arguments": <object>}}`.
+pub fn normalize_calls(calls: &[Value]) -> Result<Vec<Value>, ApiError> {
     let mut out = vec![];
     for (i, c) in calls.iter().enumerate() {
         let f = c.get("function").unwrap_or(c);
@@ -195,12 +196,40 @@ pub fn calls_text(calls: &[Value]) -> Result<String, ApiError> {
             Some(v) => v.clone(),
             None => json!({}),
         };
-        let mut m = Map::new();
-        m.insert("name".into(), json!(name));
-        m.insert("arguments".into(), args);
-        out.push(Value::Object(m).to_string());
+        out.push(json!({"function": {"name": name, "arguments": args}}));
     }
-    Ok(out.join("\n"))
+    Ok(out)
+}
+
+/// The calls as the text the model would have written, one per line.
+fn calls_text(calls: &[Value]) -> String {
+    let line = |c: &Value| {
+        let mut m = Map::new();
+        m.insert("name".into(), c["function"]["name"].clone());
+        m.insert("arguments".into(), c["function"]["arguments"].clone());
+        Value::Object(m).to_string()
+    };
+    calls.iter().map(line).collect::<Vec<_>>().join("\n")
+}
+
+/// A conversation for a template without tool turns (gemma's): a tool's result becomes a user
+/// turn that names the tool, an assistant's calls the text it would have written.
+pub fn as_turns(msgs: Vec<Message>) -> Vec<Message> {
+    msgs.into_iter()
+        .map(|m| match m.role.as_str() {
+            "tool" => {
+                let name = m.tool_name.as_deref().unwrap_or("the tool");
+                Message::new("user", &format!("Result of {name}: {}", m.content))
+            }
+            "assistant" if !m.tool_calls.is_empty() => {
+                let text = calls_text(&m.tool_calls);
+                let content =
+                    if m.content.is_empty() { text } else { format!("{}\n{text}", m.content) };
+                Message::new("assistant", &content)
+            }
+            _ => m,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -230,9 +259,8 @@ mod tests {
         )
         .is_err());
         assert!(parse(Some(&json!([{"function": {}}])), None).is_err());
-        assert_eq!(
-            calls_text(&[json!({"function": {"name": "f", "arguments": "{\"a\":1}"}})]).unwrap(),
-            "{\"name\":\"f\",\"arguments\":{\"a\":1}}"
-        );
+        let calls =
+            normalize_calls(&[json!({"function": {"name": "f", "arguments": "{\"a\":1}"}})]);
+        assert_eq!(calls_text(&calls.unwrap()), "{\"name\":\"f\",\"arguments\":{\"a\":1}}");
     }
 }

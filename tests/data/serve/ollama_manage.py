@@ -50,13 +50,19 @@ text = ("<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\nHello<end_o
 out["templated_same"] = made.context == c.generate(model=model, prompt=text, raw=True, options=greedy).context
 s = c.show("turns")
 out["templated_show"] = {"template": s.template, "modelfile": s.modelfile}
-TOOLS = '{{ range .Tools }}T:{{ .Function.Name }}\n{{ end }}{{ range .Messages }}{{ .Content }}\n{{ end }}'
+TOOLS = ('{{ range .Tools }}T:{{ .Function.Name }}\n{{ end }}{{ range .Messages }}{{ .Role }}:'
+         '{{ if .ToolCalls }}{{ range .ToolCalls }}{{ .Function.Name }}{{ .Function.Arguments }}{{ end }}'
+         '{{ else }}{{ .Content }}{{ end }}\n{{ end }}')
 c.create(model="tooled", from_=model, template=TOOLS, stream=False)
 add = {"type": "function", "function": {"name": "add", "description": "Adds.", "parameters": {
     "type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}}}
 # the text given raw first, then unloaded, so that the chat evaluates its whole prompt
-raw = c.generate(model=model, prompt="T:add\nHi\n", raw=True, options=greedy, keep_alive=0)
-r = c.chat(model="tooled", messages=[{"role": "user", "content": "Hi"}], tools=[add], options=greedy)
+raw = c.generate(model=model, prompt='T:add\nuser:Hi\nassistant:add{"a":1}\ntool:2\n', raw=True,
+                 options=greedy, keep_alive=0)
+turns = [{"role": "user", "content": "Hi"},
+         {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "add", "arguments": {"a": 1}}}]},
+         {"role": "tool", "content": "2", "tool_name": "add"}]
+r = c.chat(model="tooled", messages=turns, tools=[add], options=greedy)
 out["tools_in_template"] = [r.prompt_eval_count, len(raw.context) - raw.eval_count]
 out["template"] = err(lambda: c.create(model="bad", from_=model, template="{{ .Prompt ", stream=False))
 out["message_role"] = err(lambda: c.create(model="bad", from_=model, messages=[{"role": "robot", "content": "x"}], stream=False))
