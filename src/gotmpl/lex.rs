@@ -59,12 +59,13 @@ pub fn items(src: &str) -> Result<Vec<Item>> {
     let mut out = vec![];
     let mut rest = src;
     let mut trim_next = false;
+    let mut line = 1;
     while !rest.is_empty() {
         let Some(open) = rest.find("{{") else {
             push_text(&mut out, rest, trim_next, false);
             break;
         };
-        let line = 1 + src[..src.len() - rest.len() + open].matches('\n').count();
+        line += rest[..open].matches('\n').count();
         let inner = &rest[open + 2..];
         let left = inner.starts_with('-') && inner[1..].starts_with(is_space);
         push_text(&mut out, &rest[..open], trim_next, left);
@@ -74,6 +75,7 @@ pub fn items(src: &str) -> Result<Vec<Item>> {
         let right = body.ends_with('-') && body[..body.len() - 1].ends_with(is_space);
         let body = if right { &body[..body.len() - 1] } else { body };
         trim_next = right;
+        line += inner[..close].matches('\n').count();
         rest = &inner[close + 2..];
         let t = body.trim();
         if t.starts_with("/*") {

@@ -55,6 +55,10 @@ enum Arg {
     Sub(Box<Pipe>, Vec<String>),
 }
 
+/// How deep blocks and parentheses may nest: far beyond any prompt template; parsing and
+/// running recurse, so a template nested without end must not reach the stack's end.
+const MAX_DEPTH: usize = 100;
+
 fn err(line: usize, what: impl std::fmt::Display) -> Error {
     Error::Template(format!("line {line}: {what}"))
 }
@@ -63,7 +67,7 @@ impl Template {
     /// Parses `src`; an error names the line and what is wrong.
     pub fn parse(src: &str) -> Result<Template> {
         let items = lex::items(src)?;
-        let mut p = Parser { items, i: 0, fields: BTreeSet::new() };
+        let mut p = Parser { items, i: 0, fields: BTreeSet::new(), depth: 0 };
         let (root, end) = p.list()?;
         if let Some((line, word)) = end {
             return Err(err(line, format!("unexpected {{{{{word}}}}}")));
@@ -87,6 +91,7 @@ struct Parser {
     items: Vec<lex::Item>,
     i: usize,
     fields: BTreeSet<String>,
+    depth: usize,
 }
 
 /// Where a list stopped: `end`, or `else` with what follows it.
@@ -131,6 +136,21 @@ impl Parser {
     /// `if`/`with`/`range` and its body to the matching `end`; `{{else if …}}` is an `if` in the
     /// else branch that shares the `end`.
     fn branch(&mut self, kind: &str, line: usize, toks: &[Tok]) -> Result<Node> {
+        self.deeper(line)?;
+        let node = self.branch_body(kind, line, toks);
+        self.depth -= 1;
+        node
+    }
+
+    fn deeper(&mut self, line: usize) -> Result<()> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(err(line, format!("blocks or parentheses nest deeper than {MAX_DEPTH}")));
+        }
+        Ok(())
+    }
+
+    fn branch_body(&mut self, kind: &str, line: usize, toks: &[Tok]) -> Result<Node> {
         let pipe = self.pipe(line, toks)?;
         if kind != "range" && pipe.decl.len() > 1 {
             return Err(err(line, "only range declares two variables"));
@@ -219,7 +239,10 @@ impl Parser {
                 Tok::Ident(name) => Arg::Func(name.clone()),
                 Tok::Open => {
                     let close = matching(toks, i).ok_or_else(|| err(line, "unclosed ("))?;
-                    let sub = self.pipe(line, &toks[i + 1..close])?;
+                    self.deeper(line)?;
+                    let sub = self.pipe(line, &toks[i + 1..close]);
+                    self.depth -= 1;
+                    let sub = sub?;
                     i = close;
                     let chain = match toks.get(i + 1) {
                         Some(Tok::Chain(f)) => {

@@ -112,6 +112,11 @@ fn errors_name_what_is_wrong() {
     );
     assert!(error("{{ index .L 5 }}", json!({"L": [1]})).contains("index out of range: 5"));
     assert!(error("{{ template \"x\" }}", json!({})).contains("not supported"));
+    // nesting without end is an error, not a stack overflow
+    let deep = "{{ if 1 }}".repeat(100_000);
+    assert!(error(&deep, json!({})).contains("nest deeper than 100"));
+    let parens = format!("{{{{ {}1{} }}}}", "(".repeat(100_000), ")".repeat(100_000));
+    assert!(error(&parens, json!({})).contains("nest deeper than 100"));
     // a template that loops without end stops
     assert!(error("{{ range 100000000 }}{{ range 100000000 }}{{ end }}{{ end }}", json!({}))
         .contains("too long"));
@@ -174,4 +179,40 @@ def {{ .Function.Name }}({{ range $name, $p := .Function.Parameters.Properties }
         super::ollama::render(&t, &msgs, Some(&tools)).unwrap(),
         "Tools:\ndef get_weather(city: string, unit: string, )\nuser: Weather?\n\nIn Paris.\ncall get_weather {\"city\":\"Paris\"}\ntool: 22 C\n"
     );
+}
+
+#[test]
+fn mangled_templates_are_errors_never_panics() {
+    let seeds = [
+        "{{- range $i, $_ := .Messages }}{{ if eq (len (slice $.Messages $i)) 1 }}{{ .Content }}{{ end }}{{ end }}",
+        "{{ with .S }}{{ printf \"%q %d\" . 3 }}{{ else if .T }}x{{ end }}{{/* c */}}",
+        "{{ range $k, $v := .M }}{{ index $.L 0 }}{{ json $v }}{{ break }}{{ end }}{{ $x := 1 }}{{ $x = 2 }}",
+    ];
+    let data = json!({"Messages": [{"Content": "é"}], "S": "ß", "M": {"a": [1]}, "L": [1]});
+    let pieces =
+        ["{{", "}}", "{{-", "-}}", "(", ")", "$", ".", "\"", "`", "end", "else", "|", "é", " "];
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n as u64) as usize
+    };
+    for _ in 0..20_000 {
+        let mut s = seeds[next(seeds.len())].to_string();
+        for _ in 0..1 + next(3) {
+            let at = next(s.len() + 1);
+            let at = (0..=at).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
+            if next(2) == 0 {
+                s.insert_str(at, pieces[next(pieces.len())]);
+            } else {
+                let end = (at + 1 + next(4)).min(s.len());
+                let end = (end..=s.len()).find(|&i| s.is_char_boundary(i)).unwrap_or(s.len());
+                s.replace_range(at..end, "");
+            }
+        }
+        if let Ok(t) = Template::parse(&s) {
+            let _ = t.render(&data);
+        }
+    }
 }
