@@ -119,19 +119,9 @@ pub fn render_go(
     messages: &[Message],
     tools: Option<&serde_json::Value>,
 ) -> Result<String> {
-    let msgs: Vec<serde_json::Value> = messages
-        .iter()
-        .map(|m| {
-            let mut v = serde_json::json!({"role": m.role, "content": m.content});
-            if !m.tool_calls.is_empty() {
-                v["tool_calls"] = serde_json::Value::Array(m.tool_calls.clone());
-            }
-            if let Some(n) = &m.tool_name {
-                v["tool_name"] = serde_json::Value::String(n.clone());
-            }
-            v
-        })
-        .collect();
+    // a Message serializes to Ollama's message fields (role, content, tool_calls, tool_name)
+    let msgs = messages.iter().map(serde_json::to_value).collect::<serde_json::Result<Vec<_>>>();
+    let msgs = msgs.map_err(|e| Error::Template(format!("a message: {e}")))?;
     crate::gotmpl::ollama::render(t, &msgs, tools)
 }
 

@@ -13,7 +13,7 @@ const FUEL: u64 = 5_000_000;
 /// The most text a render may produce (a prompt far longer than any context).
 const MAX_OUTPUT: usize = 64 << 20;
 
-fn fail(what: impl std::fmt::Display) -> Error {
+pub(super) fn fail(what: impl std::fmt::Display) -> Error {
     Error::Template(what.to_string())
 }
 

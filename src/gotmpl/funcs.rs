@@ -2,14 +2,10 @@
 //! `index`, `slice`, `eq`, `ne`, `lt`, `le`, `gt`, `ge`, `print`, `println`, `printf`; `and`
 //! and `or` are in [`super::exec`], which evaluates them lazily) and Ollama's `json`.
 
-use super::exec::{print, truth};
-use crate::error::{Error, Result};
+use super::exec::{fail, print, truth};
+use crate::error::Result;
 use serde_json::Value;
 use std::cmp::Ordering;
-
-fn fail(what: impl std::fmt::Display) -> Error {
-    Error::Template(what.to_string())
-}
 
 fn arity(name: &str, v: &[Value], n: std::ops::RangeInclusive<usize>) -> Result<()> {
     if n.contains(&v.len()) {

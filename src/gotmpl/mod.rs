@@ -160,7 +160,7 @@ impl Parser {
         let els = if words == "end" {
             vec![]
         } else {
-            let rest = &self.items_toks(sline, &words)?;
+            let rest = &self.else_toks(sline)?;
             match rest.first() {
                 None => {
                     let (els, stop) = self.list()?;
@@ -170,7 +170,7 @@ impl Parser {
                     }
                 }
                 Some(Tok::Ident(k)) if k == "if" || k == "with" => {
-                    vec![self.branch(&k.clone(), sline, &rest[1..])?]
+                    vec![self.branch(k, sline, &rest[1..])?]
                 }
                 _ => return Err(err(sline, format!("unexpected {{{{{words}}}}}"))),
             }
@@ -183,7 +183,7 @@ impl Parser {
     }
 
     /// The tokens after `else` in the action that stopped a list.
-    fn items_toks(&self, line: usize, _words: &str) -> Result<Vec<Tok>> {
+    fn else_toks(&self, line: usize) -> Result<Vec<Tok>> {
         match &self.items[self.i - 1] {
             lex::Item::Action(_, toks) => Ok(toks[1..].to_vec()),
             lex::Item::Text(_) => Err(err(line, "else without an action")),

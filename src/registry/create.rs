@@ -148,7 +148,7 @@ pub fn from_modelfile(name: &str, text: &str, dir: &Path) -> Result<CreateReques
         parameters: m.parameters,
         system: m.system,
         template: m.template,
-        messages: m.messages.iter().map(|(r, c)| crate::chat::Message::new(r, c)).collect(),
+        messages: m.messages,
         adapter: m.adapter.is_some(),
         allow_paths: true,
         fetch: true,

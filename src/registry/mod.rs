@@ -164,7 +164,7 @@ pub fn defaults(name: &str) -> Result<Option<local::UserModel>> {
         name: f.name.clone(),
         file: f.blob,
         digest: f.digest,
-        parameters: l.params,
+        parameters: l.parameters,
         system: l.system,
         template: l.template,
         messages: l.messages,

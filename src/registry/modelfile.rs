@@ -14,7 +14,7 @@ pub struct Modelfile {
     pub system: Option<String>,
     pub template: Option<String>,
     pub adapter: Option<String>,
-    pub messages: Vec<(String, String)>,
+    pub messages: Vec<crate::chat::Message>,
 }
 
 /// A PARAMETER value as JSON: a number or boolean when it reads as one.
@@ -93,7 +93,7 @@ pub fn parse(text: &str) -> Result<Modelfile> {
                 let (role, content) = v
                     .split_once(char::is_whitespace)
                     .ok_or_else(|| bad("MESSAGE needs a role and a message"))?;
-                m.messages.push((role.to_string(), content.trim().to_string()));
+                m.messages.push(crate::chat::Message::new(role, content.trim()));
             }
             other => return Err(bad(&format!("unknown instruction {other}"))),
         }

@@ -36,16 +36,6 @@ pub struct Found {
     pub layers: Vec<(String, PathBuf)>,
 }
 
-/// What Ollama runs a model with besides its weights: its TEMPLATE, SYSTEM, PARAMETERs and
-/// MESSAGEs layers.
-#[derive(Debug, Clone, Default)]
-pub struct Layers {
-    pub template: Option<String>,
-    pub system: Option<String>,
-    pub params: serde_json::Map<String, serde_json::Value>,
-    pub messages: Vec<crate::chat::Message>,
-}
-
 impl Found {
     /// The blob's path once its sha256 matches the manifest's digest.
     pub fn verified(&self, progress: Progress) -> Result<PathBuf> {
@@ -55,8 +45,8 @@ impl Found {
     }
 
     /// The model's template, system message, parameters and messages, read from their layers.
-    pub fn layers(&self) -> Result<Layers> {
-        let mut out = Layers::default();
+    pub fn layers(&self) -> Result<super::local::Defaults> {
+        let mut out = super::local::Defaults::default();
         for (media, blob) in &self.layers {
             let bad = |what: String| Error::Registry { path: blob.clone(), what };
             let read = || {
@@ -67,7 +57,7 @@ impl Found {
                 TEMPLATE_LAYER => out.template = Some(read()?),
                 SYSTEM_LAYER => out.system = Some(read()?),
                 PARAMS_LAYER => {
-                    out.params = serde_json::from_str(&read()?)
+                    out.parameters = serde_json::from_str(&read()?)
                         .map_err(|e| bad(format!("its parameters are not a JSON object: {e}")))?
                 }
                 MESSAGES_LAYER => {

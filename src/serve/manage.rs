@@ -72,9 +72,8 @@ fn parse_create(body: &[u8], allow_paths: bool) -> Result<(CreateRequest, bool),
     if let Some(text) = f.str("modelfile")? {
         let m =
             crate::registry::modelfile::parse(text).map_err(|e| ApiError::bad(e.to_string()))?;
-        (r.from, r.parameters, r.system, r.template, r.adapter) =
-            (m.from, m.parameters, m.system, m.template, m.adapter.is_some());
-        r.messages = m.messages.iter().map(|(role, c)| Message::new(role, c)).collect();
+        (r.from, r.parameters, r.system, r.template, r.adapter, r.messages) =
+            (m.from, m.parameters, m.system, m.template, m.adapter.is_some(), m.messages);
     }
     r.from = f.str("from")?.map(str::to_string).or(r.from);
     if let Some(files) = f.value("files") {
