@@ -1,7 +1,7 @@
 //! Teacher-forced top-50 log-probabilities from chimera on the golden prompts, in the format of
 //! scripts/llamacpp-probe.cpp, for scripts/parity-llamacpp.sh.
 //!
-//! usage: cargo run --release --example teacher_forced -- MODEL GOLDENS_GREEDY_JSON [KV_TYPE]
+//! usage: cargo run --release --example teacher_forced -- MODEL GOLDENS_GREEDY_JSON [KV_TYPE [LORA]]
 
 use anyhow::Context;
 use chimera::engine::{Engine, LoadOptions};
@@ -19,14 +19,20 @@ fn ids(v: &Value) -> anyhow::Result<Vec<u32>> {
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     anyhow::ensure!(
-        (3..=4).contains(&args.len()),
-        "usage: teacher_forced MODEL GOLDENS_GREEDY_JSON [f16|q8_0|f32]"
+        (3..=5).contains(&args.len()),
+        "usage: teacher_forced MODEL GOLDENS_GREEDY_JSON [f16|q8_0|f32 [LORA_ADAPTER]]"
     );
     let kv_type = match args.get(3) {
         Some(t) => chimera::backend::KvType::parse(t).context("KV_TYPE: f16, q8_0 or f32")?,
         None => Default::default(),
     };
-    let opts = LoadOptions { num_ctx: 1024, num_thread: 2, kv_type, ..Default::default() };
+    let adapters = args
+        .get(4)
+        .map(|p| chimera::engine::Adapter { path: p.into(), scale: 1.0 })
+        .into_iter()
+        .collect();
+    let opts =
+        LoadOptions { num_ctx: 1024, num_thread: 2, kv_type, adapters, ..Default::default() };
     let mut e = Engine::load(Path::new(&args[1]), opts)?;
     let n_vocab = e.model.n_vocab();
     let g: Value = serde_json::from_str(&std::fs::read_to_string(&args[2])?)?;

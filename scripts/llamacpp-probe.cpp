@@ -1,6 +1,6 @@
 // Teacher-forced top-50 log-probabilities from llama.cpp, taken the way tests/data/goldens were:
 // the prompt as one batch (ubatch 512), then one token per step; n_ctx 4096, f16 KV, 2 threads.
-// usage: llamacpp-probe MODEL IDS_FILE FLASH_ATTN(-1 auto, 0 off, 1 on)
+// usage: llamacpp-probe MODEL IDS_FILE FLASH_ATTN(-1 auto, 0 off, 1 on) [LORA_ADAPTER]
 // IDS_FILE lines: "NAME p1,p2,...;g1,g2,..."; prints [{"name":..,"steps":[[[id,logprob],..],..]}].
 #include "llama.h"
 #include <algorithm>
@@ -24,13 +24,15 @@ static std::vector<llama_token> parse_ids(const std::string & s) {
 }
 
 int main(int argc, char ** argv) {
-    if (argc != 4) {
-        fprintf(stderr, "usage: %s MODEL IDS_FILE FLASH_ATTN\n", argv[0]);
+    if (argc != 4 && argc != 5) {
+        fprintf(stderr, "usage: %s MODEL IDS_FILE FLASH_ATTN [LORA_ADAPTER]\n", argv[0]);
         return 2;
     }
     llama_backend_init();
     llama_model * model = llama_model_load_from_file(argv[1], llama_model_default_params());
     if (!model) return 1;
+    llama_adapter_lora * lora = argc == 5 ? llama_adapter_lora_init(model, argv[4]) : nullptr;
+    if (argc == 5 && !lora) return 1;
     const int n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
     std::ifstream in(argv[2]);
     std::string line;
@@ -47,6 +49,8 @@ int main(int argc, char ** argv) {
         cp.n_threads = cp.n_threads_batch = 2;
         cp.flash_attn_type = (llama_flash_attn_type) atoi(argv[3]);
         llama_context * ctx = llama_init_from_model(model, cp);
+        float scale = 1.0f;
+        if (lora && llama_set_adapters_lora(ctx, &lora, 1, &scale)) return 1;
         printf("%s{\"name\":\"%s\",\"steps\":[", first ? "" : ",\n", line.substr(0, sp).c_str());
         if (llama_decode(ctx, llama_batch_get_one(prompt.data(), prompt.size()))) return 1;
         for (size_t k = 0; k < gen.size(); k++) {

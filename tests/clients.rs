@@ -97,7 +97,10 @@ fn ollama_model_management_works() {
     let home = home_with_store();
     let s = Server::start_env(&[], &[("CHIMERA_HOME", home.path().to_str().unwrap())]);
     let gguf = crate::util::real_model();
-    let v = crate::serve::client_with("ollama_manage.py", &s, &[gguf.to_str().unwrap()]);
+    let adapter = home.path().join("adapter.gguf");
+    crate::util::write_lora(&gguf, &adapter, 4, None, 0.05, 11, |_| true);
+    let (g, a) = (gguf.to_str().unwrap(), adapter.to_str().unwrap());
+    let v = crate::serve::client_with("ollama_manage.py", &s, &[g, a]);
     assert_eq!(v["create"], "success");
     assert_eq!(v["list"], serde_json::json!(["gemma3:270m", "terse:latest"]));
     let mf = v["show"]["modelfile"].as_str().unwrap();
@@ -152,6 +155,28 @@ fn ollama_model_management_works() {
     assert!(v["message_role"][1].as_str().unwrap().contains("robot"), "{v}");
     assert!(v["bad_parameter"][1].as_str().unwrap().contains("top_p"));
     assert!(v["missing_blob"][1].as_str().unwrap().contains("was not uploaded"));
+    // the adapter answers as `run --lora` does, not as the base model
+    assert_eq!(v["lora_create"], "success", "{v}");
+    let prompt = "The capital of France is";
+    let o = crate::util::chimera(&[
+        "run",
+        g,
+        prompt,
+        "--raw",
+        "--json",
+        "--lora",
+        a,
+        "--temperature",
+        "0",
+        "--num-predict",
+        "6",
+    ]);
+    let cli: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["lora_response"], cli["response"], "{v}");
+    assert_ne!(v["lora_response"], v["base_response"], "{v}");
+    assert!(v["lora_show"].as_str().unwrap().contains("ADAPTER "), "{v}");
+    assert_eq!(v["lora_not_adapter"][0], 400, "{v}");
+    assert!(v["lora_not_adapter"][1].as_str().unwrap().contains("general.type"), "{v}");
     assert_eq!(v["final"], serde_json::json!(["gemma3:270m"]));
     let left: Vec<_> = std::fs::read_dir(home.path().join("blobs")).unwrap().collect();
     assert!(

@@ -47,12 +47,12 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 /// An Ollama store holding the tiny model as `name:tag` (a template layer beside it, as Ollama
 /// writes); returns the blob's path.
 fn ollama_store(root: &Path, model: &str, tag: &str) -> PathBuf {
-    let template = ("application/vnd.ollama.image.template", "{{ .Prompt }}");
+    let template: (&str, &[u8]) = ("application/vnd.ollama.image.template", b"{{ .Prompt }}");
     ollama_store_with(root, model, tag, &[template])
 }
 
 /// An Ollama store holding the tiny model as `name:tag` with other layers (media type, text).
-fn ollama_store_with(root: &Path, model: &str, tag: &str, layers: &[(&str, &str)]) -> PathBuf {
+fn ollama_store_with(root: &Path, model: &str, tag: &str, layers: &[(&str, &[u8])]) -> PathBuf {
     let tiny = root.join("tiny.gguf");
     tiny_model(&tiny, TensorType::Q8_0, |_| {});
     let hex = sha256(&tiny);
@@ -64,12 +64,12 @@ fn ollama_store_with(root: &Path, model: &str, tag: &str, layers: &[(&str, &str)
     std::fs::create_dir_all(&dir).unwrap();
     let size = std::fs::metadata(&blob).unwrap().len();
     let mut entries = vec![];
-    for (media, text) in layers {
+    for (media, bytes) in layers {
         let p = root.join("layer");
-        std::fs::write(&p, text).unwrap();
+        std::fs::write(&p, bytes).unwrap();
         let h = sha256(&p);
         std::fs::rename(&p, blobs.join(format!("sha256-{h}"))).unwrap();
-        entries.push(serde_json::json!({"mediaType": media, "digest": format!("sha256:{h}"), "size": text.len()}));
+        entries.push(serde_json::json!({"mediaType": media, "digest": format!("sha256:{h}"), "size": bytes.len()}));
     }
     entries.push(serde_json::json!({"mediaType": "application/vnd.ollama.image.model", "digest": format!("sha256:{hex}"), "size": size}));
     let manifest = serde_json::json!({
@@ -113,18 +113,18 @@ fn ollama_store_models_resolve_in_place() {
 
 /// A model in Ollama's store runs with its layers as Ollama runs it: the template makes the
 /// prompt (with the system message), the parameters are defaults the command line overrides;
-/// a model with a LoRA adapter layer is refused, not run as its base weights.
+/// a LoRA adapter layer is applied (the answer is `run BLOB --lora ADAPTER`'s).
 #[test]
 fn ollama_store_models_run_with_their_layers() {
     let d = tempdir();
     let root = d.path();
-    let layers = [
+    let layers: [(&str, &[u8]); 3] = [
         (
             "application/vnd.ollama.image.template",
-            "{{ if .System }}S: {{ .System }}\n{{ end }}Q: {{ .Prompt }}\nA: {{ .Response }}",
+            b"{{ if .System }}S: {{ .System }}\n{{ end }}Q: {{ .Prompt }}\nA: {{ .Response }}",
         ),
-        ("application/vnd.ollama.image.system", "Be brief."),
-        ("application/vnd.ollama.image.params", r#"{"num_predict": 1, "temperature": 0}"#),
+        ("application/vnd.ollama.image.system", b"Be brief."),
+        ("application/vnd.ollama.image.params", br#"{"num_predict": 1, "temperature": 0}"#),
     ];
     ollama_store_with(root, "tinyq", "1b", &layers);
     let json = |args: &[&str]| -> serde_json::Value {
@@ -138,10 +138,21 @@ fn ollama_store_models_run_with_their_layers() {
     assert!(made["eval_count"].as_u64() <= Some(1), "the params layer's num_predict: {made}");
     let more = json(&["run", "tinyq:1b", "ab", "--json", "--num-predict", "3"]);
     assert_eq!(more["eval_count"], 3, "the command line wins");
-    let lora = ("application/vnd.ollama.image.adapter", "not a real adapter");
-    ollama_store_with(root, "tinya", "1b", &[lora]);
-    let o = run(root, &["run", "tinya:1b", "ab"]);
-    assert_user_error(&o, "LoRA adapter layer");
+    // an adapter written for the tiny model's shapes, as an adapter layer
+    let (shapes, ad) = (root.join("shapes.gguf"), root.join("ad.gguf"));
+    tiny_model(&shapes, TensorType::F32, |_| {});
+    write_lora(&shapes, &ad, 2, Some(4.0), 0.3, 3, |_| true);
+    let bytes = std::fs::read(&ad).unwrap();
+    let blob =
+        ollama_store_with(root, "tinya", "1b", &[("application/vnd.ollama.image.adapter", &bytes)]);
+    let g =
+        ["ab", "--raw", "--json", "--num-predict", "2", "--temperature", "0", "--logprobs", "3"];
+    let made = json(&[&["run", "tinya:1b"][..], &g].concat());
+    let (b, a) = (blob.to_str().unwrap(), ad.to_str().unwrap());
+    let lora = json(&[&["run", b][..], &g, &["--lora", a]].concat());
+    let plain = json(&[&["run", b][..], &g].concat());
+    assert_eq!(made["logprobs"], lora["logprobs"]);
+    assert_ne!(made["logprobs"], plain["logprobs"], "the adapter layer is applied");
 }
 
 /// A blob that no longer matches its manifest's digest, and a manifest whose blob is gone, are

@@ -42,6 +42,9 @@ mod clients;
 /// EmbeddingGemma (`gemma-embedding`) against llama.cpp's embeddings, on synthetic weights.
 mod embedding;
 
+/// LoRA adapters: the merged weights' logits, refusals, `--lora`, ADAPTER and the ollama package.
+mod lora;
+
 /// Model stores: Ollama's store in place; killed, concurrent and out-of-space pulls.
 mod store;
 

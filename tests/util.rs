@@ -256,3 +256,83 @@ pub fn spread(a: &[Vec<Vec<f32>>], b: &[Vec<Vec<f32>>]) -> Spread {
         argmax_off: off,
     }
 }
+
+/// One adapted projection of a LoRA adapter a test wrote: its GGUF name and the values of A
+/// (rank × n_in) and B (n_out × rank), row-major.
+pub struct LoraPair {
+    pub name: String,
+    pub rank: usize,
+    pub a: Vec<f32>,
+    pub b: Vec<f32>,
+}
+
+/// Writes a LoRA adapter for `model` as llama.cpp's convert_lora_to_gguf.py writes one
+/// (general.type adapter, adapter.type lora, adapter.lora.alpha; `<weight>.lora_a` with GGUF dims
+/// [n_in, rank], `.lora_b` [rank, n_out], f32) over the projections `pick` chooses, values uniform
+/// in ±amp; returns what it wrote.
+pub fn write_lora(
+    model: &Path,
+    out: &Path,
+    rank: usize,
+    alpha: Option<f32>,
+    amp: f32,
+    seed: u32,
+    pick: impl Fn(&str) -> bool,
+) -> Vec<LoraPair> {
+    let g = gguf::Gguf::open(model).unwrap();
+    let mut md = BTreeMap::new();
+    let arch = g.metadata["general.architecture"].clone();
+    md.insert("general.architecture".to_string(), arch);
+    md.insert("general.type".to_string(), Value::String("adapter".into()));
+    md.insert("adapter.type".to_string(), Value::String("lora".into()));
+    if let Some(a) = alpha {
+        md.insert("adapter.lora.alpha".to_string(), Value::F32(a));
+    }
+    let mut s = seed;
+    let mut rand = |n: usize| -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(1664525).wrapping_add(1013904223);
+                ((s >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0) * amp
+            })
+            .collect()
+    };
+    let projs = ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"];
+    let mut pairs = vec![];
+    for t in &g.tensors {
+        let proj = t.name.split('.').nth(2).unwrap_or("");
+        if !t.name.starts_with("blk.") || !projs.contains(&proj) || !pick(&t.name) {
+            continue;
+        }
+        let (n_in, n_out) = (t.dims[0] as usize, t.dims[1] as usize);
+        pairs.push(LoraPair {
+            name: t.name.clone(),
+            rank,
+            a: rand(rank * n_in),
+            b: rand(n_out * rank),
+        });
+    }
+    let f32s = |v: &[f32]| -> Vec<u8> { v.iter().flat_map(|x| x.to_le_bytes()).collect() };
+    let tensors: Vec<WriteTensor> = pairs
+        .iter()
+        .flat_map(|p| {
+            let (n_in, n_out) = ((p.a.len() / rank) as u64, (p.b.len() / rank) as u64);
+            [
+                WriteTensor {
+                    name: format!("{}.lora_a", p.name),
+                    dims: vec![n_in, rank as u64],
+                    ty: TensorType::F32,
+                    data: f32s(&p.a).into(),
+                },
+                WriteTensor {
+                    name: format!("{}.lora_b", p.name),
+                    dims: vec![rank as u64, n_out],
+                    ty: TensorType::F32,
+                    data: f32s(&p.b).into(),
+                },
+            ]
+        })
+        .collect();
+    gguf::write(out, &md, &tensors).unwrap();
+    pairs
+}

@@ -11,6 +11,7 @@
 pub use cpu::quant::KvType;
 pub mod candle;
 pub mod cpu;
+pub mod lora;
 
 use crate::error::Result;
 use std::ops::Range;

@@ -254,6 +254,9 @@ pub struct LoadArgs {
     /// KV cache type: f16 (default), q8_0 or f32 (OLLAMA_KV_CACHE_TYPE).
     #[arg(long)]
     pub kv_type: Option<String>,
+    /// A LoRA adapter GGUF to apply at load, as llama.cpp's --lora (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub lora: Vec<PathBuf>,
 }
 
 /// KV cache types from a comma list (bench), each checked as `kv_type` checks one.
@@ -286,6 +289,11 @@ impl LoadArgs {
             gpu: gpu_device(self.main_gpu)?,
             cuda_graphs: cuda_graphs()?,
             kv_type: kv_type(self.kv_type.as_deref())?,
+            adapters: self
+                .lora
+                .iter()
+                .map(|p| chimera::engine::Adapter { path: p.clone(), scale: 1.0 })
+                .collect(),
             ..LoadOptions::default()
         })
     }
@@ -470,6 +478,10 @@ pub struct ShowArgs {
     pub num_gpu: i64,
     #[arg(long)]
     pub json: bool,
+    /// Print the model's Modelfile (FROM, ADAPTER, PARAMETER, TEMPLATE, SYSTEM, MESSAGE), as
+    /// `ollama show --modelfile`.
+    #[arg(long, conflicts_with = "json")]
+    pub modelfile: bool,
 }
 
 #[derive(Args, Debug)]

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use chimera::backend::cpu::kv::KvCache;
-use chimera::engine::{Engine, LoadOptions, Output};
+use chimera::engine::{Adapter, Engine, LoadOptions, Output};
 use chimera::gguf::{Gguf, TensorType};
 use chimera::model::{size_label, Gemma3Config};
 use chimera::registry;
@@ -147,6 +147,7 @@ fn made_defaults(
     load.num_batch = o.num_batch.unwrap_or(load.num_batch);
     load.num_gpu = o.num_gpu.unwrap_or(load.num_gpu);
     load.num_thread = o.num_thread.unwrap_or(load.num_thread);
+    load.adapters.extend(m.adapters.iter().map(|p| Adapter { path: p.clone(), scale: 1.0 }));
     let template = match &m.template {
         Some(t) => Some(std::sync::Arc::new(
             chimera::gotmpl::Template::parse(t)
@@ -267,6 +268,11 @@ fn show(a: ShowArgs) -> Result<()> {
     };
     lopts.validate()?;
     let path = resolve(&a.model)?;
+    if a.modelfile {
+        let made = registry::defaults(&a.model)?;
+        outln!("{}", registry::modelfile::render(&path, made.as_ref()).0.trim_end());
+        return Ok(());
+    }
     let g = Gguf::open(&path)?;
     let cfg = Gemma3Config::from_gguf(&g)?;
     let sizes = chimera::engine::sizes(&g, &lopts)?;

@@ -11,6 +11,7 @@ pub use seq::top_logprobs;
 use seq::Seq;
 
 use crate::backend::cpu::kv::KvCache;
+pub use crate::backend::lora::Adapter;
 use crate::backend::{Batch, KvType, Sizing};
 use crate::chat;
 use crate::config::Gemma3Config;
@@ -59,6 +60,8 @@ pub struct LoadOptions {
     pub cuda_graphs: bool,
     /// How the KV cache stores K and V (f16 as Ollama and llama.cpp).
     pub kv_type: KvType,
+    /// LoRA adapters applied to the blocks' products (llama.cpp's `--lora`, Ollama's ADAPTER).
+    pub adapters: Vec<Adapter>,
 }
 
 impl Default for LoadOptions {
@@ -74,6 +77,7 @@ impl Default for LoadOptions {
             n_seq: 1,
             cuda_graphs: true,
             kv_type: KvType::default(),
+            adapters: vec![],
         }
     }
 }
@@ -263,7 +267,12 @@ impl Engine {
                         opts.num_gpu
                     ));
                 }
-                (Model::load(gguf, &plan, opts.gpu, &sizing)?, plan)
+                (Model::load(gguf, &plan, opts.gpu, &sizing, &opts.adapters)?, plan)
+            }
+            Source::Folder(_) if !opts.adapters.is_empty() => {
+                let a = opts.adapters[0].path.display().to_string();
+                let why = "applies to a GGUF model; this model is a safetensors folder";
+                return Err(Error::option("adapter", a, why));
             }
             Source::Folder(f) => {
                 let n = f.cfg.n_layer;

@@ -16,6 +16,7 @@ pub use crate::config::{size_label, Gemma3Config};
 
 use crate::backend::candle::safetensors::Folder;
 use crate::backend::cpu::{quant, CpuBackend};
+use crate::backend::lora::{self, Adapter};
 pub use crate::backend::GpuDevice;
 use crate::backend::{Backend, Batch, Buf, Front, Norm, Sizing, Step};
 use crate::error::{Error, Result};
@@ -60,8 +61,16 @@ impl Model {
     /// Builds the backends the plan needs (the CPU one for CPU slots, the candle one on `gpu`
     /// for GPU slots; with no GPU backend every slot runs on the CPU), each with its weights,
     /// cache and buffers.
-    pub fn load(gguf: Gguf, plan: &Plan, gpu: GpuDevice, s: &Sizing) -> Result<Model> {
+    pub fn load(
+        gguf: Gguf,
+        plan: &Plan,
+        gpu: GpuDevice,
+        s: &Sizing,
+        adapters: &[Adapter],
+    ) -> Result<Model> {
         let cfg = Gemma3Config::from_gguf(&gguf)?;
+        let arch = gguf.metadata.get("general.architecture").and_then(|v| v.as_str());
+        let lora = Arc::new(lora::load(adapters, arch.unwrap_or("gemma3"), &cfg)?);
         // the candle backend attends causally only: a bidirectional model runs on the CPU
         let gpu = if cfg.causal { gpu } else { GpuDevice::None };
         let gguf = Arc::new(gguf);
@@ -79,6 +88,7 @@ impl Model {
                 &cpu_blocks,
                 !head_gpu,
                 s,
+                lora.clone(),
             )?));
             cpu_at = Some(backends.len() - 1);
         }
@@ -92,6 +102,7 @@ impl Model {
                 head_gpu,
                 dev,
                 s,
+                &lora,
             )?));
             gpu_at = Some(backends.len() - 1);
         }
@@ -131,7 +142,15 @@ impl Model {
         let src = crate::backend::candle::Weights::Safetensors(folder.clone());
         let all = vec![true; cfg.n_layer];
         let dev = crate::backend::candle::device(gpu)?;
-        let b = crate::backend::candle::CandleBackend::load(&src, &cfg, &all, true, dev, s)?;
+        let b = crate::backend::candle::CandleBackend::load(
+            &src,
+            &cfg,
+            &all,
+            true,
+            dev,
+            s,
+            &Default::default(),
+        )?;
         Ok(Model {
             block_on: vec![0; cfg.n_layer],
             head_on: 0,

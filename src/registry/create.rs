@@ -5,6 +5,7 @@
 
 use super::local::{self, UserModel};
 use super::{find_local, store_dir, Registry};
+use crate::backend::lora::Adapter;
 use crate::error::{Error, Result};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -22,7 +23,10 @@ pub struct CreateRequest {
     pub template: Option<String>,
     /// A conversation every chat starts with (a Modelfile's MESSAGEs).
     pub messages: Vec<crate::chat::Message>,
-    pub adapter: bool,
+    /// LoRA adapters: GGUF paths (where the caller allows paths) and uploaded files (name →
+    /// digest), applied in this order after the inherited model's.
+    pub adapters: Vec<String>,
+    pub adapter_files: Vec<(String, String)>,
     /// Quantize the weights to this type first (`chimera quantize`'s names).
     pub quantize: Option<String>,
     /// Whether `from` may be a filesystem path.
@@ -63,7 +67,9 @@ fn source(r: &CreateRequest) -> Result<(PathBuf, String, Option<UserModel>)> {
     let inherited = local::get(from).or_else(|| local::get(&local::normalize(from)));
     let p = Path::new(from);
     if r.allow_paths && p.is_file() {
-        return Ok((p.to_path_buf(), from.to_string(), None));
+        // kept absolute: the model must load from wherever it is run later
+        let abs = std::fs::canonicalize(p).map_err(|e| Error::io(p, e))?;
+        return Ok((abs, from.to_string(), None));
     }
     if r.fetch && inherited.is_none() {
         return Ok((super::resolve(from, &mut |_, _, _| {})?, from.to_string(), None));
@@ -91,12 +97,20 @@ pub fn create(r: &CreateRequest, progress: &mut dyn FnMut(&str)) -> Result<UserM
     {
         return Err(refuse("messages", &m.role, "a role is system, user or assistant"));
     }
-    if r.adapter {
-        return Err(refuse("adapters", "…", "LoRA adapters are not supported"));
-    }
     progress("reading model metadata");
     let (mut file, from, inherited) = source(r)?;
-    crate::gguf::Gguf::open(&file)?;
+    let g = crate::gguf::Gguf::open(&file)?;
+    let mut adapters = inherited.as_ref().map(|m| m.adapters.clone()).unwrap_or_default();
+    adapters.extend(adapter_paths(r)?);
+    if !adapters.is_empty() {
+        progress("checking adapters");
+        let cfg = crate::config::Gemma3Config::from_gguf(&g)?;
+        let arch = g.metadata.get("general.architecture").and_then(|v| v.as_str());
+        let list: Vec<Adapter> =
+            adapters.iter().map(|p| Adapter { path: p.clone(), scale: 1.0 }).collect();
+        crate::backend::lora::load(&list, arch.unwrap_or("gemma3"), &cfg)?;
+    }
+    drop(g);
     let mut parameters = inherited.as_ref().map(|m| m.parameters.clone()).unwrap_or_default();
     parameters.extend(r.parameters.clone());
     let d = local::Defaults {
@@ -112,6 +126,7 @@ pub fn create(r: &CreateRequest, progress: &mut dyn FnMut(&str)) -> Result<UserM
         } else {
             r.messages.clone()
         },
+        adapters,
     };
     if let Some(q) = &r.quantize {
         let target: crate::quantize::Target = q.parse()?;
@@ -130,18 +145,44 @@ pub fn create(r: &CreateRequest, progress: &mut dyn FnMut(&str)) -> Result<UserM
     local::make(&r.name, &file, &from, d)
 }
 
+/// The files a request's adapters name: paths where allowed, uploaded blobs by digest.
+fn adapter_paths(r: &CreateRequest) -> Result<Vec<PathBuf>> {
+    let mut out = vec![];
+    for a in &r.adapters {
+        let p = Path::new(a);
+        if !r.allow_paths {
+            return Err(refuse("adapters", a, "paths are not allowed here; upload it as a blob"));
+        }
+        if !p.is_file() {
+            return Err(refuse("adapters", a, "no such file"));
+        }
+        out.push(std::fs::canonicalize(p).map_err(|e| Error::io(p, e))?);
+    }
+    for (name, digest) in &r.adapter_files {
+        let p = local::blob_path(digest)?;
+        if !p.is_file() {
+            let why = format!("blob {digest} was not uploaded (POST /api/blobs/{digest})");
+            return Err(refuse("adapters", name, &why));
+        }
+        out.push(p);
+    }
+    Ok(out)
+}
+
 /// A request from a Modelfile's text (`chimera create -f`); a relative FROM path is read from
 /// the Modelfile's folder, as Ollama reads it.
 pub fn from_modelfile(name: &str, text: &str, dir: &Path) -> Result<CreateRequest> {
     let m = super::modelfile::parse(text)?;
-    let from = m.from.map(|f| {
-        let rel = dir.join(&f);
+    let near = |f: String| {
+        let rel = dir.join(f.strip_prefix("./").unwrap_or(&f));
         if (f.starts_with("./") || f.starts_with("../")) && rel.is_file() {
             rel.display().to_string()
         } else {
             f
         }
-    });
+    };
+    let from = m.from.map(near);
+    let adapters = m.adapters.into_iter().map(near).collect();
     Ok(CreateRequest {
         name: name.to_string(),
         from,
@@ -149,7 +190,7 @@ pub fn from_modelfile(name: &str, text: &str, dir: &Path) -> Result<CreateReques
         system: m.system,
         template: m.template,
         messages: m.messages,
-        adapter: m.adapter.is_some(),
+        adapters,
         allow_paths: true,
         fetch: true,
         ..CreateRequest::default()

@@ -30,6 +30,9 @@ pub struct UserModel {
     /// A Modelfile's MESSAGEs: a conversation every chat starts with.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub messages: Vec<crate::chat::Message>,
+    /// A Modelfile's ADAPTERs: LoRA adapter GGUFs applied to the weights at load.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adapters: Vec<PathBuf>,
     /// What it was made from (a model name or a blob).
     pub from: String,
     /// Seconds since the epoch.
@@ -117,13 +120,18 @@ pub fn save(m: &UserModel) -> Result<()> {
     write_atomic(&manifest_path(&m.name), text.as_bytes())
 }
 
-/// Removes a model made here; blobs no other model uses go with it. False when there is none.
+/// Removes a model made here; blobs (weights, adapters) no other model uses go with it. False
+/// when there is none.
 pub fn remove(name: &str) -> Result<bool> {
     let Some(m) = get(name) else { return Ok(false) };
     let p = manifest_path(name);
     std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
-    if m.file.starts_with(blobs_dir()) && !list().iter().any(|o| o.file == m.file) {
-        let _ = std::fs::remove_file(&m.file);
+    let others = list();
+    let used = |f: &PathBuf| others.iter().any(|o| &o.file == f || o.adapters.contains(f));
+    for f in std::iter::once(&m.file).chain(&m.adapters) {
+        if f.starts_with(blobs_dir()) && !used(f) {
+            let _ = std::fs::remove_file(f);
+        }
     }
     Ok(true)
 }
@@ -194,13 +202,14 @@ impl Drop for BlobWriter {
 }
 
 /// What a model made here says besides its weights: option defaults, a system message, a
-/// template and a conversation to start from.
+/// template, a conversation to start from and LoRA adapters.
 #[derive(Debug, Clone, Default)]
 pub struct Defaults {
     pub parameters: Map<String, Value>,
     pub system: Option<String>,
     pub template: Option<String>,
     pub messages: Vec<crate::chat::Message>,
+    pub adapters: Vec<PathBuf>,
 }
 
 /// A new model: the weights at `file` (hashed here), with its defaults.
@@ -218,6 +227,7 @@ pub fn make(name: &str, file: &Path, from: &str, d: Defaults) -> Result<UserMode
         system: d.system,
         template: d.template,
         messages: d.messages,
+        adapters: d.adapters,
         from: from.to_string(),
         created,
     };

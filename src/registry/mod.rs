@@ -168,6 +168,7 @@ pub fn defaults(name: &str) -> Result<Option<local::UserModel>> {
         system: l.system,
         template: l.template,
         messages: l.messages,
+        adapters: l.adapters,
         from: f.name,
         created: 0,
     }))

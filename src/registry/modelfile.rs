@@ -4,6 +4,7 @@
 
 use crate::error::{Error, Result};
 use serde_json::{json, Map, Value};
+use std::path::Path;
 
 /// A parsed Modelfile.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -13,7 +14,8 @@ pub struct Modelfile {
     pub parameters: Map<String, Value>,
     pub system: Option<String>,
     pub template: Option<String>,
-    pub adapter: Option<String>,
+    /// ADAPTER paths (LoRA adapter GGUFs), in order.
+    pub adapters: Vec<String>,
     pub messages: Vec<crate::chat::Message>,
 }
 
@@ -73,7 +75,7 @@ pub fn parse(text: &str) -> Result<Modelfile> {
             "FROM" => m.from = Some(v),
             "SYSTEM" => m.system = Some(v),
             "TEMPLATE" => m.template = Some(v),
-            "ADAPTER" => m.adapter = Some(v),
+            "ADAPTER" => m.adapters.push(v),
             "LICENSE" => {}
             "PARAMETER" => {
                 let (name, val) = v
@@ -100,6 +102,36 @@ pub fn parse(text: &str) -> Result<Modelfile> {
         rest = next;
     }
     Ok(m)
+}
+
+/// A model's Modelfile as Ollama shows it, its PARAMETER lines, its SYSTEM.
+pub fn render(path: &Path, m: Option<&super::local::UserModel>) -> (String, String, String) {
+    let mut params = String::new();
+    for (k, v) in m.map(|m| m.parameters.iter()).into_iter().flatten() {
+        let vals = v.as_array().cloned().unwrap_or_else(|| vec![v.clone()]);
+        for x in vals {
+            let x = x.as_str().map_or(x.to_string(), |s| format!("\"{s}\""));
+            params.push_str(&format!("{k:<15} {x}\n"));
+        }
+    }
+    let system = m.and_then(|m| m.system.clone()).unwrap_or_default();
+    let mut text = format!("FROM {}\n", path.display());
+    for a in m.map(|m| m.adapters.as_slice()).unwrap_or_default() {
+        text.push_str(&format!("ADAPTER {}\n", a.display()));
+    }
+    for line in params.lines() {
+        text.push_str(&format!("PARAMETER {line}\n"));
+    }
+    if let Some(t) = m.and_then(|m| m.template.as_ref()) {
+        text.push_str(&format!("TEMPLATE \"\"\"{t}\"\"\"\n"));
+    }
+    if !system.is_empty() {
+        text.push_str(&format!("SYSTEM \"\"\"{system}\"\"\"\n"));
+    }
+    for msg in m.map(|m| m.messages.as_slice()).unwrap_or_default() {
+        text.push_str(&format!("MESSAGE {} {}\n", msg.role, msg.content));
+    }
+    (text, params, system)
 }
 
 #[cfg(test)]

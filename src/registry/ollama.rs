@@ -44,7 +44,8 @@ impl Found {
         Ok(self.blob.clone())
     }
 
-    /// The model's template, system message, parameters and messages, read from their layers.
+    /// The model's template, system message, parameters, messages and LoRA adapters, read from
+    /// their layers.
     pub fn layers(&self) -> Result<super::local::Defaults> {
         let mut out = super::local::Defaults::default();
         for (media, blob) in &self.layers {
@@ -60,6 +61,7 @@ impl Found {
                     out.parameters = serde_json::from_str(&read()?)
                         .map_err(|e| bad(format!("its parameters are not a JSON object: {e}")))?
                 }
+                ADAPTER_LAYER => out.adapters.push(blob.clone()),
                 MESSAGES_LAYER => {
                     out.messages = serde_json::from_str(&read()?)
                         .map_err(|e| bad(format!("its messages are not a JSON list: {e}")))?
@@ -144,10 +146,6 @@ fn read(root: &Path, manifest: &Path, name: String) -> Result<Found> {
     let mut layers = vec![];
     for l in v["layers"].as_array().into_iter().flatten() {
         let media = l["mediaType"].as_str().unwrap_or_default();
-        if media == ADAPTER_LAYER {
-            // the weights alone would answer as another model
-            return Err(bad("it has a LoRA adapter layer, which chimera does not apply".into()));
-        }
         let d = l["digest"].as_str().unwrap_or_default();
         if let Some(h) = d.strip_prefix("sha256:").filter(|h| super::is_sha256(h)) {
             let p = root.join("blobs").join(format!("sha256-{}", h.to_ascii_lowercase()));

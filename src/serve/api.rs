@@ -53,6 +53,8 @@ pub struct LoadOverrides {
     pub num_batch: Option<usize>,
     pub num_gpu: Option<i64>,
     pub num_thread: Option<usize>,
+    /// A model's LoRA adapters (from its Modelfile; requests cannot set them).
+    pub adapters: Option<Vec<std::path::PathBuf>>,
 }
 
 /// What a request asks the model to continue.

@@ -26,6 +26,7 @@ pub fn apply_defaults(p: &mut Parsed, m: &UserModel) -> Result<(), ApiError> {
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     api::apply_options(&rest, &mut p.opts, &mut p.load)?;
+    p.load.adapters = Some(m.adapters.clone());
     if let Some(t) = &m.template {
         let t = crate::gotmpl::Template::parse(t)
             .map_err(|e| ApiError::bad(format!("model {}: {e}", m.name)))?;
@@ -57,9 +58,12 @@ pub fn apply_defaults(p: &mut Parsed, m: &UserModel) -> Result<(), ApiError> {
 fn from_library(e: crate::Error) -> ApiError {
     match e {
         crate::Error::ModelNotFound { .. } => ApiError::not_found(e.to_string()),
-        crate::Error::InvalidOption { .. } | crate::Error::Gguf { .. } => {
-            ApiError::bad(e.to_string())
-        }
+        crate::Error::InvalidOption { .. }
+        | crate::Error::Gguf { .. }
+        | crate::Error::BadKey { .. }
+        | crate::Error::MissingKeys { .. }
+        | crate::Error::Architecture { .. }
+        | crate::Error::Tensor { .. } => ApiError::bad(e.to_string()),
         _ => ApiError::internal(e.to_string()),
     }
 }
@@ -72,8 +76,8 @@ fn parse_create(body: &[u8], allow_paths: bool) -> Result<(CreateRequest, bool),
     if let Some(text) = f.str("modelfile")? {
         let m =
             crate::registry::modelfile::parse(text).map_err(|e| ApiError::bad(e.to_string()))?;
-        (r.from, r.parameters, r.system, r.template, r.adapter, r.messages) =
-            (m.from, m.parameters, m.system, m.template, m.adapter.is_some(), m.messages);
+        (r.from, r.parameters, r.system, r.template, r.adapters, r.messages) =
+            (m.from, m.parameters, m.system, m.template, m.adapters, m.messages);
     }
     r.from = f.str("from")?.map(str::to_string).or(r.from);
     if let Some(files) = f.value("files") {
@@ -99,7 +103,17 @@ fn parse_create(body: &[u8], allow_paths: bool) -> Result<(CreateRequest, bool),
     if let Some(v) = f.value("messages") {
         r.messages = api::messages(Some(v)).map_err(|e| ApiError::bad(e.message))?;
     }
-    r.adapter |= f.value("adapters").and_then(Value::as_object).is_some_and(|a| !a.is_empty());
+    if let Some(a) = f.value("adapters") {
+        let a = a
+            .as_object()
+            .ok_or_else(|| ApiError::bad("adapters: expected an object of file name → digest"))?;
+        for (k, v) in a {
+            let d = v
+                .as_str()
+                .ok_or_else(|| ApiError::bad(format!("adapters.{k}: expected a digest")))?;
+            r.adapter_files.push((k.clone(), d.to_string()));
+        }
+    }
     r.quantize = f.str("quantize")?.map(str::to_string);
     Ok((r, f.bool("stream")?.unwrap_or(true)))
 }

@@ -99,7 +99,8 @@ pub async fn show(State(st): St, body: Bytes) -> Response {
             .ok()
             .and_then(|r| r.get(&name).and_then(|s| s.quant.clone()));
         let user = crate::registry::defaults(&name).ok().flatten();
-        let (modelfile, parameters, system) = modelfile(&path, user.as_ref());
+        let (modelfile, parameters, system) =
+            crate::registry::modelfile::render(&path, user.as_ref());
         let template = user.as_ref().and_then(|m| m.template.clone()).unwrap_or(template);
         Ok(json!({
             "modelfile": modelfile,
@@ -118,36 +119,6 @@ pub async fn show(State(st): St, body: Bytes) -> Response {
         Ok(Err(e)) => ollama_error(e),
         Err(e) => ollama_error(ApiError::internal(e.to_string())),
     }
-}
-
-/// A model's Modelfile as Ollama shows it, its PARAMETER lines, its SYSTEM.
-fn modelfile(
-    path: &Path,
-    m: Option<&crate::registry::local::UserModel>,
-) -> (String, String, String) {
-    let mut params = String::new();
-    for (k, v) in m.map(|m| m.parameters.iter()).into_iter().flatten() {
-        let vals = v.as_array().cloned().unwrap_or_else(|| vec![v.clone()]);
-        for x in vals {
-            let x = x.as_str().map_or(x.to_string(), |s| format!("\"{s}\""));
-            params.push_str(&format!("{k:<15} {x}\n"));
-        }
-    }
-    let system = m.and_then(|m| m.system.clone()).unwrap_or_default();
-    let mut text = format!("FROM {}\n", path.display());
-    for line in params.lines() {
-        text.push_str(&format!("PARAMETER {line}\n"));
-    }
-    if let Some(t) = m.and_then(|m| m.template.as_ref()) {
-        text.push_str(&format!("TEMPLATE \"\"\"{t}\"\"\"\n"));
-    }
-    if !system.is_empty() {
-        text.push_str(&format!("SYSTEM \"\"\"{system}\"\"\"\n"));
-    }
-    for msg in m.map(|m| m.messages.as_slice()).unwrap_or_default() {
-        text.push_str(&format!("MESSAGE {} {}\n", msg.role, msg.content));
-    }
-    (text, params, system)
 }
 
 /// A metadata value as JSON when it is a scalar (arrays such as the vocabulary are left out,

@@ -5,7 +5,7 @@
 //! go back over its channel; a closed channel (the client went away) cancels the request.
 
 use super::api::{ApiError, EmbedInput, KeepAlive, LoadOverrides, Parsed, Prompt};
-use crate::engine::{Arrival, Batcher, Engine, LoadOptions, Output, Request, Sink};
+use crate::engine::{Adapter, Arrival, Batcher, Engine, LoadOptions, Output, Request, Sink};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -300,6 +300,10 @@ impl Scheduler {
             num_batch: o.num_batch.unwrap_or(b.num_batch),
             num_gpu: o.num_gpu.unwrap_or(b.num_gpu),
             num_thread: o.num_thread.unwrap_or(b.num_thread),
+            adapters: match &o.adapters {
+                Some(v) => v.iter().map(|p| Adapter { path: p.clone(), scale: 1.0 }).collect(),
+                None => b.adapters.clone(),
+            },
             ..b.clone()
         }
     }

@@ -18,6 +18,7 @@ mod weights;
 
 pub use weights::Weights;
 
+use super::lora::Lora;
 #[cfg(feature = "cuda")]
 use super::Step;
 use super::{Backend, Batch, Buf, Front, GpuDevice, Mat, Norm, Sizing};
@@ -123,9 +124,10 @@ impl CandleBackend {
         head: bool,
         dev: Device,
         s: &Sizing,
+        lora: &Lora,
     ) -> Result<Self> {
         let layers = (0..cfg.n_layer)
-            .map(|l| placed[l].then(|| LayerW::load(src, cfg, l, &dev)).transpose())
+            .map(|l| placed[l].then(|| LayerW::load(src, cfg, l, lora, &dev)).transpose())
             .collect::<Result<Vec<_>>>()?;
         let head = if head { Some(HeadW::load(src, cfg, &dev)?) } else { None };
         let kv_dim = cfg.kv_dim();
@@ -159,7 +161,9 @@ impl CandleBackend {
             logits1: if head.is_some() { Some(zeros(1, cfg.n_vocab)?) } else { None },
             fresh: false,
             #[cfg(feature = "cuda")]
-            graphs: (s.graphs && dev.is_cuda()).then(|| cuda::Graphs::new(s.n_seq)),
+            // an adapter's dense products go through cuBLAS, which chimera's graphs do not capture
+            graphs: (s.graphs && dev.is_cuda() && lora.is_empty())
+                .then(|| cuda::Graphs::new(s.n_seq)),
             cfg: cfg.clone(),
             dev,
             layers,

@@ -4,6 +4,7 @@
 
 use super::safetensors::Folder;
 use crate::backend::cpu::weights as cpu_weights;
+use crate::backend::lora::Lora;
 use crate::backend::Mat;
 use crate::config::Gemma3Config;
 use crate::error::{Error, Result};
@@ -29,6 +30,8 @@ pub struct LayerW {
     pub ffn_norm: Tensor,
     pub post_ffw_norm: Tensor,
     mats: [QMatMul; 7],
+    /// A LoRA update per matrix: (Aᵀ, Bᵀ), so that `x · Aᵀ · Bᵀ` is added to the product.
+    lora: [Option<(Tensor, Tensor)>; 7],
     /// Bytes of the matrices as stored.
     pub bytes: u64,
 }
@@ -43,13 +46,18 @@ impl LayerW {
     pub fn forward(&self, m: Mat, x: &Tensor) -> Result<Tensor> {
         let q = &self.mats[m as usize];
         let n = x.dim(0)?;
-        if !self.rowwise[m as usize] || n == 1 {
-            return Ok(q.forward(x)?);
+        let y = if !self.rowwise[m as usize] || n == 1 {
+            q.forward(x)?
+        } else {
+            let rows = (0..n)
+                .map(|r| q.forward(&x.narrow(0, r, 1)?))
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            Tensor::cat(&rows, 0)?
+        };
+        match &self.lora[m as usize] {
+            Some((at, bt)) => Ok((y + x.matmul(at)?.matmul(bt)?)?),
+            None => Ok(y),
         }
-        let rows = (0..n)
-            .map(|r| q.forward(&x.narrow(0, r, 1)?))
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        Ok(Tensor::cat(&rows, 0)?)
     }
 }
 
@@ -100,7 +108,13 @@ fn norm(v: Vec<f32>, dev: &Device) -> Result<Tensor> {
 
 impl LayerW {
     /// Block `l`'s weights on `dev`.
-    pub fn load(src: &Weights, c: &Gemma3Config, l: usize, dev: &Device) -> Result<LayerW> {
+    pub fn load(
+        src: &Weights,
+        c: &Gemma3Config,
+        l: usize,
+        lora: &Lora,
+        dev: &Device,
+    ) -> Result<LayerW> {
         let (e, hd, qd, kvd, ff) = (c.n_embd, c.head_dim, c.q_dim(), c.kv_dim(), c.n_ff);
         // (GGUF name, HF name, inputs, outputs) in `Mat` order
         let shapes = [
@@ -163,9 +177,25 @@ impl LayerW {
             post_ffw_norm: next(),
             rowwise,
             mats,
+            lora: lora_tensors(lora, l, dev)?,
             bytes,
         })
     }
+}
+
+/// Block `l`'s LoRA updates as (Aᵀ, Bᵀ) tensors on `dev`.
+fn lora_tensors(lora: &Lora, l: usize, dev: &Device) -> Result<[Option<(Tensor, Tensor)>; 7]> {
+    let mut out: [Option<(Tensor, Tensor)>; 7] = Default::default();
+    for (i, m) in [Mat::Q, Mat::K, Mat::V, Mat::O, Mat::Gate, Mat::Up, Mat::Down].iter().enumerate()
+    {
+        if let Some(lm) = lora.get(l, *m) {
+            let (r, n_in, n_out) = (lm.rank, lm.a.len() / lm.rank, lm.b.len() / lm.rank);
+            let at = Tensor::from_slice(&lm.a, (r, n_in), dev)?.t()?.contiguous()?;
+            let bt = Tensor::from_slice(&lm.b, (n_out, r), dev)?.t()?.contiguous()?;
+            out[i] = Some((at, bt));
+        }
+    }
+    Ok(out)
 }
 
 impl HeadW {

@@ -10,6 +10,7 @@ pub mod ops;
 pub mod quant;
 pub mod weights;
 
+use super::lora::Lora;
 use super::{Backend, Batch, Buf, Mat, Norm, Sizing};
 use crate::config::Gemma3Config;
 use crate::error::Result;
@@ -50,6 +51,9 @@ pub struct CpuBackend {
     sin_l: Vec<f32>,
     /// (threads, 4, num_ctx) attention weights, four heads per thread.
     scores: Vec<f32>,
+    /// LoRA adapters' updates, and their (num_batch, max rank) scratch.
+    lora: Arc<Lora>,
+    lora_t: Vec<f32>,
 }
 
 impl CpuBackend {
@@ -61,6 +65,7 @@ impl CpuBackend {
         placed: &[bool],
         head: bool,
         s: &Sizing,
+        lora: Arc<Lora>,
     ) -> Result<Self> {
         let c = cfg;
         let mut layers: Vec<Option<Layer>> = (0..c.n_layer)
@@ -112,6 +117,8 @@ impl CpuBackend {
             cos_l: z(hd2),
             sin_l: z(hd2),
             scores: z(s.threads.max(1) * 4 * s.num_ctx),
+            lora_t: z(nb * lora.max_rank()),
+            lora,
             cfg: c.clone(),
             gguf,
             layers,
@@ -265,6 +272,12 @@ impl Backend for CpuBackend {
                 &mut [(w(*a), out(*oa)), (w(*b), out(*ob)), (w(*c), out(*oc))],
             ),
             _ => unreachable!("invariant: a block multiplies one to three matrices at once"),
+        }
+        for &(m, ob) in mats {
+            if let Some(lm) = self.lora.get(layer, m) {
+                let o = &mut out(ob)[..n * ob.width(&self.cfg)];
+                ops::lora_add(&self.pool, x, n, k, lm, o, &mut self.lora_t);
+            }
         }
         Ok(())
     }

@@ -265,6 +265,46 @@ pub fn attend<'a, E: KvElem, const HT: usize>(
     quant::weighted_kv_n(w, value, out);
 }
 
+/// `out += B (A x)` for the first `n` rows of `x` (n × k) and `out` (n × o), through `t`
+/// (n × rank): a LoRA adapter's update to a product (the scale is in A). f32 throughout.
+pub fn lora_add(
+    pool: &Pool,
+    x: &[f32],
+    n: usize,
+    k: usize,
+    m: &crate::backend::lora::LoraMat,
+    out: &mut [f32],
+    t: &mut [f32],
+) {
+    let (r, o) = (m.rank, m.b.len() / m.rank);
+    let (tp, op) = (SendPtr(t.as_mut_ptr()), SendPtr(out.as_mut_ptr()));
+    per_token(pool, n, &|i| {
+        // SAFETY: row i of t belongs to this token alone.
+        let ti = unsafe { std::slice::from_raw_parts_mut(tp.get().add(i * r), r) };
+        let xi = &x[i * k..(i + 1) * k];
+        ti.iter_mut().zip(m.a.chunks_exact(k)).for_each(|(t, a)| *t = dot(xi, a));
+    });
+    per_token(pool, n, &|i| {
+        // SAFETY: row i of t is read, row i of out written, by this token alone.
+        let ti = unsafe { std::slice::from_raw_parts(tp.get().add(i * r), r) };
+        let oi = unsafe { std::slice::from_raw_parts_mut(op.get().add(i * o), o) };
+        oi.iter_mut().zip(m.b.chunks_exact(r)).for_each(|(y, b)| *y += dot(ti, b));
+    });
+}
+
+/// A dot product in eight lanes (so that it vectorizes), then their sum.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ca.zip(cb) {
+        for j in 0..8 {
+            acc[j] += x[j] * y[j];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,12 +1,13 @@
 """Drives `chimera serve`'s model management with the real `ollama` Python package (create from a
-model and from an uploaded blob, a quantization, show, copy, delete, push); prints one JSON object
-of what it saw, for tests/clients.rs to check. usage: python3 ollama_manage.py URL MODEL GGUF"""
+model and from an uploaded blob, a quantization, a LoRA adapter, show, copy, delete, push); prints
+one JSON object of what it saw, for tests/clients.rs to check.
+usage: python3 ollama_manage.py URL MODEL GGUF ADAPTER_GGUF"""
 import json
 import sys
 
 import ollama
 
-url, model, gguf = sys.argv[1], sys.argv[2], sys.argv[3]
+url, model, gguf, adapter = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 c = ollama.Client(host=url)
 out = {}
 
@@ -68,7 +69,15 @@ out["template"] = err(lambda: c.create(model="bad", from_=model, template="{{ .P
 out["message_role"] = err(lambda: c.create(model="bad", from_=model, messages=[{"role": "robot", "content": "x"}], stream=False))
 out["bad_parameter"] = err(lambda: c.create(model="bad", from_=model, parameters={"top_p": 7}, stream=False))
 out["missing_blob"] = err(lambda: c.create(model="bad", files={"x.gguf": "sha256:" + "0" * 64}, stream=False))
-for name in ["terse", "fromblob", "q8", "turns", "tooled"]:
+# a LoRA adapter uploaded as a blob, as Ollama's CLI sends a Modelfile's ADAPTER
+ad = c.create_blob(adapter)
+out["lora_create"] = c.create(model="tuned", from_=model, adapters={"adapter.gguf": ad}, stream=False).status
+g6 = {"num_predict": 6, "temperature": 0}
+out["lora_response"] = c.generate(model="tuned", prompt="The capital of France is", raw=True, options=g6).response
+out["base_response"] = c.generate(model=model, prompt="The capital of France is", raw=True, options=g6).response
+out["lora_show"] = c.show("tuned").modelfile
+out["lora_not_adapter"] = err(lambda: c.create(model="bad", from_=model, adapters={"m.gguf": digest}, stream=False))
+for name in ["terse", "fromblob", "q8", "turns", "tooled", "tuned"]:
     c.delete(name)
 out["final"] = sorted(m.model for m in c.list().models)
 print(json.dumps(out))
