@@ -198,13 +198,7 @@ fn create_cp_and_rm_on_the_command_line() {
         "FROM gemma3:270m\nPARAMETER temperature 0\nPARAMETER num_predict 3\nSYSTEM \"\"\"Be brief.\"\"\"\n",
     )
     .unwrap();
-    let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_chimera"))
-            .env("CHIMERA_HOME", home.path())
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| crate::util::chimera_in(home.path(), args);
     let o = run(&["create", "brief", "-f", mf.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&run(&["list"]).stdout).contains("brief:latest"));

@@ -121,13 +121,7 @@ fn a_modelfiles_adapter_answers_as_run_lora() {
     tiny_model(&base, TensorType::F32, |_| {});
     let ad = home.path().join("ad.gguf");
     write_lora(&base, &ad, 4, Some(4.0), 0.3, 5, |_| true);
-    let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_chimera"))
-            .env("CHIMERA_HOME", home.path())
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| chimera_in(home.path(), args);
     let mf = home.path().join("Modelfile");
     std::fs::write(&mf, "FROM ./base.gguf\nADAPTER ./ad.gguf\nPARAMETER temperature 0\n").unwrap();
     let o = run(&["create", "tuned", "-f", mf.to_str().unwrap()]);

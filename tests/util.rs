@@ -38,6 +38,15 @@ pub fn chimera(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_chimera")).args(args).output().expect("run chimera")
 }
 
+/// Runs the built binary with `CHIMERA_HOME` set to `home`.
+pub fn chimera_in(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_chimera"))
+        .env("CHIMERA_HOME", home)
+        .args(args)
+        .output()
+        .expect("run chimera")
+}
+
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
