@@ -15,6 +15,9 @@ pub trait Sink {
     /// A piece of final text, with the log-probabilities (when asked for) of the tokens sampled
     /// since the previous piece; false cancels the request (its client went away).
     fn text(&mut self, piece: &str, logprobs: &[super::TokenLogprob]) -> bool;
+    /// The prompt's scores (asked for with `prompt_logprobs`): its first token, then the
+    /// log-probability of each later one; once the prompt is evaluated, before any text.
+    fn prompt_scored(&mut self, _first: Option<u32>, _prompt_logprobs: &[super::TokenLogprob]) {}
     /// The request's end: its output, or the error that ended it.
     fn done(&mut self, out: Result<Output>);
 }
@@ -350,6 +353,9 @@ impl<'a> Batcher<'a> {
     fn take(&mut self, e: &mut Engine, i: usize, id: Result<u32>) {
         let a = &mut self.active[i];
         let sink = &mut a.sink;
+        if matches!(a.phase, Phase::Prompt { .. }) && a.seq.opts.prompt_logprobs {
+            sink.prompt_scored(a.seq.prompt.first().copied(), a.seq.prompt_logprobs());
+        }
         let done = id.and_then(|id| {
             a.phase = Phase::Decode { next: id };
             a.seq.accept(&e.tokenizer, id, &mut |s, lp| sink.text(s, lp))

@@ -80,6 +80,11 @@ impl Seq {
         self.prompt_lps.push(lp);
     }
 
+    /// The prompt tokens' log-probabilities noted so far.
+    pub fn prompt_logprobs(&self) -> &[TokenLogprob] {
+        &self.prompt_lps
+    }
+
     /// The prompt's first batch is about to run.
     pub fn prompt_started(&mut self) {
         self.t_prompt.get_or_insert_with(Instant::now);

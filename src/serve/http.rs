@@ -224,6 +224,7 @@ pub(super) async fn collect(
     while let Some(e) = ev.take() {
         match e {
             Event::Text(t, _) => text.push_str(&t),
+            Event::Prompt(_) => {}
             Event::Done(d) => return Ok(Whole::Done(text, d)),
             Event::Loaded(r) => return Ok(Whole::Loaded(r)),
             Event::Error(e) => return Err(e),
@@ -344,7 +345,7 @@ async fn ollama(st: Arc<AppState>, log: Arc<Entry>, parsed: Parsed, chat: bool) 
             }
             Event::Loaded(r) => Some(loaded(&model, chat, r)),
             Event::Error(e) => Some(json!({"error": e.message})),
-            Event::Embedded(_) => None,
+            Event::Embedded(_) | Event::Prompt(_) => None,
         }
     };
     let mut line = line;

@@ -194,9 +194,6 @@ pub fn completion(body: &[u8]) -> Result<OpenAi, ApiError> {
     let echo = f.bool("echo")?.unwrap_or(false);
     // echo with logprobs scores the prompt too (lm-evaluation-harness's loglikelihood)
     opts.prompt_logprobs = echo && logprobs.is_some();
-    if opts.prompt_logprobs && stream {
-        return Err(ApiError::bad("echo: with logprobs, the answer cannot be streamed"));
-    }
     let parsed = Parsed {
         logprobs,
         n: n(&f)?,

@@ -189,7 +189,7 @@ pub async fn handler(
             Event::Error(e) => {
                 ev.event("error", json!({"code": null, "message": e.message, "param": null}))
             }
-            Event::Loaded(_) | Event::Embedded(_) => String::new(),
+            Event::Loaded(_) | Event::Embedded(_) | Event::Prompt(_) => String::new(),
         };
         Ok::<_, std::convert::Infallible>(Bytes::from(s))
     });

@@ -49,6 +49,9 @@ fn named(tok: &crate::tokenizer::Tokenizer, lps: &[crate::engine::TokenLogprob])
 pub enum Event {
     /// A piece of final text, with the log-probabilities of the tokens sampled since the last.
     Text(String, Vec<Lp>),
+    /// The prompt's tokens scored (asked for with `prompt_logprobs`), before any text: the first
+    /// token unscored, each later one given those before it.
+    Prompt(Vec<Lp>),
     /// The end, with the output and its timings.
     Done(Box<Done>),
     /// An empty prompt loaded the model (Ollama's `done_reason: "load"`), or keep_alive 0
@@ -155,6 +158,9 @@ impl Sink for Chan {
     fn text(&mut self, piece: &str, logprobs: &[crate::engine::TokenLogprob]) -> bool {
         self.tx.send(Event::Text(piece.to_string(), named(&self.tok, logprobs))).is_ok()
     }
+    fn prompt_scored(&mut self, first: Option<u32>, lps: &[crate::engine::TokenLogprob]) {
+        let _ = self.tx.send(Event::Prompt(self.scored_prompt(first.as_ref(), lps)));
+    }
     fn done(&mut self, out: crate::Result<Output>) {
         if let Some(b) = &self.background {
             b.fetch_sub(1, Ordering::Relaxed);
@@ -165,18 +171,27 @@ impl Sink for Chan {
         let _ = self.tx.send(match out {
             Ok(out) => {
                 let logprobs = named(&self.tok, &out.logprobs);
-                let mut prompt = vec![];
-                if let (Some(&first), false) =
-                    (out.prompt_ids.first(), out.prompt_logprobs.is_empty())
-                {
-                    let token = self.tok.decode(&[first]);
-                    prompt.push(Lp { token, logprob: f32::NAN, top: vec![] });
-                    prompt.extend(named(&self.tok, &out.prompt_logprobs));
-                }
+                let prompt = self.scored_prompt(out.prompt_ids.first(), &out.prompt_logprobs);
                 Event::Done(Box::new(Done { out, logprobs, prompt }))
             }
             Err(e) => Event::Error(ApiError::from_engine(&e)),
         });
+    }
+}
+
+impl Chan {
+    /// The prompt's tokens as the answer lists them: its first token, unscored, then each
+    /// scored token (none when the prompt was not scored).
+    fn scored_prompt(&self, first: Option<&u32>, lps: &[crate::engine::TokenLogprob]) -> Vec<Lp> {
+        let mut prompt = vec![];
+        if lps.is_empty() {
+            return prompt;
+        }
+        if let Some(&f) = first {
+            prompt.push(Lp { token: self.tok.decode(&[f]), logprob: f32::NAN, top: vec![] });
+        }
+        prompt.extend(named(&self.tok, lps));
+        prompt
     }
 }
 

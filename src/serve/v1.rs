@@ -90,6 +90,23 @@ impl Ctx {
         }
     }
 
+    /// Completions' first chunk under echo with logprobs: the prompt with its tokens' scores;
+    /// and where the answer's text starts (as the whole response's `text_offset` counts).
+    fn scored_prompt_chunk(
+        &self,
+        i: usize,
+        lps: &[super::sched::Lp],
+    ) -> (serde_json::Value, usize) {
+        let text = match self.echoed.as_deref() {
+            Some(e) if !e.is_empty() => e.to_string(),
+            _ => lps.iter().map(|l| l.token.as_str()).collect(),
+        };
+        let mut ch = openai::chunk(false, &self.id, &self.model, &text, true, i);
+        let k = self.r.parsed.logprobs.unwrap_or(0);
+        ch["choices"][0]["logprobs"] = openai::chunk_logprobs(false, lps, k, 0);
+        (ch, lps.iter().map(|l| l.token.len()).sum())
+    }
+
     fn log_tokens(&self, dones: &[Box<Done>]) {
         let p = dones.first().map_or(0, |d| d.out.timings.prompt_eval_count);
         self.log.tokens(p, dones.iter().map(|d| d.out.timings.eval_count).sum());
@@ -169,6 +186,13 @@ fn stream(ctx: Ctx, heads: Vec<(Event, UnboundedReceiver<Event>)>) -> Response {
                 }
             }
             Event::Done(mut d) => {
+                if !c && !started[i] && !d.prompt.is_empty() {
+                    // nothing was generated (max_tokens 0): the scored prompt is the answer
+                    let ch;
+                    (ch, offset[i]) = ctx.scored_prompt_chunk(i, &d.prompt);
+                    chunks.push(ch);
+                    started[i] = true;
+                }
                 let rest = held[i].rest(&mut d, ctx.r.parsed.tools.as_ref());
                 if !rest.is_empty() || !started[i] {
                     let t = format!("{}{rest}", lead(started[i]));
@@ -186,7 +210,14 @@ fn stream(ctx: Ctx, heads: Vec<(Event, UnboundedReceiver<Event>)>) -> Response {
                     end = true;
                 }
             }
-            Event::Loaded(_) | Event::Embedded(_) => {}
+            // echo with logprobs: the prompt, scored, before the first piece
+            Event::Prompt(lps) if !c && !started[i] => {
+                let ch;
+                (ch, offset[i]) = ctx.scored_prompt_chunk(i, &lps);
+                chunks.push(ch);
+                started[i] = true;
+            }
+            Event::Loaded(_) | Event::Embedded(_) | Event::Prompt(_) => {}
             Event::Error(e) => {
                 chunks.push(openai::error(&e));
                 end = true;

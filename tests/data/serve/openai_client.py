@@ -45,6 +45,25 @@ out["logprobs_stream"] = [[t.token for t in p.choices[0].logprobs.content] for p
 out["logprobs_stream_text"] = [p.choices[0].delta.content for p in parts]
 r = c.completions.create(model=model, prompt="The capital of France is", max_tokens=3, temperature=0, echo=True, logprobs=2)
 out["echo"] = {"text": r.choices[0].text, "tokens": r.choices[0].logprobs.tokens}
+# the same streamed: the scored prompt comes first, then the pieces; joined, they are the whole
+def joined(chunks):
+    got = {"text": "", "tokens": [], "logprobs": []}
+    for ch in chunks:
+        if not ch.choices:
+            continue
+        got["text"] += ch.choices[0].text
+        lp = ch.choices[0].logprobs
+        if lp and lp.tokens:
+            got["tokens"] += lp.tokens
+            got["logprobs"] += lp.token_logprobs
+    return got
+out["echo_stream"] = [
+    [{"text": w.choices[0].text, "tokens": w.choices[0].logprobs.tokens, "logprobs": w.choices[0].logprobs.token_logprobs},
+     joined(c.completions.create(model=model, prompt="The capital of France is", max_tokens=k, temperature=0,
+                                 echo=True, logprobs=1, stream=True))]
+    for k in (3, 0)
+    for w in [c.completions.create(model=model, prompt="The capital of France is", max_tokens=k, temperature=0,
+                                   echo=True, logprobs=1)]]
 # lm-evaluation-harness's loglikelihood: token ids, echo, logprobs, max_tokens 0; the prompt's
 # scores agree with the scores the same tokens had when generated
 g = c.completions.create(model=model, prompt="The capital of France is", max_tokens=3, temperature=0, logprobs=1)
