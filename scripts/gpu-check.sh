@@ -9,15 +9,20 @@
 #                                 75 MiB, xz -9e gives 57 MiB, llama-bench's CUDA kernels 39 of it).
 #   scripts/gpu-check.sh device   on the GPU machine, from the repository root, with $CARRY
 #                                 beside it: writes synthetic gemma3 GGUFs (270M with the real
-#                                 file's shapes and tensor types; 1B, 4B, 12B Q4_K_M), runs the CUDA
+#                                 file's shapes and tensor types; 1B, 4B, 12B Q4_K_M; a Q8_0
+#                                 EmbeddingGemma), measures embeddings (32 inputs in one request
+#                                 against 32 single requests, scripts/embed-rate.py, on the GPU
+#                                 and on its CPU), runs the CUDA
 #                                 tests (kernels against their CPU references, CUDA against the CPU
 #                                 backend teacher-forced on the golden prompts, graph replay against
 #                                 eager steps), then chimera bench and llama-bench pp512/tg128 on the
 #                                 270M at num_gpu 0, 9, 18, 19 and on 1B, 4B, 12B at full offload
 #                                 (both engines read the same files), and prints one table with
-#                                 ratios. Results go to $OUT (default ./gpu-check-out).
+#                                 ratios. Results go to $OUT (default ./gpu-check-out). Every
+#                                 stage has a time limit and all of them DEVICE_LIMIT seconds
+#                                 (540): a stage that hangs leaves the others' results.
 #
-# env: CARRY, OUT, REPS (5), SIZES ("1b 4b 12b"), LLAMA_CPP_PYTHON, CHIMERA_CUDA_TARGET,
+# env: CARRY, OUT, REPS (5), SIZES ("1b 4b 12b"), DEVICE_LIMIT (540), LLAMA_CPP_PYTHON, CHIMERA_CUDA_TARGET,
 #      CUDA_COMPUTE_CAP (90).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -85,7 +90,8 @@ device() {
   mkdir -p "$out"
   bin=$(mktemp -d)
   for f in chimera integration llama-bench; do
-    # Python's lzma, since the device may have no xz binary
+    # Python's lzma, since the device may have no xz binary; a missing file is reported, not fatal
+    [ -f "$CARRY/$f.xz" ] || { echo "gpu-check: no $CARRY/$f.xz" | tee -a "$out/machine.txt"; continue; }
     python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
       "$CARRY/$f.xz" "$bin/$f" && chmod +x "$bin/$f"
   done
@@ -101,30 +107,64 @@ device() {
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
     nproc
   } | tee "$out/machine.txt"
+  # Each stage has a time limit, so that one stage that hangs leaves the others' results in $out.
+  local deadline=$((SECONDS + ${DEVICE_LIMIT:-540}))
+  stage() {
+    local name=$1 limit=$2 t0=$SECONDS st=0 left=$((deadline - SECONDS))
+    shift 2
+    if [ "$left" -lt 10 ]; then
+      echo "stage $name: skipped, the device limit is spent" | tee -a "$out/machine.txt"
+      return 0
+    fi
+    [ "$limit" -le "$left" ] || limit=$left
+    timeout -k 5 "$limit" "$@" || st=$?
+    echo "stage $name: exit $st in $((SECONDS - t0)) s" | tee -a "$out/machine.txt"
+  }
 
   # synthetic models, written once by chimera (the 270M: the real file's shapes and type mix)
-  local t0=$SECONDS
-  "$bin/chimera" bench --synthetic "270m,${sizes// /,}" -p 1 -n 1 -r 1 --no-warmup --num-gpu 0 -o json \
-    > "$out/synthetic.json"
-  echo "synthetic models written in $((SECONDS - t0)) s" | tee -a "$out/machine.txt"
+  stage synthetic 240 sh -c '"$1" bench --synthetic "270m,$2" -p 1 -n 1 -r 1 --no-warmup --num-gpu 0 -o json > "$3/synthetic.json"' \
+    _ "$bin/chimera" "${sizes// /,}" "$out"
+  stage synthetic-embedding 120 sh -c '"$1" bench --synthetic embeddinggemma --quant Q8_0 -p 16 -n 0 -r 1 --no-warmup --num-gpu 0 -o json > "$2/synthetic-embedding.json"' \
+    _ "$bin/chimera" "$out"
+  local m270 memb
+  m270=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[0]["model_filename"])' "$out/synthetic.json" || true)
+  memb=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[0]["model_filename"])' "$out/synthetic-embedding.json" || true)
+
+  # embeddings: N inputs in one request against N single requests, on the GPU and on this CPU
+  local port=18434 n=0 model
+  for cfg in "270m 999 4" "270m 999 32" "270m 0 4" "embeddinggemma 999 4"; do
+    set -- $cfg
+    model=$m270
+    [ "$1" = embeddinggemma ] && model=$memb
+    [ -n "$model" ] && [ $((deadline - SECONDS)) -gt 30 ] || continue
+    n=$((n + 1))
+    "$bin/chimera" serve --allow-paths --port $((port + n)) --num-gpu "$2" --parallel "$3" --quiet \
+      > "$out/embed-serve-$n.log" 2>&1 &
+    local pid=$!
+    for _ in $(seq 100); do
+      python3 -c 'import urllib.request,sys; urllib.request.urlopen(sys.argv[1])' "http://127.0.0.1:$((port + n))/api/version" 2>/dev/null && break
+      sleep 0.2
+    done
+    echo "embed: $1 num_gpu $2 parallel $3" >> "$out/embed-rate.txt"
+    stage "embed-$1-ngl$2-np$3" 90 python3 "$root/scripts/embed-rate.py" "http://127.0.0.1:$((port + n))" "$model" \
+      --inputs 32 --reps 5 --words 4,20 >> "$out/embed-rate.txt" 2>&1
+    kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
+  done
+  cat "$out/embed-rate.txt"
 
   # parity and graphs: the CUDA tests, each reporting its figures
-  t0=$SECONDS
-  local st=0
-  "$bin/integration" cuda:: --test-threads 1 --nocapture > "$out/cuda-tests.txt" 2>&1 || st=$?
-  tail -n 30 "$out/cuda-tests.txt"
-  echo "CUDA tests exit $st, ran in $((SECONDS - t0)) s" | tee -a "$out/machine.txt"
+  stage cuda-tests 150 sh -c '"$1" cuda:: --test-threads 1 --nocapture > "$2/cuda-tests.txt" 2>&1' _ "$bin/integration" "$out"
+  tail -n 30 "$out/cuda-tests.txt" || true
 
   # speed: chimera bench and llama-bench on the same files, alternating by model
-  local m270 file
-  m270=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[0]["model_filename"])' "$out/synthetic.json")
-  "$bin/chimera" bench -m "$m270" --num-gpu 0,9,18,19 -r "$reps" -o json > "$out/chimera-270m.json"
-  "$bin/llama-bench" -m "$m270" -ngl 0,9,18,19 -r "$reps" -o json > "$out/llama-270m.json"
+  local file
+  stage bench-270m 60 sh -c '"$1" bench -m "$2" --num-gpu 0,9,18,19 -r "$3" -o json > "$4/chimera-270m.json"' _ "$bin/chimera" "$m270" "$reps" "$out"
+  stage llama-270m 60 sh -c '"$1" -m "$2" -ngl 0,9,18,19 -r "$3" -o json > "$4/llama-270m.json"' _ "$bin/llama-bench" "$m270" "$reps" "$out"
   for s in $sizes; do
-    file=$(python3 -c 'import json,sys; print([r["model_filename"] for r in json.load(open(sys.argv[1])) if "-'"$s"'-" in r["model_filename"]][0])' "$out/synthetic.json")
+    file=$(python3 -c 'import json,sys; print([r["model_filename"] for r in json.load(open(sys.argv[1])) if "-'"$s"'-" in r["model_filename"]][0])' "$out/synthetic.json") || continue
     # full offload: every block and the head (both clamp a larger count)
-    "$bin/chimera" bench -m "$file" --num-gpu 999 -r "$reps" -o json > "$out/chimera-$s.json"
-    "$bin/llama-bench" -m "$file" -ngl 999 -r "$reps" -o json > "$out/llama-$s.json"
+    stage "bench-$s" 45 sh -c '"$1" bench -m "$2" --num-gpu 999 -r "$3" -o json > "$4/chimera-$5.json"' _ "$bin/chimera" "$file" "$reps" "$out" "$s"
+    stage "llama-$s" 45 sh -c '"$1" -m "$2" -ngl 999 -r "$3" -o json > "$4/llama-$5.json"' _ "$bin/llama-bench" "$file" "$reps" "$out" "$s"
   done
   python3 "$root/scripts/gpu-table.py" "$out" | tee "$out/table.md"
 }

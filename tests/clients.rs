@@ -143,6 +143,17 @@ fn ollama_model_management_works() {
     );
     let t = v["tools_in_template"].as_array().unwrap();
     assert_eq!(t[0], t[1], "a template that reads .Tools gets them, not a system turn");
+    let own = &v["own_format"];
+    assert_eq!(
+        (own["finish"].as_str(), &own["calls"][0][0]),
+        (Some("tool_calls"), &serde_json::json!("get_weather")),
+        "{own}"
+    );
+    assert!(own["calls"][0][1]["city"].is_string(), "{own}");
+    assert!(
+        own["raw"].as_str().unwrap().starts_with("<tool_call>"),
+        "the template's format: {own}"
+    );
     assert_eq!((v["template"][0].as_u64(), v["bad_parameter"][0].as_u64()), (Some(400), Some(400)));
     assert!(
         v["template"][1]

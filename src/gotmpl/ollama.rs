@@ -4,7 +4,7 @@
 //! `.Prompt` and `.Response` runs once per exchange, and the last run stops where the model's
 //! answer would be printed.
 
-use super::Template;
+use super::{Arg, Node, Pipe, Template};
 use crate::error::Result;
 use serde_json::{json, Value};
 
@@ -85,4 +85,53 @@ fn collate(messages: &[Value]) -> (String, Vec<Value>) {
         }
     }
     (system.join("\n\n"), out)
+}
+
+/// Ollama's tool-call tag of a template (its tools/template.go `parseTag`): the first text that
+/// is not only whitespace inside the first `{{ if }}` whose pipeline reads a `.ToolCalls` field,
+/// cut before any `{` and trimmed; `{` when that leaves nothing. None when the template has no
+/// such block (Ollama then looks for bare JSON objects; chimera keeps its own call format).
+pub fn tool_call_tag(t: &Template) -> Option<String> {
+    let block = tool_calls_if(&t.root)?;
+    let text = first_text(block).unwrap_or("");
+    let tag = text.replace("\r\n", "\n");
+    let tag = tag.split('{').next().unwrap_or("").trim();
+    Some(if tag.is_empty() { "{".to_string() } else { tag.to_string() })
+}
+
+/// The body of the first `if` reading `.ToolCalls` (depth first through if, range and with).
+fn tool_calls_if(nodes: &[Node]) -> Option<&[Node]> {
+    let reads = |p: &Pipe| {
+        p.cmds
+            .iter()
+            .flatten()
+            .any(|a| matches!(a, Arg::Field(f) if f.iter().any(|x| x == "ToolCalls")))
+    };
+    for n in nodes {
+        match n {
+            Node::If(p, body, _) if reads(p) => return Some(body),
+            Node::If(_, body, other) | Node::Range(_, body, other) | Node::With(_, body, other) => {
+                if let Some(b) = tool_calls_if(body).or_else(|| tool_calls_if(other)) {
+                    return Some(b);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The first text that is not only whitespace, not looking past a block that has none.
+fn first_text(nodes: &[Node]) -> Option<&str> {
+    for n in nodes {
+        match n {
+            Node::Text(s) if s.trim().is_empty() => {}
+            Node::Text(s) => return Some(s),
+            Node::If(_, body, other) | Node::Range(_, body, other) | Node::With(_, body, other) => {
+                return first_text(body).or_else(|| first_text(other));
+            }
+            _ => {}
+        }
+    }
+    None
 }

@@ -216,3 +216,25 @@ fn mangled_templates_are_errors_never_panics() {
         }
     }
 }
+
+/// The tool-call tag as Ollama's `parseTag` finds it: the first non-blank text in the
+/// `{{ if .ToolCalls }}` block, before any `{`, not past a block that has none.
+#[test]
+fn tool_call_tags_as_ollama_finds_them() {
+    let tag = |src: &str| super::ollama::tool_call_tag(&Template::parse(src).unwrap());
+    let call = r#"{"name": "{{ .Function.Name }}", "arguments": {{ .Function.Arguments }}}"#;
+    assert_eq!(tag("{{ .Prompt }}"), None, "no block: chimera's own format");
+    assert_eq!(tag("{{ if .ToolCalls }}{{ end }}").as_deref(), Some("{"));
+    let wrapped = format!("{{{{ if .ToolCalls }}}}\n{{{{ range .ToolCalls }}}}<call>{call}</call>{{{{ end }}}}{{{{ end }}}}");
+    assert_eq!(tag(&wrapped).as_deref(), Some("<call>"));
+    let bare = format!(
+        "{{{{ if .ToolCalls }}}}{{{{ range .ToolCalls }}}}\n{call}\n{{{{ end }}}}{{{{ end }}}}"
+    );
+    assert_eq!(tag(&bare).as_deref(), Some("{"));
+    // text after an inner block that has none is not looked at
+    let after = "{{ if .ToolCalls }}{{ range .ToolCalls }}{{ . }}{{ end }}]{{ end }}";
+    assert_eq!(tag(after).as_deref(), Some("{"));
+    let nested = "{{ range .Messages }}{{ if eq .Role \"assistant\" }}{{ if .ToolCalls }}Calls: [{{ end }}{{ end }}{{ end }}";
+    assert_eq!(tag(nested).as_deref(), Some("Calls: ["));
+    assert_eq!(tag("{{ if .ToolCalls }}A{{ if .X }}B{{ end }}{{ end }}").as_deref(), Some("A"));
+}

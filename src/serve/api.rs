@@ -99,6 +99,8 @@ pub struct Parsed {
     pub echo: bool,
     /// The options the request set itself (Ollama's names): a model's defaults fill the rest.
     pub given: Vec<String>,
+    /// Whether the model's own defaults have been applied (once: they add messages).
+    pub with_defaults: bool,
 }
 
 impl Parsed {
@@ -117,6 +119,7 @@ impl Parsed {
             n: 1,
             echo: false,
             given: vec![],
+            with_defaults: false,
         }
     }
 }

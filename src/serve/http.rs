@@ -172,15 +172,26 @@ pub(super) fn resolve(cfg: &Config, name: &str) -> Result<PathBuf, ApiError> {
 }
 
 /// Queues a request; its events come back on the receiver.
+/// The request under its model's own defaults (a made or an Ollama-store model's parameters,
+/// system message, template, messages and adapters), applied once.
+pub(super) fn with_defaults(mut parsed: Parsed) -> Result<Parsed, ApiError> {
+    if parsed.with_defaults {
+        return Ok(parsed);
+    }
+    let made = crate::registry::defaults(&parsed.model).map_err(|e| ApiError::from_engine(&e))?;
+    if let Some(m) = made {
+        super::manage::apply_defaults(&mut parsed, &m)?;
+    }
+    parsed.with_defaults = true;
+    Ok(parsed)
+}
+
 pub(super) fn submit(
     st: &AppState,
     mut parsed: Parsed,
 ) -> Result<UnboundedReceiver<Event>, ApiError> {
     let path = resolve(&st.cfg, &parsed.model)?;
-    let made = crate::registry::defaults(&parsed.model).map_err(|e| ApiError::from_engine(&e))?;
-    if let Some(m) = made {
-        super::manage::apply_defaults(&mut parsed, &m)?;
-    }
+    parsed = with_defaults(parsed)?;
     if st.shared.queued.fetch_add(1, Ordering::Relaxed) >= st.cfg.max_queue {
         st.shared.queued.fetch_sub(1, Ordering::Relaxed);
         return Err(ApiError::busy("server busy, please try again: the queue is full"));
@@ -252,7 +263,8 @@ async fn chat(State(st): St, Extension(log): Log, body: Bytes) -> Response {
 /// A stream's text and log-probabilities on their way out: text held back while it may still be
 /// a tool call (it then becomes one, not text), the log-probabilities of held text with it.
 pub(super) struct Held {
-    tools: bool,
+    /// The format calls are written in, when the answer may be one.
+    tools: Option<super::tools::CallFormat>,
     buf: String,
     open: bool,
     lps: Vec<Lp>,
@@ -261,16 +273,17 @@ pub(super) struct Held {
 }
 
 impl Held {
-    pub(super) fn new(tools: bool) -> Held {
-        Held { tools, buf: String::new(), open: !tools, lps: vec![], sent: 0 }
+    pub(super) fn new(tools: Option<&super::tools::Tools>) -> Held {
+        let tools = tools.map(|t| t.format.clone());
+        Held { open: tools.is_none(), tools, buf: String::new(), lps: vec![], sent: 0 }
     }
 
     /// The text to send now, with its tokens' log-probabilities.
     pub(super) fn push(&mut self, t: &str, lps: Vec<Lp>) -> Option<(String, Vec<Lp>)> {
         self.lps.extend(lps);
         self.buf.push_str(t);
-        if !self.open {
-            if super::tools::may_be_call(&self.buf) {
+        if let (false, Some(f)) = (self.open, &self.tools) {
+            if super::tools::may_be_call(&self.buf, f) {
                 return None;
             }
             self.open = true;
@@ -284,7 +297,7 @@ impl Held {
     /// given out yet (held text's, a call's, the end token's).
     pub(super) fn rest(&mut self, d: &mut Done, tools: Option<&super::tools::Tools>) -> String {
         d.logprobs.drain(..self.sent.min(d.logprobs.len()));
-        let call = self.tools
+        let call = self.tools.is_some()
             && tools.is_some_and(|t| super::tools::call_in(&d.out.response, t).is_some());
         if call {
             String::new()
@@ -296,6 +309,11 @@ impl Held {
 
 /// An Ollama request: NDJSON pieces then the final object, or one object.
 async fn ollama(st: Arc<AppState>, log: Arc<Entry>, parsed: Parsed, chat: bool) -> Response {
+    // the model's template may say how it calls tools: the answer is read in that format
+    let parsed = match with_defaults(parsed) {
+        Ok(p) => p,
+        Err(e) => return ollama_error(e),
+    };
     let (model, stream) = (parsed.model.clone(), parsed.stream);
     log.model(&model);
     if st.cfg.verbose {
@@ -330,7 +348,7 @@ async fn ollama(st: Arc<AppState>, log: Arc<Entry>, parsed: Parsed, chat: bool) 
     }
     log.streaming();
     let guard = OnDrop(log.clone());
-    let mut held = Held::new(chat && tools.is_some());
+    let mut held = Held::new(tools.as_ref().filter(|_| chat));
     let line = move |ev: Event| -> Option<Value> {
         let _ = &guard;
         match ev {

@@ -30,6 +30,13 @@ pub fn apply_defaults(p: &mut Parsed, m: &UserModel) -> Result<(), ApiError> {
     if let Some(t) = &m.template {
         let t = crate::gotmpl::Template::parse(t)
             .map_err(|e| ApiError::bad(format!("model {}: {e}", m.name)))?;
+        // a template that declares tools and renders calls: the model calls in that format
+        if let (true, Some(tools)) = (t.uses("tools"), p.tools.as_mut()) {
+            if let Some(f) = super::tools::CallFormat::of(&t) {
+                tools.format = f;
+                p.opts.grammar = tools.grammar();
+            }
+        }
         p.template = Some(std::sync::Arc::new(t));
     }
     // Ollama's generate: [system] + the model's messages + the prompt, unless it continues

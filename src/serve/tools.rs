@@ -3,6 +3,10 @@
 //! a grammar that admits either plain text or one call `{"name": …, "arguments": …}` whose
 //! arguments match that tool's JSON schema. A call comes back as Ollama's `message.tool_calls`
 //! or OpenAI's `tool_calls`; tool results go back into the prompt as turns.
+//!
+//! A model whose own template (a Modelfile's TEMPLATE, an Ollama store's template layer)
+//! declares tools is given them through it and calls in the template's format: the tag Ollama
+//! finds in its `{{ if .ToolCalls }}` block, then the JSON object its calls render as.
 
 use super::api::ApiError;
 use crate::chat::Message;
@@ -31,6 +35,66 @@ pub enum Choice {
 pub struct Tools {
     pub tools: Vec<Tool>,
     pub choice: Choice,
+    /// How a call is written.
+    pub format: CallFormat,
+}
+
+/// How a call is written: a tag before it (none for chimera's own format), then a JSON object
+/// with the tool's name and its arguments under these keys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallFormat {
+    pub tag: String,
+    pub name_key: String,
+    pub args_key: String,
+}
+
+impl Default for CallFormat {
+    fn default() -> Self {
+        CallFormat { tag: String::new(), name_key: "name".into(), args_key: "arguments".into() }
+    }
+}
+
+impl CallFormat {
+    /// The format of a template's own calls, when it has a `{{ if .ToolCalls }}` block: Ollama's
+    /// tag for it, and the keys of the object a call renders as (a sentinel call rendered and
+    /// found in the text; "name" and "arguments" when it renders as something else).
+    pub fn of(t: &crate::gotmpl::Template) -> Option<CallFormat> {
+        let tag = crate::gotmpl::ollama::tool_call_tag(t)?;
+        // plain words, so that printing them raw or as JSON writes them the same
+        let (name, key, val) = ("chimera_sentinel_fn", "chimera_sentinel_k", "chimera_sentinel_v");
+        let call = json!({"function": {"name": name, "arguments": {key: val}}});
+        let msgs = [
+            json!({"role": "user", "content": "chimera_sentinel_q"}),
+            json!({"role": "assistant", "content": "", "tool_calls": [call]}),
+        ];
+        let tool = json!([{"type": "function", "function": {"name": name, "parameters": {}}}]);
+        let text = crate::gotmpl::ollama::render(t, &msgs, Some(&tool)).ok()?;
+        let mut f = CallFormat { tag, ..CallFormat::default() };
+        // the innermost object around a mention of the name (the tools list mentions it too)
+        // that parses and holds both: its keys are the format's
+        let opens: Vec<usize> = text.match_indices('{').map(|(i, _)| i).collect();
+        for (at, _) in text.match_indices(name).collect::<Vec<_>>().into_iter().rev() {
+            for &open in opens.iter().rev().filter(|&&o| o < at) {
+                let Some(Ok(Value::Object(o))) =
+                    serde_json::Deserializer::from_str(&text[open..]).into_iter::<Value>().next()
+                else {
+                    continue;
+                };
+                let named = o.iter().find(|(_, v)| v.as_str() == Some(name));
+                let args = o.iter().find(|(_, v)| v.get(key).and_then(Value::as_str) == Some(val));
+                if let (Some((n, _)), Some((a, _))) = (named, args) {
+                    (f.name_key, f.args_key) = (n.clone(), a.clone());
+                    return Some(f);
+                }
+            }
+        }
+        Some(f)
+    }
+
+    /// The tag a call starts with, when it has one of its own (not just the object's `{`).
+    fn lead(&self) -> Option<&str> {
+        Some(self.tag.as_str()).filter(|t| !t.is_empty() && *t != "{")
+    }
 }
 
 /// A call the model made.
@@ -90,7 +154,7 @@ pub fn parse(tools: Option<&Value>, choice: Option<&Value>) -> Result<Option<Too
             Choice::Named(name.to_string())
         }
     };
-    Ok(Some(Tools { tools: out, choice }))
+    Ok(Some(Tools { tools: out, choice, format: CallFormat::default() }))
 }
 
 impl Tools {
@@ -141,44 +205,68 @@ impl Tools {
         if allowed.is_empty() {
             return None;
         }
+        let (n, a) = (&self.format.name_key, &self.format.args_key);
         let calls: Vec<Value> = allowed
             .iter()
             .map(|t| {
-                json!({
-                    "type": "object",
-                    "properties": {"name": {"const": t.name}, "arguments": crate::constraint::closed(t.parameters.clone())},
-                    "required": ["name", "arguments"],
-                    "additionalProperties": false
-                })
+                let mut props = Map::new();
+                props.insert(n.clone(), json!({"const": t.name}));
+                props.insert(a.clone(), crate::constraint::closed(t.parameters.clone()));
+                json!({"type": "object", "properties": props, "required": [n, a], "additionalProperties": false})
             })
             .collect();
         let schema = json!({"anyOf": calls, "x-guidance": {"whitespace_flexible": false}});
-        let call = format!("call: %json {schema}");
+        // text may not start as a call does: with the object's `{`, or the tag's first character
+        let mut not_first = String::from("{ \\t\\r\\n");
+        let call = match self.format.lead() {
+            Some(tag) => {
+                let c = tag.chars().next().unwrap_or('{');
+                if c.is_ascii_punctuation() || c.is_whitespace() {
+                    not_first.push('\\');
+                }
+                not_first.push(c);
+                let lit = Value::String(tag.to_string());
+                format!("call: {lit} /[ \\t\\r\\n]{{0,2}}/ body\nbody: %json {schema}")
+            }
+            None => format!("call: %json {schema}"),
+        };
         Some(Grammar::Lark(match self.choice {
             Choice::Auto => {
-                format!("start: call | TEXT\n{call}\nTEXT: /[^{{ \\t\\r\\n](.|\\n)*/\n")
+                format!("start: call | TEXT\n{call}\nTEXT: /[^{not_first}](.|\\n)*/\n")
             }
             _ => format!("start: call\n{call}\n"),
         }))
     }
 }
 
-/// The call in a model's answer, when the answer is one.
+/// The call in a model's answer, when the answer is one (in the tools' format; what follows
+/// the object, such as a closing tag, is left).
 pub fn call_in(text: &str, tools: &Tools) -> Option<Call> {
-    let v: Value = serde_json::from_str(text.trim()).ok()?;
-    let name = v.get("name")?.as_str()?;
+    let f = &tools.format;
+    let mut rest = text.trim_start();
+    if let Some(tag) = f.lead() {
+        rest = rest.strip_prefix(tag)?.trim_start();
+    }
+    let v: Value = serde_json::Deserializer::from_str(rest).into_iter::<Value>().next()?.ok()?;
+    let name = v.get(&f.name_key)?.as_str()?;
     if !tools.tools.iter().any(|t| t.name == name) {
         return None;
     }
     Some(Call {
         name: name.to_string(),
-        arguments: v.get("arguments").cloned().unwrap_or(json!({})),
+        arguments: v.get(&f.args_key).cloned().unwrap_or(json!({})),
     })
 }
 
-/// Whether streamed text may be the start of a call (so it is held back, not streamed).
-pub fn may_be_call(so_far: &str) -> bool {
-    so_far.trim_start().starts_with('{') || so_far.trim().is_empty()
+/// Whether streamed text may be the start of a call in `f`'s format (so it is held back, not
+/// streamed).
+pub fn may_be_call(so_far: &str, f: &CallFormat) -> bool {
+    let t = so_far.trim_start();
+    match f.lead() {
+        _ if t.is_empty() => true,
+        Some(tag) => t.starts_with(tag) || tag.starts_with(t),
+        None => t.starts_with('{'),
+    }
 }
 
 /// An assistant message's `tool_calls` (Ollama's `arguments` object or OpenAI's JSON string) as
@@ -262,5 +350,44 @@ mod tests {
         let calls =
             normalize_calls(&[json!({"function": {"name": "f", "arguments": "{\"a\":1}"}})]);
         assert_eq!(calls_text(&calls.unwrap()), "{\"name\":\"f\",\"arguments\":{\"a\":1}}");
+    }
+
+    /// A template whose calls are `<tool_call>` and an object with `parameters`: its format is
+    /// found, its grammar writes it, and answers in it are read back.
+    #[test]
+    fn a_templates_own_call_format() {
+        let src = concat!(
+            "{{ range .Tools }}{{ .Function.Name }}{{ end }}{{ range .Messages }}{{ .Role }}: {{ if .ToolCalls }}{{ range .ToolCalls }}<tool_call>\n",
+            "{\"name\": \"{{ .Function.Name }}\", \"parameters\": {{ json .Function.Arguments }}}\n</tool_call>",
+            "{{ end }}{{ else }}{{ .Content }}{{ end }}\n{{ end }}"
+        );
+        let f = CallFormat::of(&crate::gotmpl::Template::parse(src).unwrap()).unwrap();
+        assert_eq!(
+            (f.tag.as_str(), f.name_key.as_str(), f.args_key.as_str()),
+            ("<tool_call>", "name", "parameters")
+        );
+        let tools = json!([{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"a": {"type": "integer"}}}}}]);
+        let mut t = parse(Some(&tools), None).unwrap().unwrap();
+        t.format = f.clone();
+        let Some(Grammar::Lark(g)) = t.grammar() else { panic!("a grammar") };
+        assert!(
+            g.contains("call: \"<tool_call>\" ")
+                && g.contains("\"parameters\"")
+                && g.contains("TEXT: /[^{ \\t\\r\\n\\<]"),
+            "{g}"
+        );
+        let c =
+            call_in("<tool_call>\n{\"name\": \"f\", \"parameters\": {\"a\": 1}}\n</tool_call>", &t)
+                .unwrap();
+        assert_eq!((c.name.as_str(), &c.arguments), ("f", &json!({"a": 1})));
+        assert!(
+            call_in("{\"name\": \"f\", \"parameters\": {}}", &t).is_none(),
+            "the tag is part of it"
+        );
+        assert!(
+            may_be_call("  <tool", &f) && may_be_call("<tool_call>{", &f) && !may_be_call("Hi", &f)
+        );
+        let own = CallFormat::default();
+        assert!(may_be_call("{\"na", &own) && !may_be_call("<tool", &own));
     }
 }

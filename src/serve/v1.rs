@@ -3,7 +3,9 @@
 //! held back until it is whole; usage counts the prompt once.
 
 use super::api::ApiError;
-use super::http::{collect, first, json_response, openai_error, submit, AppState, Held, Whole};
+use super::http::{
+    collect, first, json_response, openai_error, submit, with_defaults, AppState, Held, Whole,
+};
 use super::log::{Entry, OnDrop};
 use super::openai::{self, Extras, OpenAi};
 use super::sched::{Done, Event};
@@ -52,8 +54,13 @@ fn echo(r: &OpenAi) -> Result<Option<String>, ApiError> {
 }
 
 /// An OpenAI request: server-sent chunks ending with `[DONE]`, or one response.
-pub async fn run(st: Arc<AppState>, log: Arc<Entry>, r: OpenAi, chat: bool) -> Response {
+pub async fn run(st: Arc<AppState>, log: Arc<Entry>, mut r: OpenAi, chat: bool) -> Response {
     log.model(&r.parsed.model);
+    // the model's template may say how it calls tools: the answer is read in that format
+    r.parsed = match with_defaults(r.parsed) {
+        Ok(p) => p,
+        Err(e) => return openai_error(e),
+    };
     let echoed = match echo(&r) {
         Ok(e) => e,
         Err(e) => return openai_error(e),
@@ -143,7 +150,7 @@ fn stream(ctx: Ctx, heads: Vec<(Event, UnboundedReceiver<Event>)>) -> Response {
     ctx.log.streaming();
     let guard = OnDrop(ctx.log.clone());
     let n = heads.len();
-    let tools = ctx.r.parsed.tools.is_some() && ctx.chat;
+    let tools = ctx.r.parsed.tools.as_ref().filter(|_| ctx.chat);
     let mut started = vec![false; n];
     let mut held: Vec<Held> = (0..n).map(|_| Held::new(tools)).collect();
     // completions' text_offset: where choice i's next piece starts in its text

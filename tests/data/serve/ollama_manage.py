@@ -65,6 +65,21 @@ turns = [{"role": "user", "content": "Hi"},
          {"role": "tool", "content": "2", "tool_name": "add"}]
 r = c.chat(model="tooled", messages=turns, tools=[add], options=greedy)
 out["tools_in_template"] = [r.prompt_eval_count, len(raw.context) - raw.eval_count]
+# a template whose calls are "<tool_call>" and an object with "parameters": the model calls in that
+# format (the raw answer, read back from the logprobs' tokens, starts with the tag)
+OWN = ('{{ range .Tools }}T:{{ .Function.Name }}\n{{ end }}{{ range .Messages }}{{ .Role }}:'
+       '{{ if .ToolCalls }}{{ range .ToolCalls }}<tool_call>\n{"name": "{{ .Function.Name }}", "parameters": '
+       '{{ json .Function.Arguments }}}\n</tool_call>{{ end }}{{ else }}{{ .Content }}{{ end }}\n{{ end }}assistant:')
+c.create(model="ownfmt", from_=model, template=OWN, stream=False)
+import openai
+o = openai.OpenAI(base_url=url + "/v1", api_key="unused")
+weather = [{"type": "function", "function": {"name": "get_weather", "description": "The weather in a city.",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
+r = o.chat.completions.create(model="ownfmt", messages=[{"role": "user", "content": "Weather in Paris?"}], tools=weather,
+                              tool_choice="required", max_tokens=48, temperature=0, logprobs=True)
+tc = r.choices[0].message.tool_calls or []
+out["own_format"] = {"finish": r.choices[0].finish_reason, "calls": [[t.function.name, json.loads(t.function.arguments)] for t in tc],
+                     "raw": "".join(t.token for t in r.choices[0].logprobs.content)}
 out["template"] = err(lambda: c.create(model="bad", from_=model, template="{{ .Prompt ", stream=False))
 out["message_role"] = err(lambda: c.create(model="bad", from_=model, messages=[{"role": "robot", "content": "x"}], stream=False))
 out["bad_parameter"] = err(lambda: c.create(model="bad", from_=model, parameters={"top_p": 7}, stream=False))
@@ -77,7 +92,7 @@ out["lora_response"] = c.generate(model="tuned", prompt="The capital of France i
 out["base_response"] = c.generate(model=model, prompt="The capital of France is", raw=True, options=g6).response
 out["lora_show"] = c.show("tuned").modelfile
 out["lora_not_adapter"] = err(lambda: c.create(model="bad", from_=model, adapters={"m.gguf": digest}, stream=False))
-for name in ["terse", "fromblob", "q8", "turns", "tooled", "tuned"]:
+for name in ["terse", "fromblob", "q8", "turns", "tooled", "tuned", "ownfmt"]:
     c.delete(name)
 out["final"] = sorted(m.model for m in c.list().models)
 print(json.dumps(out))
