@@ -16,6 +16,7 @@ pub mod engine;
 pub mod error;
 pub mod gguf;
 pub mod gotmpl;
+pub mod make;
 pub mod model;
 pub mod offload;
 pub mod perplexity;

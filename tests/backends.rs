@@ -115,88 +115,6 @@ fn placements_are_reported() {
     assert!(devs[1]["bytes"].as_u64().unwrap() > 0);
 }
 
-/// The tiny model's vocabulary as a WordLevel tokenizer.json (whitespace-split words).
-fn tokenizer_json(dir: &Path) {
-    let g = chimera::gguf::Gguf::open(&dir.join("tiny.gguf")).unwrap();
-    let Some(chimera::gguf::Value::Array(chimera::gguf::Array::Strings(tokens))) =
-        g.metadata.get("tokenizer.ggml.tokens")
-    else {
-        panic!("tiny vocabulary")
-    };
-    let vocab: serde_json::Map<String, serde_json::Value> =
-        tokens.iter().enumerate().map(|(i, t)| (t.clone(), serde_json::json!(i))).collect();
-    let tj = serde_json::json!({
-        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
-        "normalizer": null, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null, "decoder": null,
-        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"}
-    });
-    std::fs::write(dir.join("folder/tokenizer.json"), tj.to_string()).unwrap();
-}
-
-/// The tiny model as a Hugging Face folder: HF names, norm weights less one (Gemma3RMSNorm
-/// scales by 1 + weight), f32 or bf16 tensors.
-fn write_folder(dir: &Path, bf16: bool) {
-    let f = dir.join("folder");
-    std::fs::create_dir_all(&f).unwrap();
-    let (e, ff, nh, nkv, hd, nl) = TINY;
-    let nv = 4 + 256 + 2 + 9;
-    let config = serde_json::json!({
-        "architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text",
-        "vocab_size": nv, "hidden_size": e, "intermediate_size": ff, "num_hidden_layers": nl,
-        "num_attention_heads": nh, "num_key_value_heads": nkv, "head_dim": hd,
-        "rms_norm_eps": 1e-6, "rope_theta": 1e6, "rope_local_base_freq": 1e4, "sliding_window": 8,
-        "sliding_window_pattern": 6, "query_pre_attn_scalar": hd, "max_position_embeddings": 256,
-        "bos_token_id": 2, "eos_token_id": 1
-    });
-    std::fs::write(f.join("config.json"), config.to_string()).unwrap();
-    let hf = |n: &str| -> String {
-        if n == "token_embd.weight" {
-            return "model.embed_tokens.weight".into();
-        }
-        if n == "output_norm.weight" {
-            return "model.norm.weight".into();
-        }
-        let (l, rest) = n.strip_prefix("blk.").unwrap().split_once('.').unwrap();
-        let part = match rest.trim_end_matches(".weight") {
-            "attn_norm" => "input_layernorm",
-            "post_attention_norm" => "post_attention_layernorm",
-            "ffn_norm" => "pre_feedforward_layernorm",
-            "post_ffw_norm" => "post_feedforward_layernorm",
-            "attn_q_norm" => "self_attn.q_norm",
-            "attn_k_norm" => "self_attn.k_norm",
-            "attn_q" => "self_attn.q_proj",
-            "attn_k" => "self_attn.k_proj",
-            "attn_v" => "self_attn.v_proj",
-            "attn_output" => "self_attn.o_proj",
-            "ffn_gate" => "mlp.gate_proj",
-            "ffn_up" => "mlp.up_proj",
-            "ffn_down" => "mlp.down_proj",
-            other => panic!("{other}"),
-        };
-        format!("model.layers.{l}.{part}.weight")
-    };
-    let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = vec![];
-    for (name, dims, data) in tiny_tensors() {
-        let norm = dims.len() == 1;
-        let vals: Vec<f32> = data.iter().map(|v| if norm { v - 1.0 } else { *v }).collect();
-        let shape: Vec<usize> = dims.iter().rev().map(|d| *d as usize).collect();
-        let bytes: Vec<u8> = if bf16 {
-            vals.iter().flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()).collect()
-        } else {
-            vals.iter().flat_map(|v| v.to_le_bytes()).collect()
-        };
-        owned.push((hf(&name), shape, bytes));
-    }
-    let dtype = if bf16 { safetensors::Dtype::BF16 } else { safetensors::Dtype::F32 };
-    let views: Vec<(String, safetensors::tensor::TensorView)> = owned
-        .iter()
-        .map(|(n, s, b)| {
-            (n.clone(), safetensors::tensor::TensorView::new(dtype, s.clone(), b).unwrap())
-        })
-        .collect();
-    safetensors::serialize_to_file(views, None, &f.join("model.safetensors")).unwrap();
-}
-
 /// A safetensors folder loads into the candle backend and computes what the same weights do as
 /// a GGUF on the cpu backend; its tokenizer.json tokenizes; bad folders are named.
 #[test]
@@ -221,8 +139,7 @@ fn safetensors_folders_run_on_the_candle_backend() {
             })
             .collect();
         chimera::gguf::write(&d.path().join("tiny.gguf"), &md, &tensors).unwrap();
-        write_folder(d.path(), bf16);
-        tokenizer_json(d.path());
+        hf_folder(d.path(), bf16);
         let prompt = [2u32, 270, 265, 266, 262, 270];
         let load = |p: &Path| {
             let kv_type = chimera::backend::KvType::F32; // the folder runs on candle, f32 KV
@@ -262,6 +179,28 @@ fn safetensors_folders_run_on_the_candle_backend() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["eval_count"], 3);
     assert_eq!(v["placement"][0]["device"], "candle-cpu");
+    // made into a model from a Modelfile: it runs, shows, lists and goes by its name, and the
+    // folder stays where it is
+    let home = tempdir();
+    let mf = d.path().join("Modelfile");
+    std::fs::write(&mf, "FROM ./folder\nPARAMETER temperature 0\n").unwrap();
+    let o = chimera_in(home.path(), &["create", "tinyhf", "-f", mf.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ids = ["--prompt-ids", "[2, 270, 265]", "--num-predict", "3", "--json"];
+    let o = chimera_in(home.path(), &[&["run", "tinyhf"][..], &ids].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let made: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(made["response"], v["response"]);
+    let o = chimera_in(home.path(), &["show", "tinyhf"]);
+    let shown = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        shown.contains("safetensors, BF16") && shown.contains("2 blocks, n_embd 64"),
+        "{shown}"
+    );
+    let o = chimera_in(home.path(), &["list"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("tinyhf:latest"), "{}", stderr(&o));
+    assert!(chimera_in(home.path(), &["rm", "tinyhf"]).status.success());
+    assert!(d.path().join("folder/model.safetensors").is_file());
     std::fs::write(d.path().join("folder/config.json"), "{\"hidden_size\": 64}").unwrap();
     assert_user_error(&chimera(&["run", f, "hi"]), "vocab_size");
 }

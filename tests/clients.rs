@@ -99,8 +99,9 @@ fn ollama_model_management_works() {
     let gguf = crate::util::real_model();
     let adapter = home.path().join("adapter.gguf");
     crate::util::write_lora(&gguf, &adapter, 4, None, 0.05, 11, |_| true);
-    let (g, a) = (gguf.to_str().unwrap(), adapter.to_str().unwrap());
-    let v = crate::serve::client_with("ollama_manage.py", &s, &[g, a]);
+    let folder = crate::util::hf_folder(home.path(), true);
+    let (g, a, f) = (gguf.to_str().unwrap(), adapter.to_str().unwrap(), folder.to_str().unwrap());
+    let v = crate::serve::client_with("ollama_manage.py", &s, &[g, a, f]);
     assert_eq!(v["create"], "success");
     assert_eq!(v["list"], serde_json::json!(["gemma3:270m", "terse:latest"]));
     let mf = v["show"]["modelfile"].as_str().unwrap();
@@ -188,6 +189,29 @@ fn ollama_model_management_works() {
     assert!(v["lora_show"].as_str().unwrap().contains("ADAPTER "), "{v}");
     assert_eq!(v["lora_not_adapter"][0], 400, "{v}");
     assert!(v["lora_not_adapter"][1].as_str().unwrap().contains("general.type"), "{v}");
+    // the uploaded safetensors answer as `run FOLDER` does
+    assert_eq!(v["import"], "success", "{v}");
+    let o = crate::util::chimera(&[
+        "run",
+        f,
+        "hi ab",
+        "--raw",
+        "--json",
+        "--temperature",
+        "0",
+        "--num-predict",
+        "3",
+    ]);
+    let cli: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["import_response"], cli["response"], "{v}");
+    assert_eq!(v["import_details"], serde_json::json!(["safetensors", "BF16"]), "{v}");
+    assert_eq!(v["import_listed"], true, "{v}");
+    assert_eq!(v["import_missing"][0], 400, "{v}");
+    assert!(v["import_missing"][1].as_str().unwrap().contains("tokenizer.json"), "{v}");
+    assert_eq!(v["import_quantize"][0], 400, "{v}");
+    assert!(v["import_quantize"][1].as_str().unwrap().contains("GGUF"), "{v}");
+    let imports = home.path().join("imports");
+    assert!(std::fs::read_dir(&imports).map_or(true, |mut d| d.next().is_none()), "{imports:?}");
     assert_eq!(v["final"], serde_json::json!(["gemma3:270m"]));
     let left: Vec<_> = std::fs::read_dir(home.path().join("blobs")).unwrap().collect();
     assert!(

@@ -345,3 +345,82 @@ pub fn write_lora(
     gguf::write(out, &md, &tensors).unwrap();
     pairs
 }
+
+/// The tiny model's vocabulary as a WordLevel tokenizer.json (whitespace-split words).
+fn tokenizer_json(dir: &Path) {
+    let tokens = tiny_vocab().0;
+    let vocab: serde_json::Map<String, serde_json::Value> =
+        tokens.iter().enumerate().map(|(i, t)| (t.clone(), serde_json::json!(i))).collect();
+    let tj = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+        "normalizer": null, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null, "decoder": null,
+        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"}
+    });
+    std::fs::write(dir.join("folder/tokenizer.json"), tj.to_string()).unwrap();
+}
+
+/// The tiny model as a Hugging Face folder `dir/folder`: HF names, norm weights less one
+/// (Gemma3RMSNorm scales by 1 + weight), f32 or bf16 tensors, its vocabulary as tokenizer.json.
+pub fn hf_folder(dir: &Path, bf16: bool) -> PathBuf {
+    let f = dir.join("folder");
+    std::fs::create_dir_all(&f).unwrap();
+    let (e, ff, nh, nkv, hd, nl) = TINY;
+    let nv = 4 + 256 + 2 + 9;
+    let config = serde_json::json!({
+        "architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text",
+        "vocab_size": nv, "hidden_size": e, "intermediate_size": ff, "num_hidden_layers": nl,
+        "num_attention_heads": nh, "num_key_value_heads": nkv, "head_dim": hd,
+        "rms_norm_eps": 1e-6, "rope_theta": 1e6, "rope_local_base_freq": 1e4, "sliding_window": 8,
+        "sliding_window_pattern": 6, "query_pre_attn_scalar": hd, "max_position_embeddings": 256,
+        "bos_token_id": 2, "eos_token_id": 1
+    });
+    std::fs::write(f.join("config.json"), config.to_string()).unwrap();
+    let hf = |n: &str| -> String {
+        if n == "token_embd.weight" {
+            return "model.embed_tokens.weight".into();
+        }
+        if n == "output_norm.weight" {
+            return "model.norm.weight".into();
+        }
+        let (l, rest) = n.strip_prefix("blk.").unwrap().split_once('.').unwrap();
+        let part = match rest.trim_end_matches(".weight") {
+            "attn_norm" => "input_layernorm",
+            "post_attention_norm" => "post_attention_layernorm",
+            "ffn_norm" => "pre_feedforward_layernorm",
+            "post_ffw_norm" => "post_feedforward_layernorm",
+            "attn_q_norm" => "self_attn.q_norm",
+            "attn_k_norm" => "self_attn.k_norm",
+            "attn_q" => "self_attn.q_proj",
+            "attn_k" => "self_attn.k_proj",
+            "attn_v" => "self_attn.v_proj",
+            "attn_output" => "self_attn.o_proj",
+            "ffn_gate" => "mlp.gate_proj",
+            "ffn_up" => "mlp.up_proj",
+            "ffn_down" => "mlp.down_proj",
+            other => panic!("{other}"),
+        };
+        format!("model.layers.{l}.{part}.weight")
+    };
+    let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = vec![];
+    for (name, dims, data) in tiny_tensors() {
+        let norm = dims.len() == 1;
+        let vals: Vec<f32> = data.iter().map(|v| if norm { v - 1.0 } else { *v }).collect();
+        let shape: Vec<usize> = dims.iter().rev().map(|d| *d as usize).collect();
+        let bytes: Vec<u8> = if bf16 {
+            vals.iter().flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()).collect()
+        } else {
+            vals.iter().flat_map(|v| v.to_le_bytes()).collect()
+        };
+        owned.push((hf(&name), shape, bytes));
+    }
+    let dtype = if bf16 { safetensors::Dtype::BF16 } else { safetensors::Dtype::F32 };
+    let views: Vec<(String, safetensors::tensor::TensorView)> = owned
+        .iter()
+        .map(|(n, s, b)| {
+            (n.clone(), safetensors::tensor::TensorView::new(dtype, s.clone(), b).unwrap())
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, &f.join("model.safetensors")).unwrap();
+    tokenizer_json(dir);
+    f
+}

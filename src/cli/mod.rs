@@ -53,12 +53,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Serve(a) => serve::run(a),
         Command::Create(a) => create(a),
         Command::Cp { source, destination } => {
-            registry::create::copy(&source, &destination)?;
+            chimera::make::copy(&source, &destination)?;
             outln!("copied '{source}' to '{destination}'");
             Ok(())
         }
         Command::Rm { names } => names.iter().try_for_each(|n| {
-            registry::create::remove(n)?;
+            registry::remove(n)?;
             outln!("deleted '{n}'");
             Ok(())
         }),
@@ -258,6 +258,31 @@ pub fn stats_block(o: &Output) -> String {
     )
 }
 
+fn shape(c: &Gemma3Config) -> String {
+    format!(
+        "{} blocks, n_embd {}, n_ff {}, heads {}/{} kv, head_dim {}, vocab {}",
+        c.n_layer, c.n_embd, c.n_ff, c.n_head, c.n_head_kv, c.head_dim, c.n_vocab
+    )
+}
+
+/// `show` of a Hugging Face folder: its config and tensors (it runs on the candle backend).
+fn show_folder(path: &std::path::Path, json: bool) -> Result<()> {
+    let f = chimera::backend::candle::safetensors::Folder::open(path)?;
+    let (cfg, n_params, dtype) = (&f.cfg, f.n_params(), f.dtype_name());
+    let size = registry::local::size_of(path).unwrap_or(0);
+    if json {
+        let v = serde_json::json!({"file": path, "file_size": size, "format": "safetensors",
+            "config": cfg, "n_params": n_params, "dtype": dtype, "size_label": size_label(cfg.n_layer)});
+        outln!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    outln!("folder        {}", path.display());
+    outln!("size          {size} bytes (safetensors, {dtype}; runs on the candle backend)");
+    outln!("model         {} {} ({} parameters)", cfg.arch(), size_label(cfg.n_layer), n_params);
+    outln!("shape         {}", shape(cfg));
+    Ok(())
+}
+
 fn show(a: ShowArgs) -> Result<()> {
     let lopts = LoadOptions {
         num_ctx: a.num_ctx,
@@ -272,6 +297,9 @@ fn show(a: ShowArgs) -> Result<()> {
         let made = registry::defaults(&a.model)?;
         outln!("{}", registry::modelfile::render(&path, made.as_ref()).0.trim_end());
         return Ok(());
+    }
+    if chimera::config::is_folder(&path) {
+        return show_folder(&path, a.json);
     }
     let g = Gguf::open(&path)?;
     let cfg = Gemma3Config::from_gguf(&g)?;
@@ -302,16 +330,7 @@ fn show(a: ShowArgs) -> Result<()> {
     outln!("file          {}", path.display());
     outln!("size          {} bytes (GGUF v{})", g.file_size, g.version);
     outln!("model         {} {} ({} parameters)", cfg.arch(), size_label(cfg.n_layer), n_params);
-    outln!(
-        "shape         {} blocks, n_embd {}, n_ff {}, heads {}/{} kv, head_dim {}, vocab {}",
-        cfg.n_layer,
-        cfg.n_embd,
-        cfg.n_ff,
-        cfg.n_head,
-        cfg.n_head_kv,
-        cfg.head_dim,
-        cfg.n_vocab
-    );
+    outln!("shape         {}", shape(&cfg));
     outln!(
         "attention     sliding window {}, rope base {} global / {} local, scale {}",
         cfg.sliding_window.map_or("none".to_string(), |w| w.to_string()),
@@ -545,10 +564,10 @@ fn create(a: CreateArgs) -> Result<()> {
     let text = std::fs::read_to_string(&a.file)
         .with_context(|| format!("cannot read the Modelfile {}", a.file.display()))?;
     let dir = a.file.parent().unwrap_or(std::path::Path::new("."));
-    let mut r = registry::create::from_modelfile(&a.name, &text, dir)
+    let mut r = chimera::make::from_modelfile(&a.name, &text, dir)
         .with_context(|| format!("in {}", a.file.display()))?;
     r.quantize = a.quantize;
-    let m = registry::create::create(&r, &mut |s| eprintln!("chimera: {s}"))?;
+    let m = chimera::make::create(&r, &mut |s| eprintln!("chimera: {s}"))?;
     outln!("created {} ({})", m.name, m.file.display());
     Ok(())
 }

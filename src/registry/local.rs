@@ -1,7 +1,8 @@
 //! Models made on this machine (`chimera create` and `cp`, Ollama's /api/create and /api/copy):
 //! one manifest per name under `$CHIMERA_HOME/manifests`, naming a weights file, its sha256, and
 //! the Modelfile's PARAMETERs (Ollama option names) and SYSTEM; uploaded or quantized weights live
-//! as `$CHIMERA_HOME/blobs/sha256-<hex>`. Writes are atomic (a temporary file, then a rename).
+//! as `$CHIMERA_HOME/blobs/sha256-<hex>`, safetensors imports as folders of links to their blobs
+//! under `$CHIMERA_HOME/imports`. Writes are atomic (a temporary file, then a rename).
 
 use super::{home_dir, sha256_file};
 use crate::error::{Error, Result};
@@ -132,8 +133,38 @@ pub fn remove(name: &str) -> Result<bool> {
         if f.starts_with(blobs_dir()) && !used(f) {
             let _ = std::fs::remove_file(f);
         }
+        if f.starts_with(imports_dir()) && !used(f) {
+            remove_import(f, &used);
+        }
     }
     Ok(true)
+}
+
+/// Removes an imported folder no model was made from (its import failed); its blobs stay, as
+/// uploads do.
+pub fn drop_import(dir: &Path) {
+    if dir.starts_with(imports_dir()) && !list().iter().any(|m| m.file == dir) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// Removes an imported folder and the uploaded blobs it was made of that nothing else holds
+/// (no other folder links them, no model names them).
+fn remove_import(dir: &Path, used: &dyn Fn(&PathBuf) -> bool) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let inodes: Vec<(u64, u64)> =
+        rd.filter_map(|e| e.ok()?.metadata().ok()).map(|m| (m.dev(), m.ino())).collect();
+    if std::fs::remove_dir_all(dir).is_err() {
+        return;
+    }
+    let Ok(rd) = std::fs::read_dir(blobs_dir()) else { return };
+    for p in rd.filter_map(|e| Some(e.ok()?.path())) {
+        let Ok(m) = std::fs::metadata(&p) else { continue };
+        if m.nlink() == 1 && inodes.contains(&(m.dev(), m.ino())) && !used(&p) {
+            let _ = std::fs::remove_file(&p);
+        }
+    }
 }
 
 /// A digest as Ollama writes it (`sha256:<hex>`, or `sha256-<hex>`), as its 64 hex digits.
@@ -212,10 +243,92 @@ pub struct Defaults {
     pub adapters: Vec<PathBuf>,
 }
 
+/// Where imported safetensors folders live, one per set of files, named by their digests.
+pub fn imports_dir() -> PathBuf {
+    home_dir().join("imports")
+}
+
+/// A Hugging Face folder made of uploaded blobs, each under its file name (`files`: name →
+/// digest), as hard links (copies where the file system refuses one); the same files give the
+/// same folder. Nothing is left behind when it fails.
+pub fn import_folder(files: &[(String, String)]) -> Result<PathBuf> {
+    let mut list = vec![];
+    for (name, digest) in files {
+        if name.is_empty() || name.starts_with('.') || name.contains(['/', '\\']) {
+            return Err(Error::option("files", name, "a file name, without folders"));
+        }
+        let p = blob_path(digest)?;
+        if !p.is_file() {
+            let why = format!("blob {digest} was not uploaded (POST /api/blobs/{digest})");
+            return Err(Error::option("files", name, &why));
+        }
+        list.push((name.clone(), digest_hex(digest)?, p));
+    }
+    list.sort();
+    let mut h = Sha256::new();
+    list.iter().for_each(|(n, d, _)| h.update(format!("{n} {d}\n")));
+    let root = imports_dir();
+    let dir = root.join(format!("sha256-{:x}", h.finalize()));
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = root.join(format!(".import-{}-{n}", std::process::id()));
+    let made = (|| {
+        std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        for (name, _, blob) in &list {
+            let to = tmp.join(name);
+            if std::fs::hard_link(blob, &to).is_err() {
+                std::fs::copy(blob, &to).map_err(|e| Error::io(&to, e))?;
+            }
+        }
+        std::fs::rename(&tmp, &dir).map_err(|e| Error::io(&dir, e))
+    })();
+    if made.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+        // another import of the same files may have renamed its folder first
+        if !dir.is_dir() {
+            made?;
+        }
+    }
+    Ok(dir)
+}
+
+/// The sha256 of a model's weights: a file's, or for a folder the sha256 of its files' names
+/// and sha256s (`name hex` lines, sorted), which is an imported folder's name.
+pub fn digest_of(path: &Path) -> Result<String> {
+    if !path.is_dir() {
+        return sha256_file(path, &mut |_, _, _| {});
+    }
+    let mut lines = vec![];
+    for e in std::fs::read_dir(path).map_err(|e| Error::io(path, e))? {
+        let p = e.map_err(|e| Error::io(path, e))?.path();
+        if p.is_file() {
+            let name = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            lines.push(format!("{name} {}\n", sha256_file(&p, &mut |_, _, _| {})?));
+        }
+    }
+    lines.sort();
+    let mut h = Sha256::new();
+    lines.iter().for_each(|l| h.update(l));
+    Ok(format!("{:x}", h.finalize()))
+}
+
+/// Bytes of a model's weights: a file's length, or the sum of a folder's files.
+pub fn size_of(path: &Path) -> Option<u64> {
+    let md = std::fs::metadata(path).ok()?;
+    if !md.is_dir() {
+        return Some(md.len());
+    }
+    let rd = std::fs::read_dir(path).ok()?;
+    Some(rd.filter_map(|e| e.ok()?.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum())
+}
+
 /// A new model: the weights at `file` (hashed here), with its defaults.
 pub fn make(name: &str, file: &Path, from: &str, d: Defaults) -> Result<UserModel> {
     check_name(name)?;
-    let digest = sha256_file(file, &mut |_, _, _| {})?;
+    let digest = digest_of(file)?;
     let created = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

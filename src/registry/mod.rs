@@ -8,7 +8,6 @@
 //! a verified hash is remembered, keyed on size and modification time. A name the registry does
 //! not know may still be in Ollama's store.
 
-pub mod create;
 mod fetch;
 pub mod local;
 pub mod modelfile;
@@ -265,7 +264,7 @@ pub fn installed() -> Result<Vec<Listed>> {
         })
         .collect();
     for m in local::list() {
-        let size = std::fs::metadata(&m.file).ok().map(|md| md.len());
+        let size = local::size_of(&m.file);
         let local = Some((m.file, Source::Created));
         rows.push(Listed {
             name: m.name,
@@ -353,6 +352,34 @@ pub fn sha256_file(path: &Path, progress: Progress) -> Result<String> {
         progress("verifying sha256", done, total);
     }
     Ok(format!("{:x}", h.finalize()))
+}
+
+/// `rm NAME`: a model made here, or a registry model's file in chimera's store. Models in
+/// Ollama's store are Ollama's to remove.
+pub fn remove(name: &str) -> Result<()> {
+    if local::remove(name)? || local::remove(&local::normalize(name))? {
+        return Ok(());
+    }
+    let reg = Registry::load()?;
+    if let Some(spec) = reg.get(name) {
+        let p = store_dir().join(&spec.file);
+        if p.is_file() {
+            std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+            let _ = std::fs::remove_file(fetch::sidecar(&p));
+            return Ok(());
+        }
+    }
+    if ollama::find(name)?.is_some() {
+        return Err(Error::option(
+            "model",
+            name,
+            "it is in Ollama's store, which chimera only reads; remove it with `ollama rm`",
+        ));
+    }
+    Err(Error::ModelNotFound {
+        name: name.into(),
+        tried: vec!["no model of that name on this machine".into()],
+    })
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 use super::api::{self, ApiError, Fields, Parsed, Prompt};
 use super::http::{json_response, ollama_error, St};
 use crate::chat::Message;
-use crate::registry::create::{self, CreateRequest};
+use crate::make::{self as create, CreateRequest};
 use crate::registry::local::{self, UserModel};
 use axum::body::{Body, Bytes};
 use axum::extract::Path as UrlPath;
@@ -185,7 +185,7 @@ pub async fn delete(body: Bytes) -> Response {
         Ok((n, _)) => n,
         Err(e) => return ollama_error(e),
     };
-    match tokio::task::spawn_blocking(move || create::remove(&name)).await {
+    match tokio::task::spawn_blocking(move || crate::registry::remove(&name)).await {
         Ok(Ok(())) => StatusCode::OK.into_response(),
         Ok(Err(e @ crate::Error::InvalidOption { .. })) => {
             ollama_error(ApiError { status: 403, message: e.to_string() })

@@ -38,16 +38,26 @@ fn modified(p: &Path) -> (String, u64) {
     (crate::stamp::format(secs as i64), secs)
 }
 
-/// Ollama's `details` of a model file.
+/// Ollama's `details` of a model file (or Hugging Face folder).
 fn details(path: &Path, quant: Option<&str>) -> Value {
+    if crate::config::is_folder(path) {
+        let f = crate::backend::candle::safetensors::Folder::open(path).ok();
+        let (params, level) = f.map_or((0, String::new()), |f| (f.n_params(), f.dtype_name()));
+        let level = quant.map_or(level, str::to_string);
+        return json!({"parent_model": "", "format": "safetensors", "family": "gemma3", "families": ["gemma3"], "parameter_size": param_size(params), "quantization_level": level});
+    }
     let g = crate::gguf::Gguf::open(path).ok();
     let params: u64 = g.as_ref().map_or(0, crate::gguf::Gguf::n_params);
-    let size = if params >= 1_000_000_000 {
+    json!({"parent_model": "", "format": if g.is_some() { "gguf" } else { "safetensors" }, "family": "gemma3", "families": ["gemma3"], "parameter_size": param_size(params), "quantization_level": quant.unwrap_or("")})
+}
+
+/// A parameter count as Ollama writes it (`268.10M`, `1.0B`).
+fn param_size(params: u64) -> String {
+    if params >= 1_000_000_000 {
         format!("{:.1}B", params as f64 / 1e9)
     } else {
         format!("{:.2}M", params as f64 / 1e6)
-    };
-    json!({"parent_model": "", "format": if g.is_some() { "gguf" } else { "safetensors" }, "family": "gemma3", "families": ["gemma3"], "parameter_size": size, "quantization_level": quant.unwrap_or("")})
+    }
 }
 
 pub async fn tags() -> Response {
@@ -55,7 +65,7 @@ pub async fn tags() -> Response {
         local_models()
             .into_iter()
             .map(|(r, p)| {
-                let size = std::fs::metadata(&p).map_or(0, |m| m.len());
+                let size = crate::registry::local::size_of(&p).unwrap_or(0);
                 json!({"name": r.name, "model": r.name, "modified_at": modified(&p).0, "size": size, "digest": r.digest, "details": details(&p, r.quant.as_deref())})
             })
             .collect()
@@ -84,17 +94,7 @@ pub async fn show(State(st): St, body: Bytes) -> Response {
         Err(e) => return ollama_error(e),
     };
     let r = tokio::task::spawn_blocking(move || -> Result<Value, ApiError> {
-        let g = crate::gguf::Gguf::open(&path).map_err(|e| ApiError::internal(e.to_string()))?;
-        let mut info = serde_json::Map::new();
-        for (k, v) in &g.metadata {
-            if let Some(x) = scalar(v) {
-                info.insert(k.clone(), x);
-            }
-        }
-        let template = crate::tokenizer::Tokenizer::from_gguf(&g)
-            .ok()
-            .and_then(|t| t.chat_template().map(str::to_string))
-            .unwrap_or_default();
+        let (info, template) = model_info(&path).map_err(|e| ApiError::internal(e.to_string()))?;
         let quant = crate::registry::Registry::load()
             .ok()
             .and_then(|r| r.get(&name).and_then(|s| s.quant.clone()));
@@ -119,6 +119,41 @@ pub async fn show(State(st): St, body: Bytes) -> Response {
         Ok(Err(e)) => ollama_error(e),
         Err(e) => ollama_error(ApiError::internal(e.to_string())),
     }
+}
+
+/// `/api/show`'s `model_info` and the model's chat template: a GGUF's scalar metadata, or for a
+/// Hugging Face folder the same keys read from its config.
+fn model_info(path: &Path) -> crate::Result<(serde_json::Map<String, Value>, String)> {
+    let mut info = serde_json::Map::new();
+    if crate::config::is_folder(path) {
+        let f = crate::backend::candle::safetensors::Folder::open(path)?;
+        let c = &f.cfg;
+        let template = f.tokenizer()?.chat_template().map(str::to_string).unwrap_or_default();
+        for (k, v) in [
+            ("general.architecture", json!("gemma3")),
+            ("general.parameter_count", json!(f.n_params())),
+            ("gemma3.block_count", json!(c.n_layer)),
+            ("gemma3.context_length", json!(c.context_length)),
+            ("gemma3.embedding_length", json!(c.n_embd)),
+            ("gemma3.feed_forward_length", json!(c.n_ff)),
+            ("gemma3.attention.head_count", json!(c.n_head)),
+            ("gemma3.attention.head_count_kv", json!(c.n_head_kv)),
+        ] {
+            info.insert(k.into(), v);
+        }
+        return Ok((info, template));
+    }
+    let g = crate::gguf::Gguf::open(path)?;
+    for (k, v) in &g.metadata {
+        if let Some(x) = scalar(v) {
+            info.insert(k.clone(), x);
+        }
+    }
+    let template = crate::tokenizer::Tokenizer::from_gguf(&g)
+        .ok()
+        .and_then(|t| t.chat_template().map(str::to_string))
+        .unwrap_or_default();
+    Ok((info, template))
 }
 
 /// A metadata value as JSON when it is a scalar (arrays such as the vocabulary are left out,

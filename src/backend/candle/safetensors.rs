@@ -77,6 +77,17 @@ impl Folder {
         format!("{}{hf}.weight", self.prefix)
     }
 
+    /// Parameters in the folder's tensors.
+    pub fn n_params(&self) -> u64 {
+        self.st.tensors().iter().map(|(_, v)| v.shape().iter().product::<usize>() as u64).sum()
+    }
+
+    /// The type of the token embedding's values (`BF16`, `F16`, `F32`), as Ollama names an
+    /// unquantized model's level.
+    pub fn dtype_name(&self) -> String {
+        self.st.get(&self.embed_name()).map_or(String::new(), |v| format!("{:?}", v.dtype()))
+    }
+
     pub fn embed_name(&self) -> String {
         self.model_name("embed_tokens")
     }

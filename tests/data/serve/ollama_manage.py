@@ -1,13 +1,15 @@
 """Drives `chimera serve`'s model management with the real `ollama` Python package (create from a
-model and from an uploaded blob, a quantization, a LoRA adapter, show, copy, delete, push); prints
-one JSON object of what it saw, for tests/clients.rs to check.
-usage: python3 ollama_manage.py URL MODEL GGUF ADAPTER_GGUF"""
+model and from an uploaded blob, a quantization, a LoRA adapter, a safetensors folder uploaded
+file by file, show, copy, delete, push); prints one JSON object of what it saw, for
+tests/clients.rs to check.
+usage: python3 ollama_manage.py URL MODEL GGUF ADAPTER_GGUF HF_FOLDER"""
 import json
+import os
 import sys
 
 import ollama
 
-url, model, gguf, adapter = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+url, model, gguf, adapter, folder = sys.argv[1:6]
 c = ollama.Client(host=url)
 out = {}
 
@@ -92,7 +94,18 @@ out["lora_response"] = c.generate(model="tuned", prompt="The capital of France i
 out["base_response"] = c.generate(model=model, prompt="The capital of France is", raw=True, options=g6).response
 out["lora_show"] = c.show("tuned").modelfile
 out["lora_not_adapter"] = err(lambda: c.create(model="bad", from_=model, adapters={"m.gguf": digest}, stream=False))
-for name in ["terse", "fromblob", "q8", "turns", "tooled", "tuned", "ownfmt"]:
+# a Hugging Face folder uploaded file by file, as Ollama's CLI imports safetensors
+files = {n: c.create_blob(os.path.join(folder, n)) for n in sorted(os.listdir(folder))}
+no_tok = {k: v for k, v in files.items() if k != "tokenizer.json"}
+out["import_missing"] = err(lambda: c.create(model="bad", files=no_tok, stream=False))
+out["import_quantize"] = err(lambda: c.create(model="bad", files=files, quantize="q8_0", stream=False))
+out["import"] = c.create(model="imported", files=files, stream=False).status
+g3 = {"num_predict": 3, "temperature": 0}
+out["import_response"] = c.generate(model="imported", prompt="hi ab", raw=True, options=g3).response
+d = c.show("imported").details
+out["import_details"] = [d.format, d.quantization_level]
+out["import_listed"] = "imported:latest" in [m.model for m in c.list().models]
+for name in ["terse", "fromblob", "q8", "turns", "tooled", "tuned", "ownfmt", "imported"]:
     c.delete(name)
 out["final"] = sorted(m.model for m in c.list().models)
 print(json.dumps(out))

@@ -1,12 +1,12 @@
-//! Making, copying and removing models, as Ollama's `create`, `cp` and `rm` (and its /api/create,
-//! /api/copy, /api/delete): a new name over weights already here (a model's, an uploaded blob's,
-//! or a quantization of either) with option defaults and a system message. Models in Ollama's
-//! store are read-only; registry models in chimera's store may be removed.
+//! Making and copying models, as Ollama's `create` and `cp` (and its /api/create, /api/copy): a
+//! new name over weights already here (a model's, an uploaded blob's or safetensors folder's, or a
+//! quantization) with option defaults, a system message, a template, messages and adapters,
+//! checked by loading what the engine will load. Above the registry, which stores them.
 
-use super::local::{self, UserModel};
-use super::{find_local, store_dir, Registry};
 use crate::backend::lora::Adapter;
 use crate::error::{Error, Result};
+use crate::registry::find_local;
+use crate::registry::local::{self, UserModel};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
@@ -14,9 +14,10 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Default)]
 pub struct CreateRequest {
     pub name: String,
-    /// A model name (or, where the caller allows paths, a GGUF path).
+    /// A model name (or, where the caller allows paths, a GGUF path or a Hugging Face folder).
     pub from: Option<String>,
-    /// Uploaded files: name → digest (`sha256:<hex>`); the GGUF among them is the weights.
+    /// Uploaded files: name → digest (`sha256:<hex>`); the GGUF among them is the weights, else
+    /// the safetensors with their config.json and tokenizer.json, made into a folder.
     pub files: Vec<(String, String)>,
     pub parameters: Map<String, Value>,
     pub system: Option<String>,
@@ -35,6 +36,8 @@ pub struct CreateRequest {
     pub fetch: bool,
 }
 
+const NO_QUANTIZE: &str = "quantizing needs GGUF weights; a safetensors folder runs as it is (bf16, f16 or f32 on the candle backend)";
+
 fn refuse(name: &str, value: &str, why: &str) -> Error {
     Error::option(name, value, why)
 }
@@ -52,11 +55,20 @@ fn source(r: &CreateRequest) -> Result<(PathBuf, String, Option<UserModel>)> {
         }
         return Ok((p, digest.clone(), None));
     }
+    if let Some((fname, _)) = r.files.iter().find(|(n, _)| n.ends_with(".safetensors")) {
+        for need in ["config.json", "tokenizer.json"] {
+            if !r.files.iter().any(|(n, _)| n == need) {
+                let why = format!("a safetensors import needs {need} beside the weights");
+                return Err(refuse("files", fname, &why));
+            }
+        }
+        return Ok((local::import_folder(&r.files)?, fname.clone(), None));
+    }
     if let Some((fname, _)) = r.files.first() {
         return Err(refuse(
             "files",
             fname,
-            "only a GGUF file can be the weights (safetensors imports are not supported)",
+            "the weights are a GGUF file or safetensors (with config.json and tokenizer.json)",
         ));
     }
     let from = r
@@ -66,13 +78,13 @@ fn source(r: &CreateRequest) -> Result<(PathBuf, String, Option<UserModel>)> {
         .ok_or_else(|| refuse("from", "", "required (a model name, or files)"))?;
     let inherited = local::get(from).or_else(|| local::get(&local::normalize(from)));
     let p = Path::new(from);
-    if r.allow_paths && p.is_file() {
+    if r.allow_paths && (p.is_file() || crate::config::is_folder(p)) {
         // kept absolute: the model must load from wherever it is run later
         let abs = std::fs::canonicalize(p).map_err(|e| Error::io(p, e))?;
         return Ok((abs, from.to_string(), None));
     }
     if r.fetch && inherited.is_none() {
-        return Ok((super::resolve(from, &mut |_, _, _| {})?, from.to_string(), None));
+        return Ok((crate::registry::resolve(from, &mut |_, _, _| {})?, from.to_string(), None));
     }
     if let Some(p) = find_local(from)? {
         return Ok((p, from.to_string(), inherited));
@@ -97,20 +109,40 @@ pub fn create(r: &CreateRequest, progress: &mut dyn FnMut(&str)) -> Result<UserM
     {
         return Err(refuse("messages", &m.role, "a role is system, user or assistant"));
     }
+    let imports = r.files.iter().any(|(n, _)| n.ends_with(".safetensors"));
+    if let (Some(q), true) = (&r.quantize, imports) {
+        return Err(refuse("quantize", q, NO_QUANTIZE));
+    }
     progress("reading model metadata");
     let (mut file, from, inherited) = source(r)?;
-    let g = crate::gguf::Gguf::open(&file)?;
+    let folder = crate::config::is_folder(&file);
+    let (cfg, arch) = if folder {
+        progress("checking safetensors");
+        // a folder that does not load is the request's files' fault
+        let open = || {
+            let f = crate::backend::candle::safetensors::Folder::open(&file)?;
+            f.tokenizer()?;
+            Ok::<_, Error>(f.cfg)
+        };
+        let cfg = open().map_err(|e| {
+            local::drop_import(&file);
+            refuse("files", &from, &e.to_string())
+        })?;
+        (Ok(cfg), "gemma3".to_string())
+    } else {
+        let g = crate::gguf::Gguf::open(&file)?;
+        let arch = g.metadata.get("general.architecture").and_then(|v| v.as_str());
+        let arch = arch.unwrap_or("gemma3").to_string();
+        (crate::config::Gemma3Config::from_gguf(&g), arch)
+    };
     let mut adapters = inherited.as_ref().map(|m| m.adapters.clone()).unwrap_or_default();
     adapters.extend(adapter_paths(r)?);
     if !adapters.is_empty() {
         progress("checking adapters");
-        let cfg = crate::config::Gemma3Config::from_gguf(&g)?;
-        let arch = g.metadata.get("general.architecture").and_then(|v| v.as_str());
         let list: Vec<Adapter> =
             adapters.iter().map(|p| Adapter { path: p.clone(), scale: 1.0 }).collect();
-        crate::backend::lora::load(&list, arch.unwrap_or("gemma3"), &cfg)?;
+        crate::backend::lora::load(&list, &arch, &cfg?)?;
     }
-    drop(g);
     let mut parameters = inherited.as_ref().map(|m| m.parameters.clone()).unwrap_or_default();
     parameters.extend(r.parameters.clone());
     let d = local::Defaults {
@@ -128,6 +160,9 @@ pub fn create(r: &CreateRequest, progress: &mut dyn FnMut(&str)) -> Result<UserM
         },
         adapters,
     };
+    if let (Some(q), true) = (&r.quantize, folder) {
+        return Err(refuse("quantize", q, NO_QUANTIZE));
+    }
     if let Some(q) = &r.quantize {
         let target: crate::quantize::Target = q.parse()?;
         progress(&format!("quantizing to {q}"));
@@ -172,10 +207,11 @@ fn adapter_paths(r: &CreateRequest) -> Result<Vec<PathBuf>> {
 /// A request from a Modelfile's text (`chimera create -f`); a relative FROM path is read from
 /// the Modelfile's folder, as Ollama reads it.
 pub fn from_modelfile(name: &str, text: &str, dir: &Path) -> Result<CreateRequest> {
-    let m = super::modelfile::parse(text)?;
+    let m = crate::registry::modelfile::parse(text)?;
     let near = |f: String| {
         let rel = dir.join(f.strip_prefix("./").unwrap_or(&f));
-        if (f.starts_with("./") || f.starts_with("../")) && rel.is_file() {
+        let here = rel.is_file() || crate::config::is_folder(&rel);
+        if (f.starts_with("./") || f.starts_with("../")) && here {
             rel.display().to_string()
         } else {
             f
@@ -210,32 +246,4 @@ pub fn copy(src: &str, dst: &str) -> Result<UserModel> {
         tried: vec!["not a model on this machine".into()],
     })?;
     local::make(dst, &file, src, local::Defaults::default())
-}
-
-/// `rm NAME`: a model made here, or a registry model's file in chimera's store. Models in
-/// Ollama's store are Ollama's to remove.
-pub fn remove(name: &str) -> Result<()> {
-    if local::remove(name)? || local::remove(&local::normalize(name))? {
-        return Ok(());
-    }
-    let reg = Registry::load()?;
-    if let Some(spec) = reg.get(name) {
-        let p = store_dir().join(&spec.file);
-        if p.is_file() {
-            std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
-            let _ = std::fs::remove_file(super::fetch::sidecar(&p));
-            return Ok(());
-        }
-    }
-    if super::ollama::find(name)?.is_some() {
-        return Err(refuse(
-            "model",
-            name,
-            "it is in Ollama's store, which chimera only reads; remove it with `ollama rm`",
-        ));
-    }
-    Err(Error::ModelNotFound {
-        name: name.into(),
-        tried: vec!["no model of that name on this machine".into()],
-    })
 }
