@@ -22,7 +22,8 @@
 #                                 stage has a time limit and all of them DEVICE_LIMIT seconds
 #                                 (540): a stage that hangs leaves the others' results.
 #
-# env: CARRY, OUT, REPS (5), SIZES ("1b 4b 12b"), DEVICE_LIMIT (540), LLAMA_CPP_PYTHON, CHIMERA_CUDA_TARGET,
+# env: CARRY, OUT, REPS (5), SIZES ("1b 4b 12b"), BENCH (1; 0 skips the speed stages),
+#      DEVICE_LIMIT (540), LLAMA_CPP_PYTHON, CHIMERA_CUDA_TARGET,
 #      CUDA_COMPUTE_CAP (90).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -86,7 +87,7 @@ for line in sys.stdin:
 }
 
 device() {
-  local out=${OUT:-$root/gpu-check-out} reps=${REPS:-5} sizes=${SIZES:-"1b 4b 12b"} bin
+  local out=${OUT:-$root/gpu-check-out} reps=${REPS:-5} sizes=${SIZES-"1b 4b 12b"} bin
   mkdir -p "$out"
   bin=$(mktemp -d)
   for f in chimera integration llama-bench; do
@@ -122,15 +123,17 @@ device() {
   }
 
   # synthetic models, written once by chimera (the 270M: the real file's shapes and type mix)
-  stage synthetic 240 sh -c '"$1" bench --synthetic "270m,$2" -p 1 -n 1 -r 1 --no-warmup --num-gpu 0 -o json > "$3/synthetic.json"' \
-    _ "$bin/chimera" "${sizes// /,}" "$out"
+  stage synthetic 240 sh -c '"$1" bench --synthetic "270m$2" -p 1 -n 1 -r 1 --no-warmup --num-gpu 0 -o json > "$3/synthetic.json"' \
+    _ "$bin/chimera" "${sizes:+,${sizes// /,}}" "$out"
   stage synthetic-embedding 120 sh -c '"$1" bench --synthetic embeddinggemma --quant Q8_0 -p 16 -n 0 -r 1 --no-warmup --num-gpu 0 -o json > "$2/synthetic-embedding.json"' \
     _ "$bin/chimera" "$out"
   local m270 memb
   m270=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[0]["model_filename"])' "$out/synthetic.json" || true)
   memb=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[0]["model_filename"])' "$out/synthetic-embedding.json" || true)
 
-  # embeddings: 32 inputs in one request against 32 single requests (MODEL NUM_GPU PARALLEL REPS)
+  # embeddings: 32 inputs in one request against 32 single requests (MODEL NUM_GPU PARALLEL REPS),
+  # as token ids as long as the real tokenizer makes 4 and 20 words (the synthetic vocabulary
+  # makes them 5 to 8 times longer)
   local port=18434 n=0
   embed_rate() {
     local model=$m270
@@ -146,7 +149,7 @@ device() {
     done
     echo "embed: $1 num_gpu $2 parallel $3" >> "$out/embed-rate.txt"
     stage "embed-$1-ngl$2-np$3" 60 python3 "$root/scripts/embed-rate.py" "http://127.0.0.1:$((port + n))" "$model" \
-      --inputs 32 --reps "$4" --words 4,20 >> "$out/embed-rate.txt" 2>&1
+      --inputs 32 --reps "$4" --tokens 7,23 >> "$out/embed-rate.txt" 2>&1
     kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
   }
   embed_rate 270m 999 4 5
@@ -155,10 +158,11 @@ device() {
   stage cuda-tests 150 sh -c '"$1" cuda:: --test-threads 1 --nocapture > "$2/cuda-tests.txt" 2>&1' _ "$bin/integration" "$out"
   tail -n 30 "$out/cuda-tests.txt" || true
 
-  # speed: chimera bench and llama-bench on the same files, alternating by model
+  # speed: chimera bench and llama-bench on the same files, alternating by model (BENCH=0: not)
   local file
-  stage bench-270m 60 sh -c '"$1" bench -m "$2" --num-gpu 0,9,18,19 -r "$3" -o json > "$4/chimera-270m.json"' _ "$bin/chimera" "$m270" "$reps" "$out"
-  stage llama-270m 60 sh -c '"$1" -m "$2" -ngl 0,9,18,19 -r "$3" -o json > "$4/llama-270m.json"' _ "$bin/llama-bench" "$m270" "$reps" "$out"
+  [ "${BENCH:-1}" = 0 ] && sizes=""
+  [ "${BENCH:-1}" = 0 ] || stage bench-270m 60 sh -c '"$1" bench -m "$2" --num-gpu 0,9,18,19 -r "$3" -o json > "$4/chimera-270m.json"' _ "$bin/chimera" "$m270" "$reps" "$out"
+  [ "${BENCH:-1}" = 0 ] || stage llama-270m 60 sh -c '"$1" -m "$2" -ngl 0,9,18,19 -r "$3" -o json > "$4/llama-270m.json"' _ "$bin/llama-bench" "$m270" "$reps" "$out"
   for s in $sizes; do
     file=$(python3 -c 'import json,sys; print([r["model_filename"] for r in json.load(open(sys.argv[1])) if "-'"$s"'-" in r["model_filename"]][0])' "$out/synthetic.json") || continue
     # full offload: every block and the head (both clamp a larger count)
