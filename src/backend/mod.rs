@@ -238,6 +238,11 @@ pub trait Backend: Send {
     /// sliding layers only the last `sliding_window` positions.
     fn attention(&mut self, layer: usize, batch: &Batch) -> Result<()>;
 
+    /// Whether the coming forwards hold every sequence whole from position 0 and need nothing
+    /// kept (an embedding request's inputs): a backend may then attend within the batch and
+    /// leave its cache alone. The cache path is always right, so a backend may ignore this.
+    fn uncached(&mut self, _on: bool) {}
+
     /// `Gate ← gelu(Gate) ⊙ Up` (GELU-tanh, as ggml's f16 table rounds it).
     fn gelu_mul(&mut self, n: usize) -> Result<()>;
 

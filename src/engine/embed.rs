@@ -69,12 +69,17 @@ impl Engine {
             self.batch.clear();
             rows.clear();
             let whole = !self.model.cfg.causal;
+            // every input of this forward lies whole in it: nothing needs the cache
+            let mut uncached = true;
             for (k, c) in open.iter_mut().enumerate() {
                 let room = self.opts.num_batch - self.batch.tokens.len();
                 let ids = &inputs[c.input];
                 let mut take = (ids.len() - c.at).min(room);
                 if whole && take < ids.len() - c.at {
                     take = 0; // the next forward takes it whole
+                }
+                if take > 0 && (c.at > 0 || take < ids.len()) {
+                    uncached = false;
                 }
                 for (p, &t) in ids.iter().enumerate().skip(c.at).take(take) {
                     self.batch.push(t, c.slot, p);
@@ -83,7 +88,10 @@ impl Engine {
                 c.at += take;
             }
             let batch = Batch::Mixed { seq: &self.batch.seq, pos: &self.batch.pos };
-            self.model.forward(&self.batch.tokens, &batch)?;
+            self.model.set_uncached(uncached);
+            let done = self.model.forward(&self.batch.tokens, &batch);
+            self.model.set_uncached(false);
+            done?;
             let h = self.model.hidden(rows.len())?;
             for (r, &k) in rows.iter().enumerate() {
                 let sum = &mut sums[open[k].input];

@@ -203,6 +203,12 @@ impl Model {
         self.backends[self.head_on].norm(Norm::Output, Buf::X, Buf::Hidden, n)
     }
 
+    /// Whether the coming forwards hold every sequence whole from position 0 and need nothing
+    /// kept in the cache (embeddings): backends may attend within the batch.
+    pub fn set_uncached(&mut self, on: bool) {
+        self.backends.iter_mut().for_each(|b| b.uncached(on));
+    }
+
     /// Moves the residual stream to backend `to` (through the host) when it is elsewhere; the
     /// first call uploads the embedded batch.
     fn hop(&mut self, cur: &mut Option<usize>, to: usize, n: usize) -> Result<()> {

@@ -15,6 +15,7 @@ mod cuda;
 pub mod kernels;
 pub mod safetensors;
 mod weights;
+mod whole;
 
 pub use weights::Weights;
 
@@ -108,6 +109,10 @@ pub struct CandleBackend {
     graphs: Option<cuda::Graphs>,
     /// Candidates of the sampler's front end, read back from the device.
     front: Vec<f32>,
+    /// Forwards hold whole sequences and keep nothing ([`Backend::uncached`]); the current one
+    /// attends within the batch through these masks.
+    uncached: bool,
+    masks: Option<whole::Masks>,
 }
 
 fn slot(b: Buf) -> usize {
@@ -173,6 +178,8 @@ impl CandleBackend {
             bufs: Default::default(),
             t,
             front: Vec::with_capacity(128),
+            uncached: false,
+            masks: None,
         })
     }
 
@@ -316,6 +323,17 @@ impl Backend for CandleBackend {
         t.rope_l.inplace_op1(&HostWrite::F32(&t.host_l[..n * hd]))?;
         t.pos.inplace_op1(&HostWrite::I32(&t.host_pos))?;
         self.fresh = false;
+        // one token keeps the cache path, which a decode graph may replay
+        self.masks = match (self.uncached, n > 1) {
+            (true, true) => Some(whole::Masks::new(
+                n,
+                |b| batch.seq(b),
+                |b| batch.pos(b),
+                c.sliding_window,
+                &self.dev,
+            )?),
+            _ => None,
+        };
         Ok(())
     }
 
@@ -375,6 +393,12 @@ impl Backend for CandleBackend {
             &QkNormRope { heads: c.n_head_kv, head_dim: c.head_dim, eps: c.rms_eps, scale: 1.0 },
         )?;
         let v = self.get(Buf::V, n)?;
+        if self.masks.is_some() {
+            // attention reads them from the batch; nothing is kept
+            self.bufs[slot(Buf::K)] = Some(k);
+            self.bufs[slot(Buf::Q)] = Some(q);
+            return Ok(());
+        }
         for (i, (seq, p0, r)) in self.t.runs.iter().enumerate() {
             let (k, v) = (k.narrow(0, r.start, r.len())?, v.narrow(0, r.start, r.len())?);
             if r.len() == 1 {
@@ -401,6 +425,14 @@ impl Backend for CandleBackend {
 
     fn attention(&mut self, layer: usize, batch: &Batch) -> Result<()> {
         let q = self.get(Buf::Q, batch.len())?;
+        if let Some(m) = &self.masks {
+            let n = batch.len();
+            let (k, v) = (self.get(Buf::K, n)?, self.get(Buf::V, n)?);
+            let mask = if self.cfg.is_global(layer) { &m.global } else { &m.sliding };
+            let att = whole::attend(&q, &k, &v, mask, self.cfg.n_head)?;
+            self.bufs[slot(Buf::Att)] = Some(att);
+            return Ok(());
+        }
         let mut outs = Vec::with_capacity(self.t.runs.len());
         for (i, (seq, _, r)) in self.t.runs.iter().enumerate() {
             outs.push(self.attend_run(layer, *seq, i, &q.narrow(0, r.start, r.len())?)?);
@@ -409,6 +441,10 @@ impl Backend for CandleBackend {
             if outs.len() == 1 { outs.pop().expect("one run") } else { Tensor::cat(&outs, 0)? };
         self.bufs[slot(Buf::Att)] = Some(att);
         Ok(())
+    }
+
+    fn uncached(&mut self, on: bool) {
+        self.uncached = on;
     }
 
     fn gelu_mul(&mut self, n: usize) -> Result<()> {
