@@ -109,13 +109,13 @@ pub fn create(r: &CreateRequest, progress: &mut dyn FnMut(&str)) -> Result<UserM
     {
         return Err(refuse("messages", &m.role, "a role is system, user or assistant"));
     }
-    let imports = r.files.iter().any(|(n, _)| n.ends_with(".safetensors"));
-    if let (Some(q), true) = (&r.quantize, imports) {
-        return Err(refuse("quantize", q, NO_QUANTIZE));
-    }
     progress("reading model metadata");
     let (mut file, from, inherited) = source(r)?;
     let folder = crate::config::is_folder(&file);
+    if let (Some(q), true) = (&r.quantize, folder) {
+        local::drop_import(&file);
+        return Err(refuse("quantize", q, NO_QUANTIZE));
+    }
     let (cfg, arch) = if folder {
         progress("checking safetensors");
         // a folder that does not load is the request's files' fault
@@ -160,9 +160,6 @@ pub fn create(r: &CreateRequest, progress: &mut dyn FnMut(&str)) -> Result<UserM
         },
         adapters,
     };
-    if let (Some(q), true) = (&r.quantize, folder) {
-        return Err(refuse("quantize", q, NO_QUANTIZE));
-    }
     if let Some(q) = &r.quantize {
         let target: crate::quantize::Target = q.parse()?;
         progress(&format!("quantizing to {q}"));

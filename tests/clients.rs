@@ -169,41 +169,21 @@ fn ollama_model_management_works() {
     assert!(v["missing_blob"][1].as_str().unwrap().contains("was not uploaded"));
     // the adapter answers as `run --lora` does, not as the base model
     assert_eq!(v["lora_create"], "success", "{v}");
-    let prompt = "The capital of France is";
-    let o = crate::util::chimera(&[
-        "run",
-        g,
-        prompt,
-        "--raw",
-        "--json",
-        "--lora",
-        a,
-        "--temperature",
-        "0",
-        "--num-predict",
-        "6",
-    ]);
-    let cli: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["lora_response"], cli["response"], "{v}");
+    // what `chimera run --raw` answers greedily
+    let cli = |model: &str, prompt: &str, n: &str, extra: &[&str]| {
+        let args =
+            ["run", model, prompt, "--raw", "--json", "--temperature", "0", "--num-predict", n];
+        let o = crate::util::chimera(&[&args[..], extra].concat());
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["response"].clone()
+    };
+    assert_eq!(v["lora_response"], cli(g, "The capital of France is", "6", &["--lora", a]), "{v}");
     assert_ne!(v["lora_response"], v["base_response"], "{v}");
     assert!(v["lora_show"].as_str().unwrap().contains("ADAPTER "), "{v}");
     assert_eq!(v["lora_not_adapter"][0], 400, "{v}");
     assert!(v["lora_not_adapter"][1].as_str().unwrap().contains("general.type"), "{v}");
     // the uploaded safetensors answer as `run FOLDER` does
     assert_eq!(v["import"], "success", "{v}");
-    let o = crate::util::chimera(&[
-        "run",
-        f,
-        "hi ab",
-        "--raw",
-        "--json",
-        "--temperature",
-        "0",
-        "--num-predict",
-        "3",
-    ]);
-    let cli: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["import_response"], cli["response"], "{v}");
+    assert_eq!(v["import_response"], cli(f, "hi ab", "3", &[]), "{v}");
     assert_eq!(v["import_details"], serde_json::json!(["safetensors", "BF16"]), "{v}");
     assert_eq!(v["import_listed"], true, "{v}");
     assert_eq!(v["import_missing"][0], 400, "{v}");

@@ -171,7 +171,6 @@ pub(super) fn resolve(cfg: &Config, name: &str) -> Result<PathBuf, ApiError> {
     Err(missing())
 }
 
-/// Queues a request; its events come back on the receiver.
 /// The request under its model's own defaults (a made or an Ollama-store model's parameters,
 /// system message, template, messages and adapters), applied once.
 pub(super) fn with_defaults(mut parsed: Parsed) -> Result<Parsed, ApiError> {
@@ -186,6 +185,7 @@ pub(super) fn with_defaults(mut parsed: Parsed) -> Result<Parsed, ApiError> {
     Ok(parsed)
 }
 
+/// Queues a request; its events come back on the receiver.
 pub(super) fn submit(
     st: &AppState,
     mut parsed: Parsed,

@@ -40,15 +40,16 @@ fn modified(p: &Path) -> (String, u64) {
 
 /// Ollama's `details` of a model file (or Hugging Face folder).
 fn details(path: &Path, quant: Option<&str>) -> Value {
-    if crate::config::is_folder(path) {
+    let (format, params, level) = if crate::config::is_folder(path) {
         let f = crate::backend::candle::safetensors::Folder::open(path).ok();
         let (params, level) = f.map_or((0, String::new()), |f| (f.n_params(), f.dtype_name()));
-        let level = quant.map_or(level, str::to_string);
-        return json!({"parent_model": "", "format": "safetensors", "family": "gemma3", "families": ["gemma3"], "parameter_size": param_size(params), "quantization_level": level});
-    }
-    let g = crate::gguf::Gguf::open(path).ok();
-    let params: u64 = g.as_ref().map_or(0, crate::gguf::Gguf::n_params);
-    json!({"parent_model": "", "format": if g.is_some() { "gguf" } else { "safetensors" }, "family": "gemma3", "families": ["gemma3"], "parameter_size": param_size(params), "quantization_level": quant.unwrap_or("")})
+        ("safetensors", params, level)
+    } else {
+        let g = crate::gguf::Gguf::open(path).ok();
+        ("gguf", g.as_ref().map_or(0, crate::gguf::Gguf::n_params), String::new())
+    };
+    let level = quant.map_or(level, str::to_string);
+    json!({"parent_model": "", "format": format, "family": "gemma3", "families": ["gemma3"], "parameter_size": param_size(params), "quantization_level": level})
 }
 
 /// A parameter count as Ollama writes it (`268.10M`, `1.0B`).

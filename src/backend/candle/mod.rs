@@ -392,13 +392,13 @@ impl Backend for CandleBackend {
             &rope,
             &QkNormRope { heads: c.n_head_kv, head_dim: c.head_dim, eps: c.rms_eps, scale: 1.0 },
         )?;
-        let v = self.get(Buf::V, n)?;
         if self.masks.is_some() {
             // attention reads them from the batch; nothing is kept
             self.bufs[slot(Buf::K)] = Some(k);
             self.bufs[slot(Buf::Q)] = Some(q);
             return Ok(());
         }
+        let v = self.get(Buf::V, n)?;
         for (i, (seq, p0, r)) in self.t.runs.iter().enumerate() {
             let (k, v) = (k.narrow(0, r.start, r.len())?, v.narrow(0, r.start, r.len())?);
             if r.len() == 1 {
