@@ -238,10 +238,12 @@ pub trait Backend: Send {
     /// sliding layers only the last `sliding_window` positions.
     fn attention(&mut self, layer: usize, batch: &Batch) -> Result<()>;
 
-    /// Whether the coming forwards hold every sequence whole from position 0 and need nothing
-    /// kept (an embedding request's inputs): a backend may then attend within the batch and
-    /// leave its cache alone. The cache path is always right, so a backend may ignore this.
-    fn uncached(&mut self, _on: bool) {}
+    /// Whether the coming forwards hold every sequence whole from position 0, in order and
+    /// side by side, and need nothing kept (an embedding request's inputs): a backend then
+    /// attends within the batch and leaves its cache alone, for the sequence ids of such a
+    /// forward are not KV slots — any number of inputs share one forward. A forward of one
+    /// token is the exception: its id is a free slot, whose cache it may use.
+    fn uncached(&mut self, on: bool);
 
     /// `Gate ← gelu(Gate) ⊙ Up` (GELU-tanh, as ggml's f16 table rounds it).
     fn gelu_mul(&mut self, n: usize) -> Result<()>;

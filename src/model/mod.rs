@@ -204,7 +204,7 @@ impl Model {
     }
 
     /// Whether the coming forwards hold every sequence whole from position 0 and need nothing
-    /// kept in the cache (embeddings): backends may attend within the batch.
+    /// kept in the cache (embeddings): backends attend within the batch ([`Backend::uncached`]).
     pub fn set_uncached(&mut self, on: bool) {
         self.backends.iter_mut().for_each(|b| b.uncached(on));
     }

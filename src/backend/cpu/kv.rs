@@ -91,6 +91,10 @@ impl LayerCache {
 pub struct KvCache {
     /// `layers[l][seq]`; empty for layers placed elsewhere.
     layers: Vec<Vec<LayerCache>>,
+    /// One layer's K and V of a whole batch, a cell per row: the keys a forward of whole
+    /// sequences attends within (embeddings), which no later forward reads, so every layer
+    /// writes it in turn and no slot is touched.
+    within: LayerCache,
     /// The storage the caches point into (K then V of each), never touched after allocation;
     /// u32 words, so that it is aligned for f32, f16 and q8_0 rows alike.
     _storage: Vec<Vec<u32>>,
@@ -133,7 +137,14 @@ impl KvCache {
             }
             layers.push(slots);
         }
-        KvCache { layers, _storage: storage, kv_dim, num_ctx, ty, window: cfg.sliding_window }
+        let words = (n_batch * ty.bytes(kv_dim)).div_ceil(4);
+        let (mut k, mut v) = (vec![0u32; words], vec![0u32; words]);
+        let (kp, vp) = (k.as_mut_ptr() as *mut u8, v.as_mut_ptr() as *mut u8);
+        let within = LayerCache { k: kp, v: vp, cells: n_batch, kv_dim, ty };
+        storage.push(k);
+        storage.push(v);
+        let window = cfg.sliding_window;
+        KvCache { layers, within, _storage: storage, kv_dim, num_ctx, ty, window }
     }
 
     /// Cells layer `l` needs (pure, so `show` can report sizes without allocating).
@@ -176,11 +187,10 @@ impl KvCache {
 
     /// Bytes held.
     pub fn bytes(&self) -> u64 {
-        self.layers.iter().flatten().map(|l| (2 * l.cells * l.row_bytes()) as u64).sum()
+        let held = |l: &LayerCache| (2 * l.cells * l.row_bytes()) as u64;
+        self.layers.iter().flatten().map(held).sum::<u64>() + held(&self.within)
     }
 
-    /// Layer `l`'s cache of sequence `seq`.
-    #[inline]
     /// Makes sequence `to`'s cache a copy of sequence `from`'s in every placed layer (llama.cpp's
     /// `llama_memory_seq_cp`), so that a prefix evaluated once serves another slot.
     pub fn copy_seq(&mut self, from: usize, to: usize) {
@@ -195,8 +205,16 @@ impl KvCache {
         }
     }
 
+    /// Layer `l`'s cache of sequence `seq`.
+    #[inline]
     pub fn layer(&self, l: usize, seq: usize) -> &LayerCache {
         &self.layers[l][seq]
+    }
+
+    /// The current layer's keys and values of a forward of whole sequences, at batch rows.
+    #[inline]
+    pub fn within(&self) -> &LayerCache {
+        &self.within
     }
 
     /// Whether the first `keep` of `len` cached positions can be reused for a continuation:
@@ -244,7 +262,9 @@ mod tests {
         assert_eq!(kv.layer(5, 1).cells, 4096);
         assert_eq!(kv.layer(11, 0).cells, 4096);
         assert_eq!(kv.layer(0, 1).cells, 1024);
-        assert_eq!(kv.bytes(), 2 * KvCache::bytes_for(&c, 4096, 512, false, KvType::F32));
+        // two slots, and one batch of rows (512 × kv_dim 4 × f32, K and V) to attend within
+        let within = 512 * 4 * 4 * 2;
+        assert_eq!(kv.bytes(), 2 * KvCache::bytes_for(&c, 4096, 512, false, KvType::F32) + within);
         // a small context caps the ring; swa_full makes every layer linear
         assert_eq!(KvCache::cells_for(&c, 0, 256, 512, false), 256);
         assert_eq!(KvCache::cells_for(&c, 0, 4096, 512, true), 4096);
@@ -257,6 +277,7 @@ mod tests {
             (6..12)
                 .map(|l| KvCache::layer_bytes(&c, l, 4096, 512, false, KvType::Q8_0))
                 .sum::<u64>()
+                + 512 * KvType::Q8_0.bytes(4) as u64 * 2
         );
     }
 

@@ -54,6 +54,9 @@ pub struct CpuBackend {
     /// LoRA adapters' updates, and their (num_batch, max rank) scratch.
     lora: Arc<Lora>,
     lora_t: Vec<f32>,
+    /// Forwards hold whole sequences and keep nothing ([`Backend::uncached`]): K and V go to
+    /// the cache's batch rows and attention reads them there.
+    uncached: bool,
 }
 
 impl CpuBackend {
@@ -125,6 +128,7 @@ impl CpuBackend {
             head,
             x8,
             gelu: ops::gelu_table(),
+            uncached: false,
         })
     }
 
@@ -294,14 +298,19 @@ impl Backend for CpuBackend {
         );
         let v = &self.bufs[idx(Buf::V)];
         let l = self.layers[layer].as_ref().expect("invariant: own block");
-        let kv = &self.kv;
+        let (kv, within) = (&self.kv, self.uncached);
         per_token(&self.pool, batch.len(), &|b| {
             let cs = &cos[b * hd / 2..(b + 1) * hd / 2];
             let sn = &sin[b * hd / 2..(b + 1) * hd / 2];
-            let lc = kv.layer(layer, batch.seq(b));
-            let cell = batch.pos(b) % lc.cells;
+            let (lc, cell) = match within {
+                true => (kv.within(), b),
+                false => {
+                    let lc = kv.layer(layer, batch.seq(b));
+                    (lc, batch.pos(b) % lc.cells)
+                }
+            };
             // SAFETY: token b's rows of q and k, and its cache cell (the positions of a sequence
-            // in one batch map to distinct cells), belong to this call alone.
+            // in one batch map to distinct cells, as do batch rows), belong to this call alone.
             let (q, k) = unsafe {
                 (
                     std::slice::from_raw_parts_mut(q.get().add(b * qd), qd),
@@ -338,8 +347,13 @@ impl Backend for CpuBackend {
             &self.bufs[idx(Buf::Q)],
             att,
             &mut self.scores,
+            self.uncached,
         );
         Ok(())
+    }
+
+    fn uncached(&mut self, on: bool) {
+        self.uncached = on;
     }
 
     fn gelu_mul(&mut self, n: usize) -> Result<()> {

@@ -103,7 +103,8 @@ pub fn rope_row(
 /// Causal attention of the batch's queries over the cache; a query at p sees its sequence's keys
 /// p − window < k ≤ p on sliding layers (ref: llama-hparams.cpp is_masked_swa). The query heads
 /// that share a KV head are taken up to four at a time, so each key and value row is read once
-/// for all of them; every head's arithmetic is the same however they are grouped.
+/// for all of them; every head's arithmetic is the same however they are grouped. `within`: the
+/// keys are the cache's batch rows, each sequence lying whole in the batch from position 0.
 #[allow(clippy::too_many_arguments)]
 pub fn attention(
     pool: &Pool,
@@ -114,6 +115,7 @@ pub fn attention(
     q: &[f32],
     att: &mut [f32],
     scores: &mut [f32],
+    within: bool,
 ) {
     let n = batch.len();
     let window = if c.is_global(l) { None } else { c.sliding_window };
@@ -134,6 +136,7 @@ pub fn attention(
         att: SendPtr(att.as_mut_ptr()),
         scores: SendPtr(scores.as_mut_ptr()),
         window,
+        within,
     };
     match kv.ty {
         KvType::F32 => a.heads::<f32>(ht),
@@ -152,6 +155,7 @@ struct Attn<'a> {
     att: SendPtr,
     scores: SendPtr,
     window: Option<usize>,
+    within: bool,
 }
 
 impl Attn<'_> {
@@ -179,14 +183,18 @@ impl Attn<'_> {
             // Later queries see more keys: dealing tasks round-robin balances causal rows.
             for task in (t..tasks).step_by(nt) {
                 let (b, h0) = (task / chunks, task % chunks * HT);
-                let lc = self.kv.layer(self.l, batch.seq(b));
+                // within the batch, position p of b's sequence is row b − pos(b) + p
+                let (lc, row0) = match self.within {
+                    true => (self.kv.within(), b - batch.pos(b)),
+                    false => (self.kv.layer(self.l, batch.seq(b)), 0),
+                };
                 let (cells, (ks, vs)) = (lc.cells, lc.rows::<E>());
                 let (start, len) = keys(c.causal, window, batch, b);
                 let g = h0 / group;
                 let qh: [&[f32]; HT] =
                     std::array::from_fn(|j| &q[b * qd + (h0 + j) * hd..b * qd + (h0 + j + 1) * hd]);
                 // a head's values are whole elements (head_dim is a multiple of 32 for q8_0)
-                let at = |i: usize| ((start + i) % cells * kvd + g * hd) / E::PER;
+                let at = |i: usize| ((row0 + start + i) % cells * kvd + g * hd) / E::PER;
                 let n = hd / E::PER;
                 let key = |i: usize| &ks[at(i)..at(i) + n];
                 let value = |i: usize| &vs[at(i)..at(i) + n];
