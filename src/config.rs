@@ -49,6 +49,39 @@ pub fn is_folder(p: &std::path::Path) -> bool {
 }
 
 impl Gemma3Config {
+    /// The `<arch>.*` metadata that [`Gemma3Config::from_gguf`] reads back as this config
+    /// (attention scale and tying aside: a GGUF implies those from its shape and tensors).
+    pub fn gguf_keys(&self, arch: &str) -> Vec<(String, Value)> {
+        let u = |v: usize| Value::U32(v as u32);
+        let mut keys = vec![
+            ("context_length", u(self.context_length)),
+            ("embedding_length", u(self.n_embd)),
+            ("block_count", u(self.n_layer)),
+            ("feed_forward_length", u(self.n_ff)),
+            ("attention.head_count", u(self.n_head)),
+            ("attention.head_count_kv", u(self.n_head_kv)),
+            ("attention.key_length", u(self.head_dim)),
+            ("attention.value_length", u(self.head_dim)),
+            ("attention.layer_norm_rms_epsilon", Value::F32(self.rms_eps)),
+            ("rope.freq_base", Value::F32(self.rope_base_global)),
+        ];
+        if let Some(w) = self.sliding_window {
+            keys.push(("attention.sliding_window", u(w)));
+        }
+        // ref: llama.cpp's default for the sliding layers' base, written only when it differs
+        if self.rope_base_local != 10_000.0 {
+            keys.push(("rope.freq_base_swa", Value::F32(self.rope_base_local)));
+        }
+        if self.rope_scale_global != 1.0 {
+            keys.push(("rope.scaling.type", Value::String("linear".into())));
+            keys.push(("rope.scaling.factor", Value::F32(1.0 / self.rope_scale_global)));
+        }
+        if let Some(cap) = self.final_softcap {
+            keys.push(("final_logit_softcapping", Value::F32(cap)));
+        }
+        keys.into_iter().map(|(k, v)| (format!("{arch}.{k}"), v)).collect()
+    }
+
     /// Reads and checks the metadata; every missing required key is named in one error.
     pub fn from_gguf(g: &Gguf) -> Result<Self> {
         let path = &g.path;

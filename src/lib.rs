@@ -12,6 +12,7 @@ pub mod bench;
 pub mod chat;
 pub mod config;
 pub mod constraint;
+pub mod convert;
 pub mod engine;
 pub mod error;
 pub mod gguf;

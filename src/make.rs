@@ -36,8 +36,6 @@ pub struct CreateRequest {
     pub fetch: bool,
 }
 
-const NO_QUANTIZE: &str = "quantizing needs GGUF weights; a safetensors folder runs as it is (bf16, f16 or f32 on the candle backend)";
-
 fn refuse(name: &str, value: &str, why: &str) -> Error {
     Error::option(name, value, why)
 }
@@ -112,10 +110,6 @@ pub fn create(r: &CreateRequest, progress: &mut dyn FnMut(&str)) -> Result<UserM
     progress("reading model metadata");
     let (mut file, from, inherited) = source(r)?;
     let folder = crate::config::is_folder(&file);
-    if let (Some(q), true) = (&r.quantize, folder) {
-        local::drop_import(&file);
-        return Err(refuse("quantize", q, NO_QUANTIZE));
-    }
     let (cfg, arch) = if folder {
         progress("checking safetensors");
         // a folder that does not load is the request's files' fault
@@ -166,12 +160,17 @@ pub fn create(r: &CreateRequest, progress: &mut dyn FnMut(&str)) -> Result<UserM
         let dir = local::blobs_dir();
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let tmp = dir.join(format!(".quantize-{}", std::process::id()));
+        // a folder is written as a GGUF first, which needs its tokenizer.model
         let done = crate::quantize::run(&file, &tmp, target, true, &mut |_, _| {});
         if let Err(e) = done {
             let _ = std::fs::remove_file(&tmp);
-            return Err(e);
+            local::drop_import(&file);
+            return Err(if folder { refuse("quantize", q, &e.to_string()) } else { e });
         }
-        file = local::adopt_blob(&tmp)?;
+        let quantized = local::adopt_blob(&tmp)?;
+        // the model is the GGUF now: an imported folder is not kept (its uploads are)
+        local::drop_import(&file);
+        file = quantized;
     }
     progress("writing manifest");
     local::make(&r.name, &file, &from, d)

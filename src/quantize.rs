@@ -1,4 +1,5 @@
-//! `chimera quantize`: GGUF → GGUF requantization with llama.cpp's per-tensor type choices.
+//! `chimera quantize`: GGUF → GGUF requantization with llama.cpp's per-tensor type choices (a
+//! safetensors folder is written as a GGUF first, by `convert`).
 //!
 //! Every 2-D weight is dequantized to f32 and quantized to the type llama.cpp's
 //! `llama_tensor_get_type` (src/llama-quant.cpp) would pick: the target type, Q6_K for the output
@@ -72,6 +73,31 @@ impl Target {
     }
 }
 
+/// The name of a `general.file_type` value, as Ollama reports a GGUF's quantization level
+/// (ref: llama.h enum llama_ftype; Ollama fs/ggml FileType.String).
+pub fn ftype_name(ftype: i64) -> Option<&'static str> {
+    Some(match ftype {
+        0 => "F32",
+        1 => "F16",
+        2 => "Q4_0",
+        3 => "Q4_1",
+        7 => "Q8_0",
+        8 => "Q5_0",
+        9 => "Q5_1",
+        10 => "Q2_K",
+        11 => "Q3_K_S",
+        12 => "Q3_K_M",
+        13 => "Q3_K_L",
+        14 => "Q4_K_S",
+        15 => "Q4_K_M",
+        16 => "Q5_K_S",
+        17 => "Q5_K_M",
+        18 => "Q6_K",
+        32 => "BF16",
+        _ => return None,
+    })
+}
+
 /// ref: llama-quant.cpp use_more_bits: the first and last eighth, and every third layer between.
 pub fn use_more_bits(i: usize, n: usize) -> bool {
     // past the first test i ≥ n/8, so the subtraction cannot underflow
@@ -119,6 +145,7 @@ pub fn tensor_type(
 }
 
 /// Requantizes `input` to `output`. Quantized inputs need `allow_requantize` (as llama-quantize).
+/// A Hugging Face folder is written as a GGUF beside `output` first ([`crate::convert`]).
 pub fn run(
     input: &Path,
     output: &Path,
@@ -126,6 +153,14 @@ pub fn run(
     allow_requantize: bool,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<()> {
+    if crate::config::is_folder(input) {
+        let name = output.file_name().map_or("out".into(), |n| n.to_string_lossy().into_owned());
+        let tmp = output.with_file_name(format!(".{name}.convert-{}", std::process::id()));
+        let done = crate::convert::folder_to_gguf(input, &tmp)
+            .and_then(|()| run(&tmp, output, target, false, progress));
+        let _ = std::fs::remove_file(&tmp);
+        return done;
+    }
     let g = Gguf::open(input)?;
     let quantized_input = g
         .tensors
@@ -220,6 +255,16 @@ mod tests {
             ),
             TensorType::Q8_0
         );
+    }
+
+    #[test]
+    fn file_types_name_what_targets_write() {
+        for (t, name) in [("q4_k_m", "Q4_K_M"), ("q8_0", "Q8_0"), ("bf16", "BF16"), ("F16", "F16")]
+        {
+            let ft = t.parse::<Target>().unwrap().ftype();
+            assert_eq!(ftype_name(ft.into()), Some(name));
+        }
+        assert_eq!(ftype_name(99), None);
     }
 
     #[test]

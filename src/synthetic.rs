@@ -48,6 +48,32 @@ const EMBEDDING: Shape = Shape { label: "embeddinggemma", n_layer: 24, n_embd: 7
 /// EmbeddingGemma's dense projection width (ref: its 2_Dense/config.json, out_features 3072).
 const DENSE_WIDTH: usize = 3072;
 
+impl Shape {
+    /// The config a file of this shape holds (ref: HF Gemma3TextConfig: rms_norm_eps 1e-6,
+    /// rope_theta 1e6, rope_local_base_freq 1e4).
+    fn config(&self) -> crate::config::Gemma3Config {
+        crate::config::Gemma3Config {
+            n_vocab: N_VOCAB,
+            n_embd: self.n_embd,
+            n_layer: self.n_layer,
+            n_ff: self.n_ff,
+            n_head: self.n_head,
+            n_head_kv: self.n_head_kv,
+            head_dim: self.head_dim,
+            context_length: self.context_length,
+            rms_eps: 1e-6,
+            sliding_window: Some(self.window),
+            rope_base_global: 1e6,
+            rope_base_local: 1e4,
+            rope_scale_global: self.rope_scale.map_or(1.0, |f| 1.0 / f),
+            attn_scale: 1.0 / (self.head_dim as f32).sqrt(),
+            final_softcap: None,
+            tied_output: true,
+            causal: !self.embedding,
+        }
+    }
+}
+
 /// The shape of a size name (`gemma3:4b`, `4b`, or `embeddinggemma`).
 pub fn shape(name: &str) -> Result<Shape> {
     let want = name.trim_start_matches("gemma3:");
@@ -126,21 +152,7 @@ pub fn write(path: &Path, size: &str, quant: Target) -> Result<()> {
     md.insert("general.name".into(), Value::String(format!("synthetic {arch} {}", sh.label)));
     md.insert("general.file_type".into(), Value::U32(quant.ftype()));
     md.insert("chimera.synthetic".into(), Value::Bool(true));
-    md.insert(k("context_length"), u(sh.context_length));
-    md.insert(k("embedding_length"), u(sh.n_embd));
-    md.insert(k("block_count"), u(sh.n_layer));
-    md.insert(k("feed_forward_length"), u(sh.n_ff));
-    md.insert(k("attention.head_count"), u(sh.n_head));
-    md.insert(k("attention.head_count_kv"), u(sh.n_head_kv));
-    md.insert(k("attention.key_length"), u(sh.head_dim));
-    md.insert(k("attention.value_length"), u(sh.head_dim));
-    md.insert(k("attention.sliding_window"), u(sh.window));
-    md.insert(k("attention.layer_norm_rms_epsilon"), Value::F32(1e-6));
-    md.insert(k("rope.freq_base"), Value::F32(1e6));
-    if let Some(f) = sh.rope_scale {
-        md.insert(k("rope.scaling.type"), Value::String("linear".into()));
-        md.insert(k("rope.scaling.factor"), Value::F32(f));
-    }
+    md.extend(sh.config().gguf_keys(arch));
     if sh.embedding {
         // ref: convert_hf_to_gguf.py EmbeddingGemma: pooling mean (1), dense feature sizes
         md.insert(k("pooling_type"), u(1));

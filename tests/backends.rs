@@ -200,9 +200,102 @@ fn safetensors_folders_run_on_the_candle_backend() {
     let o = chimera_in(home.path(), &["list"]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("tinyhf:latest"), "{}", stderr(&o));
     assert!(chimera_in(home.path(), &["rm", "tinyhf"]).status.success());
+    // quantized on the way in, it is a GGUF model; the folder stays as it was
+    let mfs = mf.to_str().unwrap();
+    let o = chimera_in(home.path(), &["create", "tinyq", "-f", mfs, "-q", "Q8_0"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = chimera_in(home.path(), &["show", "tinyq", "--json"]);
+    let shown: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(shown["metadata"]["general.file_type"], "7", "{shown}");
+    let o = chimera_in(home.path(), &[&["run", "tinyq"][..], &ids].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(chimera_in(home.path(), &["rm", "tinyq"]).status.success());
     assert!(d.path().join("folder/model.safetensors").is_file());
     std::fs::write(d.path().join("folder/config.json"), "{\"hidden_size\": 64}").unwrap();
     assert_user_error(&chimera(&["run", f, "hi"]), "vocab_size");
+}
+
+/// A safetensors folder written as a GGUF holds what llama.cpp's converter writes: the
+/// vocabulary of its tokenizer.model, its config, its values (the norms' +1 back); it computes
+/// what the GGUF the folder was made from computes. `quantize` takes a folder; one without
+/// tokenizer.model is refused by name and leaves no file.
+#[test]
+fn safetensors_folders_convert_to_gguf() {
+    use chimera::gguf::{Gguf, TensorType};
+    let d = tempdir();
+    // every norm its own values, so that a norm under another's name shows
+    let mut tensors = tiny_tensors();
+    for (k, (_, _, data)) in tensors.iter_mut().enumerate().filter(|(_, t)| t.1.len() == 1) {
+        data.iter_mut().enumerate().for_each(|(i, v)| *v = 0.5 + (k * 7 + i) as f32 / 64.0);
+    }
+    let folder = hf_folder_of(d.path(), false, tensors.clone());
+    let tiny = d.path().join("tiny.gguf");
+    let written: Vec<chimera::gguf::WriteTensor> = tensors
+        .iter()
+        .map(|(name, dims, data)| chimera::gguf::WriteTensor {
+            name: name.clone(),
+            dims: dims.clone(),
+            ty: TensorType::F32,
+            data: data.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>().into(),
+        })
+        .collect();
+    chimera::gguf::write(&tiny, &tiny_metadata(), &written).unwrap();
+    let out = d.path().join("converted.gguf");
+    chimera::convert::folder_to_gguf(&folder, &out).unwrap();
+    let (a, b) = (Gguf::open(&tiny).unwrap(), Gguf::open(&out).unwrap());
+    for k in ["tokens", "scores", "token_type", "bos_token_id", "eos_token_id", "add_space_prefix"]
+    {
+        let k = format!("tokenizer.ggml.{k}");
+        assert_eq!(a.metadata.get(&k), b.metadata.get(&k), "{k}");
+    }
+    let cfg = |g: &Gguf| chimera::config::Gemma3Config::from_gguf(g).unwrap();
+    assert_eq!(cfg(&a), cfg(&b));
+    assert_eq!(b.tensors.len(), a.tensors.len());
+    let f32s = |b: &[u8]| -> Vec<f32> {
+        b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    };
+    for t in &a.tensors {
+        let u = b.tensor(&t.name).unwrap_or_else(|| panic!("{} missing", t.name));
+        assert_eq!((&u.dims, u.ty), (&t.dims, TensorType::F32), "{}", t.name);
+        let (x, y) = (f32s(a.data(t)), f32s(b.data(u)));
+        let worst = x.iter().zip(&y).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+        // a norm's value less one and plus one again is off by an ulp at most
+        assert!(worst <= 1e-6, "{}: {worst}", t.name);
+    }
+    let load =
+        |p: &Path| Engine::load(p, LoadOptions { num_ctx: 64, ..Default::default() }).unwrap();
+    let (mut ea, mut eb) = (load(&tiny), load(&out));
+    let prompt = ea.tokenizer.encode("hi ab", true, true).unwrap();
+    assert_eq!(prompt, eb.tokenizer.encode("hi ab", true, true).unwrap());
+    let nv = ea.model.n_vocab();
+    let (mut la, mut lb) = (vec![0f32; prompt.len() * nv], vec![0f32; prompt.len() * nv]);
+    ea.eval_logits(&prompt, 0..prompt.len(), &mut la).unwrap();
+    eb.eval_logits(&prompt, 0..prompt.len(), &mut lb).unwrap();
+    let diff = la.iter().zip(&lb).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    assert!(diff < 1e-4, "max |Δlogit| {diff}");
+    // the CLI quantizes a folder as it does a GGUF
+    let (fs, q8) = (folder.to_str().unwrap(), d.path().join("q8.gguf"));
+    let o = chimera(&["quantize", fs, q8.to_str().unwrap(), "Q8_0"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let q = Gguf::open(&q8).unwrap();
+    assert_eq!(q.tensor("blk.0.attn_q.weight").unwrap().ty, TensorType::Q8_0);
+    let run = ["run", q8.to_str().unwrap(), "--prompt-ids", "[2, 270, 265]", "--num-predict", "3"];
+    let o = chimera(&[&run[..], &["--temperature", "0", "--json"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["eval_count"], 3);
+    std::fs::remove_file(folder.join("tokenizer.model")).unwrap();
+    let bad = d.path().join("bad.gguf");
+    assert_user_error(
+        &chimera(&["quantize", fs, bad.to_str().unwrap(), "Q8_0"]),
+        "tokenizer.model",
+    );
+    let left: Vec<String> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("bad"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 /// Decode steps (one token: fixed tables, the position read on the device, the head's logits

@@ -188,8 +188,16 @@ fn ollama_model_management_works() {
     assert_eq!(v["import_listed"], true, "{v}");
     assert_eq!(v["import_missing"][0], 400, "{v}");
     assert!(v["import_missing"][1].as_str().unwrap().contains("tokenizer.json"), "{v}");
-    assert_eq!(v["import_quantize"][0], 400, "{v}");
-    assert!(v["import_quantize"][1].as_str().unwrap().contains("GGUF"), "{v}");
+    // quantized, it is a GGUF that answers as the folder quantized on the command line does
+    assert_eq!(v["import_quantize"], "success", "{v}");
+    assert_eq!(v["import_quantize_details"], serde_json::json!(["gguf", "Q8_0"]), "{v}");
+    let q8 = home.path().join("folder-q8.gguf");
+    let o = crate::util::chimera(&["quantize", f, q8.to_str().unwrap(), "Q8_0"]);
+    assert!(o.status.success(), "{}", crate::util::stderr(&o));
+    assert_eq!(v["import_quantize_response"], cli(q8.to_str().unwrap(), "hi ab", "3", &[]), "{v}");
+    std::fs::remove_file(&q8).unwrap();
+    assert_eq!(v["import_quantize_no_spm"][0], 400, "{v}");
+    assert!(v["import_quantize_no_spm"][1].as_str().unwrap().contains("tokenizer.model"), "{v}");
     let imports = home.path().join("imports");
     assert!(std::fs::read_dir(&imports).map_or(true, |mut d| d.next().is_none()), "{imports:?}");
     assert_eq!(v["final"], serde_json::json!(["gemma3:270m"]));

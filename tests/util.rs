@@ -359,9 +359,42 @@ fn tokenizer_json(dir: &Path) {
     std::fs::write(dir.join("folder/tokenizer.json"), tj.to_string()).unwrap();
 }
 
+/// The tiny model's vocabulary as a SentencePiece `tokenizer.model` (a ModelProto: field 1 per
+/// piece, each with its text, score and type), as Hugging Face folders ship it.
+fn tokenizer_model(dir: &Path) {
+    fn varint(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push((v as u8 & 0x7f) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    let (tokens, scores, types) = tiny_vocab();
+    let mut proto = vec![];
+    for ((t, s), ty) in tokens.iter().zip(scores).zip(types) {
+        let mut m = vec![0x0a];
+        varint(&mut m, t.len() as u64);
+        m.extend_from_slice(t.as_bytes());
+        m.push(0x15);
+        m.extend_from_slice(&(s as f32).to_le_bytes());
+        m.push(0x18);
+        varint(&mut m, ty as u64);
+        proto.push(0x0a);
+        varint(&mut proto, m.len() as u64);
+        proto.extend(m);
+    }
+    std::fs::write(dir.join("folder/tokenizer.model"), proto).unwrap();
+}
+
 /// The tiny model as a Hugging Face folder `dir/folder`: HF names, norm weights less one
-/// (Gemma3RMSNorm scales by 1 + weight), f32 or bf16 tensors, its vocabulary as tokenizer.json.
+/// (Gemma3RMSNorm scales by 1 + weight), f32 or bf16 tensors, its vocabulary as tokenizer.json
+/// and tokenizer.model.
 pub fn hf_folder(dir: &Path, bf16: bool) -> PathBuf {
+    hf_folder_of(dir, bf16, tiny_tensors())
+}
+
+/// [`hf_folder`] of other values for the tiny model's tensors (GGUF names, dims and values).
+pub fn hf_folder_of(dir: &Path, bf16: bool, tensors: Vec<(String, Vec<u64>, Vec<f32>)>) -> PathBuf {
     let f = dir.join("folder");
     std::fs::create_dir_all(&f).unwrap();
     let (e, ff, nh, nkv, hd, nl) = TINY;
@@ -402,7 +435,7 @@ pub fn hf_folder(dir: &Path, bf16: bool) -> PathBuf {
         format!("model.layers.{l}.{part}.weight")
     };
     let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = vec![];
-    for (name, dims, data) in tiny_tensors() {
+    for (name, dims, data) in tensors {
         let norm = dims.len() == 1;
         let vals: Vec<f32> = data.iter().map(|v| if norm { v - 1.0 } else { *v }).collect();
         let shape: Vec<usize> = dims.iter().rev().map(|d| *d as usize).collect();
@@ -422,5 +455,6 @@ pub fn hf_folder(dir: &Path, bf16: bool) -> PathBuf {
         .collect();
     safetensors::serialize_to_file(views, None, &f.join("model.safetensors")).unwrap();
     tokenizer_json(dir);
+    tokenizer_model(dir);
     f
 }

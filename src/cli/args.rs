@@ -100,7 +100,8 @@ pub struct ServeArgs {
 
 #[derive(Args, Debug)]
 pub struct QuantizeArgs {
-    /// The input GGUF (a path or a registry name).
+    /// The input GGUF (a path or a registry name), or a Hugging Face gemma3 folder with its
+    /// tokenizer.model (written as a GGUF first).
     pub input: String,
     /// The output GGUF path.
     pub output: PathBuf,

@@ -92,6 +92,11 @@ impl Folder {
         self.model_name("embed_tokens")
     }
 
+    /// Tensor `name` as the file holds it.
+    pub fn view(&self, name: &str) -> Result<safetensors::tensor::TensorView<'_>> {
+        self.st.get(name).map_err(|_| self.missing(name, "missing".into()))
+    }
+
     fn missing(&self, name: &str, what: String) -> Error {
         Error::Tensor { path: self.path.clone(), name: name.into(), what }
     }

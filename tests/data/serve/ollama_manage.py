@@ -98,14 +98,20 @@ out["lora_not_adapter"] = err(lambda: c.create(model="bad", from_=model, adapter
 files = {n: c.create_blob(os.path.join(folder, n)) for n in sorted(os.listdir(folder))}
 no_tok = {k: v for k, v in files.items() if k != "tokenizer.json"}
 out["import_missing"] = err(lambda: c.create(model="bad", files=no_tok, stream=False))
-out["import_quantize"] = err(lambda: c.create(model="bad", files=files, quantize="q8_0", stream=False))
+no_spm = {k: v for k, v in files.items() if k != "tokenizer.model"}
+out["import_quantize_no_spm"] = err(lambda: c.create(model="bad", files=no_spm, quantize="q8_0", stream=False))
+out["import_quantize"] = c.create(model="q8import", files=files, quantize="q8_0", stream=False).status
+d = c.show("q8import").details
+out["import_quantize_details"] = [d.format, d.quantization_level]
+out["import_quantize_response"] = c.generate(model="q8import", prompt="hi ab", raw=True,
+                                             options={"num_predict": 3, "temperature": 0}).response
 out["import"] = c.create(model="imported", files=files, stream=False).status
 g3 = {"num_predict": 3, "temperature": 0}
 out["import_response"] = c.generate(model="imported", prompt="hi ab", raw=True, options=g3).response
 d = c.show("imported").details
 out["import_details"] = [d.format, d.quantization_level]
 out["import_listed"] = "imported:latest" in [m.model for m in c.list().models]
-for name in ["terse", "fromblob", "q8", "turns", "tooled", "tuned", "ownfmt", "imported"]:
+for name in ["terse", "fromblob", "q8", "turns", "tooled", "tuned", "ownfmt", "imported", "q8import"]:
     c.delete(name)
 out["final"] = sorted(m.model for m in c.list().models)
 print(json.dumps(out))
