@@ -578,6 +578,31 @@ fn put_value(w: &mut Vec<u8>, v: &Value) {
     w.extend_from_slice(&body);
 }
 
+/// The name of a `general.file_type` value, as Ollama reports a GGUF's quantization level
+/// (ref: llama.h enum llama_ftype; Ollama fs/ggml FileType.String).
+pub fn ftype_name(ftype: i64) -> Option<&'static str> {
+    Some(match ftype {
+        0 => "F32",
+        1 => "F16",
+        2 => "Q4_0",
+        3 => "Q4_1",
+        7 => "Q8_0",
+        8 => "Q5_0",
+        9 => "Q5_1",
+        10 => "Q2_K",
+        11 => "Q3_K_S",
+        12 => "Q3_K_M",
+        13 => "Q3_K_L",
+        14 => "Q4_K_S",
+        15 => "Q4_K_M",
+        16 => "Q5_K_S",
+        17 => "Q5_K_M",
+        18 => "Q6_K",
+        32 => "BF16",
+        _ => return None,
+    })
+}
+
 /// Writes a GGUF v3 file atomically (temp file in the same folder, then rename).
 pub fn write(
     path: &Path,

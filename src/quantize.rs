@@ -73,31 +73,6 @@ impl Target {
     }
 }
 
-/// The name of a `general.file_type` value, as Ollama reports a GGUF's quantization level
-/// (ref: llama.h enum llama_ftype; Ollama fs/ggml FileType.String).
-pub fn ftype_name(ftype: i64) -> Option<&'static str> {
-    Some(match ftype {
-        0 => "F32",
-        1 => "F16",
-        2 => "Q4_0",
-        3 => "Q4_1",
-        7 => "Q8_0",
-        8 => "Q5_0",
-        9 => "Q5_1",
-        10 => "Q2_K",
-        11 => "Q3_K_S",
-        12 => "Q3_K_M",
-        13 => "Q3_K_L",
-        14 => "Q4_K_S",
-        15 => "Q4_K_M",
-        16 => "Q5_K_S",
-        17 => "Q5_K_M",
-        18 => "Q6_K",
-        32 => "BF16",
-        _ => return None,
-    })
-}
-
 /// ref: llama-quant.cpp use_more_bits: the first and last eighth, and every third layer between.
 pub fn use_more_bits(i: usize, n: usize) -> bool {
     // past the first test i ≥ n/8, so the subtraction cannot underflow
@@ -262,9 +237,9 @@ mod tests {
         for (t, name) in [("q4_k_m", "Q4_K_M"), ("q8_0", "Q8_0"), ("bf16", "BF16"), ("F16", "F16")]
         {
             let ft = t.parse::<Target>().unwrap().ftype();
-            assert_eq!(ftype_name(ft.into()), Some(name));
+            assert_eq!(gguf::ftype_name(ft.into()), Some(name));
         }
-        assert_eq!(ftype_name(99), None);
+        assert_eq!(gguf::ftype_name(99), None);
     }
 
     #[test]

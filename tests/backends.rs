@@ -207,6 +207,12 @@ fn safetensors_folders_run_on_the_candle_backend() {
     let o = chimera_in(home.path(), &["show", "tinyq", "--json"]);
     let shown: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(shown["metadata"]["general.file_type"], "7", "{shown}");
+    let o = chimera_in(home.path(), &["list"]);
+    let listed = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        listed.lines().any(|l| l.starts_with("tinyq:latest") && l.contains(" Q8_0 ")),
+        "{listed}"
+    );
     let o = chimera_in(home.path(), &[&["run", "tinyq"][..], &ids].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(chimera_in(home.path(), &["rm", "tinyq"]).status.success());

@@ -265,26 +265,28 @@ pub fn installed() -> Result<Vec<Listed>> {
         .collect();
     for m in local::list() {
         let size = local::size_of(&m.file);
+        let quant = file_quant(&m.file);
         let local = Some((m.file, Source::Created));
-        rows.push(Listed {
-            name: m.name,
-            quant: None,
-            size,
-            digest: m.digest,
-            local,
-            default: false,
-        });
+        rows.push(Listed { name: m.name, quant, size, digest: m.digest, local, default: false });
     }
     for f in ollama::list() {
         let seen = rows.iter().any(|r| r.local.as_ref().is_some_and(|(p, _)| *p == f.blob));
         if !seen {
             let size = Some(f.size);
+            let quant = file_quant(&f.blob);
             let local = Some((f.blob, Source::Ollama));
             let (name, digest) = (f.name, f.digest);
-            rows.push(Listed { name, quant: None, size, digest, local, default: false });
+            rows.push(Listed { name, quant, size, digest, local, default: false });
         }
     }
     Ok(rows)
+}
+
+/// A GGUF's quantization level, named from its `general.file_type` as Ollama names it.
+fn file_quant(path: &Path) -> Option<String> {
+    let g = crate::gguf::Gguf::open(path).ok()?;
+    let ftype = g.metadata.get("general.file_type")?.as_i64()?;
+    crate::gguf::ftype_name(ftype).map(String::from)
 }
 
 /// Makes a registry model present (the store, or in place in the HF cache or Ollama's store)
