@@ -491,3 +491,50 @@ fn k_levels_match_scipy_and_statsmodels() {
         assert!(close(*x, want, 1e-4), "{holm:?}");
     }
 }
+
+/// A summary table as people write one: per-run rows for one engine, and for the other only
+/// `mean±sd` of three runs (`r3_mean_stdev`), beside a summary row that restates the first
+/// engine's runs. Read as the runs behind it: the restating row left out, the other kept as a
+/// summary of 3, the two engines compared from their summaries. Known answer: the same table
+/// with the second engine's three runs written out gives the same Welch t, df and p.
+#[test]
+fn summary_rows_count_as_the_runs_they_summarise() {
+    let (llm, other) = ([131.2, 134.8, 132.8], [105.0, 108.0, 112.47]);
+    let mean = other.iter().sum::<f64>() / 3.0;
+    let sd = (other.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 2.0).sqrt();
+    let llm_mean = llm.iter().sum::<f64>() / 3.0;
+    let rows = |summarised: bool| {
+        let mut s = String::from("engine,run,tok_s\n");
+        for (i, v) in llm.iter().enumerate() {
+            writeln!(s, "llm.rs,r{},{v}", i + 1).unwrap();
+        }
+        if summarised {
+            writeln!(s, "llm.rs,r3_mean_stdev,{llm_mean:.2}±1.80").unwrap();
+            writeln!(s, "llama.cpp,r3_mean_stdev,{mean:.12}±{sd:.12}").unwrap();
+        } else {
+            for (i, v) in other.iter().enumerate() {
+                writeln!(s, "llama.cpp,r{},{v}", i + 1).unwrap();
+            }
+        }
+        s
+    };
+    let welch = |summarised: bool| {
+        let d = tempdir();
+        write(d.path(), "results_summary.csv", &rows(summarised));
+        let s = study_of(d.path());
+        assert_eq!(s.records, if summarised { 4 } else { 6 }, "the restating row is left out");
+        let i = s.experiments.iter().position(|e| e.measure == "tok_s").expect("an experiment");
+        let eff = &s.analyses[i].effects[0];
+        assert_eq!(eff.name, "engine");
+        assert!(eff.levels.iter().all(|l| l.n == 3), "{:?}", eff.levels);
+        eff.pairs[0].welch.expect("a Welch test")
+    };
+    let (a, b) = (welch(true), welch(false));
+    for (x, y, what) in [(a.t.abs(), b.t.abs(), "t"), (a.df, b.df, "df"), (a.p, b.p, "p")] {
+        assert!(
+            (x - y).abs() <= 1e-9 * y.abs().max(1.0),
+            "{what}: {x} from summaries, {y} from runs"
+        );
+    }
+    assert!(a.p < 0.01, "{}", a.p);
+}

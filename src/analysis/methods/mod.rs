@@ -224,11 +224,10 @@ pub fn analyse(e: &Experiment) -> Analysis {
         overall: Summary::of(&y).unwrap_or_default(),
     };
     let nf = e.factors.len();
-    let summaries = e.obs.iter().all(|o| o.n.is_some_and(|n| n >= 2) && o.sd.is_some());
     if nf == 0 {
         a.design = "one condition".into();
     } else if nf == 1 {
-        one_factor(e, &mut a, summaries);
+        one_factor(e, &mut a);
     } else {
         factorial(e, &mut a);
     }
@@ -237,7 +236,7 @@ pub fn analyse(e: &Experiment) -> Analysis {
     a
 }
 
-fn one_factor(e: &Experiment, a: &mut Analysis, summaries: bool) {
+fn one_factor(e: &Experiment, a: &mut Analysis) {
     let g = groups(e, 0);
     let f = &e.factors[0];
     let k = f.levels.len();
@@ -269,14 +268,8 @@ fn one_factor(e: &Experiment, a: &mut Analysis, summaries: bool) {
         kruskal: None,
         pairs: vec![],
     };
-    if summaries && g.iter().all(|v| v.len() == 1) {
-        // each level one summary (mean ± sd of n): Welch / one-way ANOVA from the summaries
-        let sums: Vec<(usize, f64, f64)> = (0..k)
-            .map(|l| {
-                let o = e.obs.iter().find(|o| o.levels[0] == l);
-                o.map_or((0, 0.0, 0.0), |o| (o.n.unwrap_or(0), o.y, o.sd.unwrap_or(0.0)))
-            })
-            .collect();
+    if let Some(sums) = level_summaries(e, &g) {
+        // levels as summaries (mean ± sd of n): Welch / one-way ANOVA from the summaries
         for (i, s) in sums.iter().enumerate() {
             eff.levels[i].n = s.0;
             eff.levels[i].sd = s.2;
@@ -331,6 +324,29 @@ fn one_factor(e: &Experiment, a: &mut Analysis, summaries: bool) {
         }
     }
     a.effects.push(eff);
+}
+
+/// Each level of a one-factor experiment as (n, mean, sd) where some level is known only as a
+/// summary (mean ± sd of n runs) and every other is one too or has runs enough of its own: the
+/// tests then run from the summaries, as they would from the runs behind them.
+fn level_summaries(e: &Experiment, g: &[Vec<f64>]) -> Option<Vec<(usize, f64, f64)>> {
+    let summary = |o: &super::design::Ob| o.n.is_some_and(|n| n >= 2) && o.sd.is_some();
+    if !e.obs.iter().any(summary) {
+        return None;
+    }
+    (0..g.len())
+        .map(|l| {
+            let obs: Vec<&super::design::Ob> = e.obs.iter().filter(|o| o.levels[0] == l).collect();
+            match obs[..] {
+                [o] if summary(o) => Some((o.n?, o.y, o.sd?)),
+                _ if obs.len() >= 2 && !obs.iter().any(|o| summary(o)) => {
+                    let s = Summary::of(&g[l])?;
+                    Some((s.n, s.mean, s.sd))
+                }
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 fn factorial(e: &Experiment, a: &mut Analysis) {

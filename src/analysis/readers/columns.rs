@@ -255,6 +255,12 @@ pub fn by_name(name: &str) -> Option<Role> {
     if crate::stamp::is_time_key(&n) || n == "created" || n == "date" {
         return Some(Role::Time);
     }
+    // a reading taken around the run (`temp_before_max_mC`, `vram_after`): what the machine
+    // showed, never a setting compared
+    if n.split(['_', ' ', '.', '-']).any(|t| t == "before" || t == "after") {
+        let def = def(Quantity::Other, Direction::Neutral, false, false, false);
+        return Some(Role::Measure { name: name.trim().to_string(), def, scale: 1.0 });
+    }
     if TEXT.contains(&n.as_str()) || TEXT.contains(&lower(name).as_str()) {
         return Some(Role::Text);
     }
@@ -284,7 +290,8 @@ pub fn classify(name: &str, cells: &[Option<&str>]) -> Role {
     let present: Vec<&str> =
         cells.iter().flatten().map(|s| s.trim()).filter(|s| !is_null(s)).collect();
     let role = by_name(name);
-    let nums: Vec<f64> = present.iter().filter_map(|s| parse_num(s)).collect();
+    // a summary cell (`108.49±3.63`) counts as its mean
+    let nums: Vec<f64> = present.iter().filter_map(|s| parse_mean_sd(s).map(|m| m.0)).collect();
     let numeric = !present.is_empty() && nums.len() == present.len();
     match role {
         Some(Role::Measure { name: shown, def, scale }) if numeric || present.is_empty() => {
@@ -409,6 +416,19 @@ pub fn parse_num(s: &str) -> Option<f64> {
     v.is_finite().then_some(v)
 }
 
+/// A value as artifacts write one, or a summary as `mean ± sd` (`108.49±3.63`, `62.06 ± 12.28`,
+/// `5.1 +/- 0.2`): the mean, and the sd when the cell gives one.
+pub fn parse_mean_sd(s: &str) -> Option<(f64, Option<f64>)> {
+    let t = s.trim();
+    for sep in ["±", "+/-", "+-"] {
+        if let Some((m, sd)) = t.split_once(sep) {
+            let sd = parse_num(sd).filter(|v| *v >= 0.0)?;
+            return Some((parse_num(m)?, Some(sd)));
+        }
+    }
+    parse_num(t).map(|v| (v, None))
+}
+
 /// Whether a cell stands for a missing value.
 pub fn is_null(s: &str) -> bool {
     matches!(
@@ -478,6 +498,20 @@ pub fn error_text(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn summaries_read_as_mean_and_sd() {
+        assert_eq!(parse_mean_sd("108.49±3.63"), Some((108.49, Some(3.63))));
+        assert_eq!(parse_mean_sd(" 62.06 ± 12.28 "), Some((62.06, Some(12.28))));
+        assert_eq!(parse_mean_sd("5 +/- 0.5"), Some((5.0, Some(0.5))));
+        assert_eq!(parse_mean_sd("1,024"), Some((1024.0, None)));
+        assert_eq!(parse_mean_sd("5±-1"), None);
+        assert_eq!(parse_mean_sd("fast±1"), None);
+        // a reading around the run is an outcome, however few values it takes
+        let temps = [Some("36100"), Some("37300"), Some("36100"), Some("36100")];
+        assert!(matches!(classify("temp_before_max_mC", &temps), Role::Measure { .. }));
+        assert!(matches!(classify("temp", &temps), Role::Factor { .. }));
+    }
 
     #[test]
     fn roles_from_values() {

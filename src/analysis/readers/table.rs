@@ -56,6 +56,7 @@ impl Table {
             })
             .collect();
         let mut out = Vec::with_capacity(self.rows.len());
+        let mut summary = Vec::with_capacity(self.rows.len());
         for r in 0..self.rows.len() {
             let loc = self.row_locs.get(r).cloned().unwrap_or_else(|| format!("row {}", r + 1));
             let mut rec = Record::new(&self.file, loc, r);
@@ -77,11 +78,50 @@ impl Table {
                 };
                 apply(&mut rec, &self.headers[c], role, self.cell(r, c), sd.map(|s| (s, reps)));
             }
+            let label = (0..roles.len())
+                .filter(|&c| roles[c] == Role::Id)
+                .find_map(|c| self.cell(r, c).and_then(summary_label));
+            if let Some(n) = label {
+                for o in rec.measures.values_mut().filter(|o| o.sd.is_some() && o.n.is_none()) {
+                    o.n = n;
+                }
+            }
+            summary.push(label.is_some());
             finish(&mut rec);
             out.push(rec);
         }
-        out
+        drop_restated(out, &summary)
     }
+}
+
+/// Whether a row's id says it summarises others (`r3_mean_stdev`, `mean`, `avg of 5`), and of
+/// how many runs when the id counts them.
+fn summary_label(id: &str) -> Option<Option<usize>> {
+    let l = id.to_ascii_lowercase();
+    let words: Vec<&str> = l.split(|c: char| !c.is_ascii_alphanumeric()).collect();
+    let says = words.iter().any(|w| {
+        let w = w.trim_start_matches(|c: char| c.is_ascii_digit());
+        matches!(w, "mean" | "avg" | "average" | "summary" | "aggregate")
+    });
+    let n = l
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|d| !d.is_empty())
+        .and_then(|d| d.parse().ok())
+        .filter(|n: &usize| *n >= 2);
+    says.then_some(n)
+}
+
+/// Summary rows restate runs the table holds (the same settings as rows of their own): they
+/// are left out, so that no run counts twice; the others stand for their runs.
+fn drop_restated(records: Vec<Record>, summary: &[bool]) -> Vec<Record> {
+    let raw: Vec<&BTreeMap<String, crate::analysis::record::Level>> =
+        records.iter().zip(summary).filter(|(_, s)| !**s).map(|(r, _)| &r.factors).collect();
+    let keep: Vec<bool> = records
+        .iter()
+        .zip(summary)
+        .map(|(r, s)| !*s || !raw.iter().any(|f| **f == r.factors))
+        .collect();
+    records.into_iter().zip(keep).filter(|(_, k)| *k).map(|(r, _)| r).collect()
 }
 
 /// Turns a standard-deviation measure into the spread of its mean's measure where the table has
@@ -136,8 +176,10 @@ fn apply(
             rec.factors.insert(columns::factor_name(header), Level::parse(v));
         }
         Role::Measure { name, scale, .. } => {
-            if let Some(x) = parse_num(v) {
+            if let Some((x, own)) = columns::parse_mean_sd(v) {
                 let (sd, n) = sd.map_or((None, None), |(s, n)| (Some(s), n));
+                // a cell's own `± sd` is its spread; it summarises as many runs as the row says
+                let sd = own.map(|s| s * scale).or(sd);
                 rec.measures.insert(name.clone(), Obs { value: x * scale, sd, n });
             }
         }
@@ -298,6 +340,15 @@ pub fn md_cells(l: &str) -> Vec<Option<String>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn summary_rows_are_named_by_their_ids() {
+        assert_eq!(super::summary_label("r3_mean_stdev"), Some(Some(3)));
+        assert_eq!(super::summary_label("avg of 5"), Some(Some(5)));
+        assert_eq!(super::summary_label("Mean"), Some(None));
+        assert_eq!(super::summary_label("r1"), None);
+        assert_eq!(super::summary_label("run_12"), None);
+    }
+
     use super::*;
     use crate::analysis::record::Validity;
 
