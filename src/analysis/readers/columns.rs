@@ -329,8 +329,10 @@ pub fn classify(name: &str, cells: &[Option<&str>]) -> Role {
         return Role::Time;
     }
     if numeric {
-        // few distinct values relative to the rows: a setting; else a measurement
-        let few = distinct.len() <= 12 && distinct.len() * 2 <= present.len().max(2);
+        // few distinct values relative to the rows: a setting; else a measurement (a `mean±sd`
+        // cell is always one)
+        let summarised = present.iter().any(|s| parse_mean_sd(s).is_some_and(|m| m.1.is_some()));
+        let few = !summarised && distinct.len() <= 12 && distinct.len() * 2 <= present.len().max(2);
         let int = nums.iter().all(|x| x.fract() == 0.0);
         return if few && (int || distinct.len() <= 6) {
             Role::Factor { workload: false }
@@ -511,6 +513,8 @@ mod tests {
         let temps = [Some("36100"), Some("37300"), Some("36100"), Some("36100")];
         assert!(matches!(classify("temp_before_max_mC", &temps), Role::Measure { .. }));
         assert!(matches!(classify("temp", &temps), Role::Factor { .. }));
+        let sums = [Some("5.1±0.2"), Some("5.1±0.2"), Some("6±1"), Some("6±1")];
+        assert!(matches!(classify("score", &sums), Role::Measure { .. }));
     }
 
     #[test]
