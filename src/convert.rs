@@ -5,7 +5,7 @@
 //! quantized (`quantize`, `/api/create` with `quantize`); the result is checked by reading its
 //! config back, so that nothing the GGUF cannot say is lost silently.
 
-use crate::backend::candle::safetensors::Folder;
+use crate::backend::candle::safetensors::{read_json, Folder};
 use crate::config::Gemma3Config;
 use crate::error::{Error, Result};
 use crate::gguf::{self, Array, TensorType, Value, WriteTensor};
@@ -35,8 +35,9 @@ const BLOCK: [(&str, &str); 13] = [
 /// Writes folder `dir` as the GGUF `out` (atomically).
 pub fn folder_to_gguf(dir: &Path, out: &Path) -> Result<()> {
     let f = Folder::open(dir)?;
-    let vocab = Vocab::read(dir, f.cfg.n_vocab)?;
-    let mut md = metadata(&f.cfg, dir)?;
+    let config = read_json(&dir.join("config.json"))?;
+    let vocab = Vocab::read(dir, f.cfg.n_vocab, &config)?;
+    let mut md = metadata(&f.cfg, &config);
     vocab.describe(&mut md);
     let mut tensors = vec![];
     let embd = f.embed_name();
@@ -110,10 +111,9 @@ fn tensor<'a>(f: &'a Folder, hf: &str, name: &str, rows: Option<usize>) -> Resul
 }
 
 /// config.json as gemma3 GGUF keys (ref: convert_hf_to_gguf.py Gemma3Model.set_gguf_parameters).
-fn metadata(c: &Gemma3Config, dir: &Path) -> Result<BTreeMap<String, Value>> {
+fn metadata(c: &Gemma3Config, json: &Json) -> BTreeMap<String, Value> {
     let mut md = BTreeMap::new();
-    let json = read_json(&dir.join("config.json"))?;
-    let cfg = json.get("text_config").unwrap_or(&json);
+    let cfg = json.get("text_config").unwrap_or(json);
     let name =
         json.get("_name_or_path").and_then(Json::as_str).map_or("gemma3".to_string(), String::from);
     md.insert("general.architecture".into(), Value::String("gemma3".into()));
@@ -125,13 +125,7 @@ fn metadata(c: &Gemma3Config, dir: &Path) -> Result<BTreeMap<String, Value>> {
     if let Some(f) = factor.filter(|_| c.rope_scale_global != 1.0) {
         md.insert("gemma3.rope.scaling.factor".into(), Value::F32(f as f32));
     }
-    Ok(md)
-}
-
-fn read_json(p: &Path) -> Result<Json> {
-    let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
-    serde_json::from_str(&text)
-        .map_err(|e| Error::Registry { path: p.into(), what: format!("not JSON: {e}") })
+    md
 }
 
 /// The vocabulary as llama.cpp's `_create_vocab_sentencepiece` and `SpecialVocab` write it.
@@ -149,7 +143,7 @@ struct Vocab {
 impl Vocab {
     /// `tokenizer.model`'s pieces, padded or cut to `n_vocab`, then `added_tokens.json` and
     /// `tokenizer_config.json`'s added tokens over them; the special tokens and flags.
-    fn read(dir: &Path, n_vocab: usize) -> Result<Vocab> {
+    fn read(dir: &Path, n_vocab: usize, config: &Json) -> Result<Vocab> {
         let path = dir.join("tokenizer.model");
         let bytes = std::fs::read(&path).map_err(|e| {
             let why = format!("{e}; a GGUF's vocabulary is written from the SentencePiece model");
@@ -181,7 +175,7 @@ impl Vocab {
         }
         let tc = read_json(&dir.join("tokenizer_config.json")).unwrap_or(Json::Null);
         v.added(&tc);
-        v.special_ids(&tc, &read_json(&dir.join("config.json"))?);
+        v.special_ids(&tc, config);
         Ok(v)
     }
 

@@ -484,6 +484,11 @@ impl Gguf {
         self.tensors.iter().find(|t| t.name == name)
     }
 
+    /// The quantization level its `general.file_type` names ([`ftype_name`]).
+    pub fn file_type_name(&self) -> Option<&'static str> {
+        ftype_name(self.metadata.get("general.file_type")?.as_i64()?)
+    }
+
     /// Parameters: the elements of every tensor.
     pub fn n_params(&self) -> u64 {
         self.tensors.iter().map(|t| t.n_elements()).sum()

@@ -284,9 +284,7 @@ pub fn installed() -> Result<Vec<Listed>> {
 
 /// A GGUF's quantization level, named from its `general.file_type` as Ollama names it.
 fn file_quant(path: &Path) -> Option<String> {
-    let g = crate::gguf::Gguf::open(path).ok()?;
-    let ftype = g.metadata.get("general.file_type")?.as_i64()?;
-    crate::gguf::ftype_name(ftype).map(String::from)
+    crate::gguf::Gguf::open(path).ok()?.file_type_name().map(String::from)
 }
 
 /// Makes a registry model present (the store, or in place in the HF cache or Ollama's store)

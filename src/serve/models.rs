@@ -46,8 +46,7 @@ fn details(path: &Path, quant: Option<&str>) -> Value {
         ("safetensors", params, level)
     } else {
         let g = crate::gguf::Gguf::open(path).ok();
-        let ftype = g.as_ref().and_then(|g| g.metadata.get("general.file_type")?.as_i64());
-        let level = ftype.and_then(crate::gguf::ftype_name).unwrap_or_default();
+        let level = g.as_ref().and_then(crate::gguf::Gguf::file_type_name).unwrap_or_default();
         ("gguf", g.as_ref().map_or(0, crate::gguf::Gguf::n_params), level.to_string())
     };
     let level = quant.map_or(level, str::to_string);

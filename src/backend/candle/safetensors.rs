@@ -26,7 +26,8 @@ pub struct Folder {
     pub cfg: Gemma3Config,
 }
 
-fn read_json(p: &Path) -> Result<Value> {
+/// A JSON file of the folder; unreadable or malformed is an error naming it.
+pub(crate) fn read_json(p: &Path) -> Result<Value> {
     let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
     serde_json::from_str(&text)
         .map_err(|e| Error::Registry { path: p.into(), what: format!("not JSON: {e}") })
